@@ -1,0 +1,136 @@
+"""Configuration: a TOML file read into pydantic models, secrets only as `${ENV_VAR}` references.
+
+No file (no `--config`, no `PARTS_MCP_CONFIG`) means the embedded sandbox: every vendor simulated
+in-process, every result marked `sandbox: true`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_VAR = "PARTS_MCP_CONFIG"
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key and what to do."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Strict):
+    transport: Literal["stdio", "http"] = "stdio"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+
+
+class GuardSettings(_Strict):
+    confirmation: Literal["auto", "elicit", "token"] = "auto"
+    po_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$"
+    max_order_total: Decimal | None = Decimal("25000.00")
+    read_only: bool = False
+    token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    # Only needed when several server processes must accept each other's confirmation tokens.
+    token_secret: SecretStr | None = None
+
+    @field_validator("po_pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value
+
+
+class StoreSettings(_Strict):
+    path: Path | None = None
+
+    def resolved_path(self) -> Path:
+        return self.path or Path(platformdirs.user_data_dir("parts-mcp")) / "parts-mcp.sqlite3"
+
+
+class HttpSettings(_Strict):
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    deadline: float = Field(default=60.0, gt=0)
+    attempts: int = Field(default=3, ge=1, le=10)
+    wait_initial: float = Field(default=0.25, ge=0)
+    wait_max: float = Field(default=4.0, ge=0)
+    wait_jitter: float = Field(default=0.5, ge=0)
+    retry_after_cap: float = Field(default=20.0, ge=0)
+
+
+class SkynetSettings(HttpSettings):
+    kind: Literal["skynet"]
+    base_url: str = "https://api.skynetparts.com/api/b2b"
+    api_key: SecretStr
+
+
+VendorSettings = Annotated[SkynetSettings, Field(discriminator="kind")]
+KINDS = ("skynet",)
+
+
+class Settings(_Strict):
+    server: ServerSettings = ServerSettings()
+    guard: GuardSettings = GuardSettings()
+    store: StoreSettings = StoreSettings()
+    vendors: dict[str, VendorSettings] = Field(default_factory=dict)
+    lookup_deadline: float = Field(default=20.0, gt=0)
+    sandbox: bool = Field(default=False, description="Set by the loader when no config file is used")
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def lookup(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ConfigError(f"{where} refers to ${{{name}}}, but the environment variable {name} is not set.")
+            return os.environ[name]
+
+        return _REFERENCE.sub(lookup, value)
+    return value
+
+
+def load(path: str | Path | None = None) -> Settings:
+    """Settings from `path`, else from $PARTS_MCP_CONFIG, else the embedded sandbox.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or has a bad key; the message says which.
+    """
+    chosen = path or os.environ.get(ENV_VAR)
+    if not chosen:
+        return Settings(sandbox=True)
+    file = Path(chosen).expanduser()
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {file} does not exist.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+    for name, section in (raw.get("vendors") or {}).items():
+        kind = section.get("kind") if isinstance(section, dict) else None
+        if kind not in KINDS:
+            raise ConfigError(f"vendors.{name}.kind is {kind!r}; this version supports: {', '.join(KINDS)}.")
+    try:
+        return Settings.model_validate(_expand(raw, "config"))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+        )
+        raise ConfigError(f"config file {file}: {problems}") from None

@@ -1,0 +1,355 @@
+"""The durable record of every order intent and an append-only audit log.
+
+An intent is written *before* the vendor is called and moves through
+`pending -> sent -> placed | rejected | unknown`. A unique key on (vendor, po_number) makes
+concurrent duplicate calls collapse into one intent. SQLite in WAL mode with synchronous=FULL:
+a committed intent survives power loss. The `Ledger` Protocol lets a shared database replace it
+when several server replicas run.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio.to_thread
+
+T = TypeVar("T")
+
+
+class IntentState(StrEnum):
+    PENDING = "pending"  # recorded and confirmed; not yet sent
+    SENT = "sent"  # a vendor call started: the vendor may have committed
+    PLACED = "placed"
+    REJECTED = "rejected"  # the vendor refused or guaranteed nothing was written
+    UNKNOWN = "unknown"  # we cannot tell whether the vendor committed; never blindly resent
+
+
+@dataclass
+class Intent:
+    id: str
+    vendor: str
+    po_number: str
+    content_hash: str
+    attempt: int
+    idempotency_key: str
+    state: IntentState
+    request: dict[str, Any]
+    preview: dict[str, Any]
+    confirmed_total: str
+    confirmed_by: str
+    created_at: datetime
+    updated_at: datetime
+    order_id: str | None = None
+    order: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    at: datetime
+    event: str
+    actor: str
+    vendor: str | None
+    po_number: str | None
+    intent_id: str | None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class ClaimResult(StrEnum):
+    CREATED = "created"  # a fresh intent, the caller must send it
+    EXISTS = "exists"  # an intent for this (vendor, PO) already exists; it is returned
+    TOKEN_USED = "token_used"  # noqa: S105 - a state name, not a secret
+
+
+class Ledger(Protocol):
+    async def claim(self, intent: Intent, token_id: str | None, actor: str) -> tuple[ClaimResult, Intent | None]:
+        """Record a new intent atomically with spending its confirmation token.
+
+        A *rejected* intent for the same (vendor, PO) is replaced: nothing was ordered under it.
+        """
+        ...
+
+    async def get(self, vendor: str, po_number: str) -> Intent | None: ...
+
+    async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None: ...
+
+    async def transition(
+        self,
+        intent_id: str,
+        state: IntentState,
+        *,
+        actor: str,
+        order_id: str | None = None,
+        order: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    async def placed_orders(self, vendor: str | None = None) -> list[Intent]: ...
+
+    async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None: ...
+
+    async def audit_log(self, limit: int = 1000) -> list[AuditEvent]: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    id TEXT PRIMARY KEY,
+    vendor TEXT NOT NULL,
+    po_number TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,
+    preview TEXT NOT NULL,
+    confirmed_total TEXT NOT NULL,
+    confirmed_by TEXT NOT NULL,
+    order_id TEXT,
+    order_json TEXT,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (vendor, po_number)
+);
+CREATE INDEX IF NOT EXISTS intents_order ON intents (vendor, order_id);
+CREATE TABLE IF NOT EXISTS spent_tokens (
+    token_id TEXT PRIMARY KEY,
+    spent_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    vendor TEXT,
+    po_number TEXT,
+    intent_id TEXT,
+    detail TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+
+class SQLiteLedger:
+    """The default ledger: one SQLite file, each call on a worker thread so the event loop never waits on fsync."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(self._db)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    def _now(self) -> str:
+        return self._clock().isoformat()
+
+    def _insert_audit(self, db: sqlite3.Connection, event: str, actor: str, intent: Intent | None, detail: Any) -> None:
+        db.execute(
+            "INSERT INTO audit (at, event, actor, vendor, po_number, intent_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self._now(),
+                event,
+                actor,
+                intent.vendor if intent else detail.get("vendor"),
+                intent.po_number if intent else detail.get("po_number"),
+                intent.id if intent else None,
+                json.dumps(detail, default=str, sort_keys=True),
+            ),
+        )
+
+    async def claim(self, intent: Intent, token_id: str | None, actor: str) -> tuple[ClaimResult, Intent | None]:
+        def do(db: sqlite3.Connection) -> tuple[ClaimResult, Intent | None]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                existing = _one(
+                    db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ?", intent.vendor, intent.po_number
+                )
+                if existing is not None and existing.state is not IntentState.REJECTED:
+                    db.execute("ROLLBACK")
+                    return ClaimResult.EXISTS, existing
+                if token_id is not None:
+                    spent = db.execute("SELECT 1 FROM spent_tokens WHERE token_id = ?", (token_id,)).fetchone()
+                    if spent:
+                        db.execute("ROLLBACK")
+                        return ClaimResult.TOKEN_USED, None
+                    db.execute("INSERT INTO spent_tokens VALUES (?, ?)", (token_id, self._now()))
+                if existing is not None:
+                    db.execute("DELETE FROM intents WHERE id = ?", (existing.id,))
+                    self._insert_audit(db, "intent_replaced", actor, existing, {"replaced_by": intent.id})
+                db.execute(
+                    "INSERT INTO intents (id, vendor, po_number, content_hash, attempt, idempotency_key, state, "
+                    "request, preview, confirmed_total, confirmed_by, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        intent.id,
+                        intent.vendor,
+                        intent.po_number,
+                        intent.content_hash,
+                        intent.attempt,
+                        intent.idempotency_key,
+                        intent.state.value,
+                        json.dumps(intent.request),
+                        json.dumps(intent.preview),
+                        intent.confirmed_total,
+                        intent.confirmed_by,
+                        intent.created_at.isoformat(),
+                        intent.updated_at.isoformat(),
+                    ),
+                )
+                self._insert_audit(
+                    db,
+                    "intent_recorded",
+                    actor,
+                    intent,
+                    {
+                        "idempotency_key": intent.idempotency_key,
+                        "confirmed_total": intent.confirmed_total,
+                        "confirmed_by": intent.confirmed_by,
+                        "content_hash": intent.content_hash,
+                        "attempt": intent.attempt,
+                    },
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return ClaimResult.CREATED, intent
+
+        return await self._run(do)
+
+    async def get(self, vendor: str, po_number: str) -> Intent | None:
+        return await self._run(
+            lambda db: _one(db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ?", vendor, po_number)
+        )
+
+    async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
+        return await self._run(
+            lambda db: _one(db, "SELECT * FROM intents WHERE vendor = ? AND order_id = ?", vendor, order_id)
+        )
+
+    async def transition(
+        self,
+        intent_id: str,
+        state: IntentState,
+        *,
+        actor: str,
+        order_id: str | None = None,
+        order: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        def do(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "UPDATE intents SET state = ?, order_id = COALESCE(?, order_id), "
+                    "order_json = COALESCE(?, order_json), error = ?, updated_at = ? WHERE id = ?",
+                    (
+                        state.value,
+                        order_id,
+                        json.dumps(order) if order is not None else None,
+                        json.dumps(error) if error is not None else None,
+                        self._now(),
+                        intent_id,
+                    ),
+                )
+                current = _one(db, "SELECT * FROM intents WHERE id = ?", intent_id)
+                detail: dict[str, Any] = {"state": state.value}
+                if order_id:
+                    detail["order_id"] = order_id
+                if order is not None:
+                    detail["total"] = order.get("total")
+                if error is not None:
+                    detail["error"] = error
+                self._insert_audit(db, f"intent_{state.value}", actor, current, detail)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        await self._run(do)
+
+    async def placed_orders(self, vendor: str | None = None) -> list[Intent]:
+        # Constant SQL text either way; values are bound.
+        sql = "SELECT * FROM intents WHERE state = 'placed'" + (" AND vendor = ?" if vendor else "")  # noqa: S608
+        args: Sequence[Any] = (vendor,) if vendor else ()
+        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *args)])
+
+    async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None:
+        await self._run(lambda db: self._insert_audit(db, event, actor, intent, detail))
+
+    async def audit_log(self, limit: int = 1000) -> list[AuditEvent]:
+        rows = await self._run(lambda db: _rows(db, "SELECT * FROM audit ORDER BY seq DESC LIMIT ?", limit))
+        return [
+            AuditEvent(
+                seq=row["seq"],
+                at=datetime.fromisoformat(row["at"]),
+                event=row["event"],
+                actor=row["actor"],
+                vendor=row["vendor"],
+                po_number=row["po_number"],
+                intent_id=row["intent_id"],
+                detail=json.loads(row["detail"]),
+            )
+            for row in reversed(rows)
+        ]
+
+
+def _rows(db: sqlite3.Connection, sql: str, *args: Any) -> list[sqlite3.Row]:
+    cursor = db.execute(sql, args)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]  # type: ignore[misc]
+
+
+def _one(db: sqlite3.Connection, sql: str, *args: Any) -> Intent | None:
+    rows = _rows(db, sql, *args)
+    return _intent(rows[0]) if rows else None
+
+
+def _intent(row: Any) -> Intent:
+    return Intent(
+        id=row["id"],
+        vendor=row["vendor"],
+        po_number=row["po_number"],
+        content_hash=row["content_hash"],
+        attempt=row["attempt"],
+        idempotency_key=row["idempotency_key"],
+        state=IntentState(row["state"]),
+        request=json.loads(row["request"]),
+        preview=json.loads(row["preview"]),
+        confirmed_total=row["confirmed_total"],
+        confirmed_by=row["confirmed_by"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        order_id=row["order_id"],
+        order=json.loads(row["order_json"]) if row["order_json"] else None,
+        error=json.loads(row["error"]) if row["error"] else None,
+    )

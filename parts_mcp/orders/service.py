@@ -1,0 +1,683 @@
+"""The orders service: look-up fan-out, guarded placement, get and list. No MCP imports.
+
+Placement is two calls around a human: `prepare` validates and prices the order (nothing written),
+the caller gets the human's confirmation (elicitation or a confirmation token), then `place`
+records the intent durably and only then calls the vendor. A PO number already in the ledger
+short-circuits to `resume`, which answers from the ledger or re-drives the same intent with the
+same idempotency key; it never creates a second order.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+import anyio
+
+from parts_mcp.domain import Money, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
+from parts_mcp.orders.guard import (
+    ConfirmationTokens,
+    GuardError,
+    TokenError,
+    check_po_number,
+    content_hash,
+    idempotency_key,
+)
+from parts_mcp.orders.ledger import ClaimResult, Intent, IntentState, Ledger
+from parts_mcp.vendors.base import NotSupported, OrderRequest, VendorClient, VendorError, clean_text
+
+logger = logging.getLogger(__name__)
+
+ConfirmationMode = Literal["auto", "elicit", "token"]
+MAX_ITEMS = 100
+MAX_QUERIES = 200
+NOTES_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    confirmation: ConfirmationMode = "auto"
+    po_pattern: re.Pattern[str] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$")
+    max_order_total: Decimal | None = Decimal("25000.00")
+    read_only: bool = False
+    token_ttl: timedelta = timedelta(minutes=10)
+
+
+# ------------------------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class VendorFailure:
+    vendor: str
+    code: str
+    message: str
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class LookupOutcome:
+    parts: list[Part]
+    not_found: list[str]
+    vendor_errors: list[VendorFailure]
+
+
+@dataclass
+class Prepared:
+    """A validated order: either already known to the ledger, or priced and awaiting confirmation."""
+
+    request: OrderRequest
+    content_hash: str
+    display_name: str
+    existing: Intent | None = None
+    preview: Preview | None = None
+    previous_attempt: int = 0
+
+    def describe(self) -> str:
+        assert self.preview is not None
+        return describe_preview(self.preview, self.display_name)
+
+
+@dataclass(frozen=True)
+class ConfirmationRequired:
+    preview: Preview
+    confirmation_token: str
+    expires_at: datetime
+    text: str
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: Order
+    idempotency_key: str
+    replayed: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class OutcomeUnknown:
+    vendor: str
+    po_number: str
+    idempotency_key: str
+    reason: str
+    next_steps: str
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    orders: list[OrderSummary]
+    next_cursor: str | None
+    notes: list[str]
+
+
+# ------------------------------------------------------------------------------------------- helpers
+
+
+class PartCache:
+    """Offers from recent look-ups, so place_order can price the part_ids the model passes back."""
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._parts: OrderedDict[tuple[str, str], Part] = OrderedDict()
+
+    def put(self, part: Part) -> None:
+        key = (part.vendor, part.part_id)
+        self._parts[key] = part
+        self._parts.move_to_end(key)
+        while len(self._parts) > self._capacity:
+            self._parts.popitem(last=False)
+
+    def get(self, vendor: str, part_id: str) -> Part | None:
+        return self._parts.get((vendor, part_id))
+
+
+class _KeyedLocks:
+    """One lock per (vendor, PO) while anyone holds or waits for it: same-PO calls in one process queue up."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (anyio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def describe_preview(preview: Preview, display_name: str) -> str:
+    """The order as the human must see it before confirming: vendor, PO, every line, the total."""
+    lines = [f"Order from {display_name} ({preview.vendor}), PO {preview.po_number}:"]
+    for line in preview.lines:
+        price = f" @ {line.unit_price} = {line.line_total}" if line.unit_price else ""
+        lines.append(f"- {line.quantity} x {line.part_number} {line.name or ''}".rstrip() + price)
+    if preview.notes:
+        lines.append(f"Notes: {preview.notes}")
+    for key, value in sorted(preview.options.items()):
+        lines.append(f"Option {key}: {value}")
+    bound = " (upper bound: list prices)" if preview.total_is_upper_bound else ""
+    lines.append(f"Total: {preview.total}{bound}")
+    return "\n".join(lines)
+
+
+def _clean_notes(notes: str | None) -> str | None:
+    if notes is None:
+        return None
+    cleaned = clean_text(notes, NOTES_LIMIT + 1)
+    if len(cleaned) > NOTES_LIMIT:
+        raise GuardError(f"notes is longer than {NOTES_LIMIT} characters; shorten it.", field="notes")
+    return cleaned or None
+
+
+# ------------------------------------------------------------------------------------------- service
+
+
+class OrdersService:
+    def __init__(
+        self,
+        vendors: Mapping[str, VendorClient],
+        ledger: Ledger,
+        policy: GuardPolicy,
+        tokens: ConfirmationTokens,
+        parts: PartCache,
+        *,
+        accounts: Mapping[str, str] | None = None,
+        lookup_deadline: float = 20.0,
+    ) -> None:
+        self.vendors = dict(vendors)
+        self.ledger = ledger
+        self.policy = policy
+        self.tokens = tokens
+        self.parts = parts
+        # What an idempotency key is scoped to: the vendor account, not just our name for it.
+        self._accounts = dict(accounts or {})
+        self._lookup_deadline = lookup_deadline
+        self._locks = _KeyedLocks()
+
+    def vendor(self, key: str, *, field_name: str = "vendor") -> VendorClient:
+        try:
+            return self.vendors[key]
+        except KeyError:
+            known = ", ".join(sorted(self.vendors)) or "none"
+            raise GuardError(
+                f"{field_name}: unknown vendor {key!r}; configured vendors: {known}.",
+                field=field_name,
+                code="UNKNOWN_VENDOR",
+            ) from None
+
+    # ---------------------------------------------------------------------------------- look-up
+
+    async def lookup(self, queries: Sequence[str], vendors: Sequence[str] | None = None) -> LookupOutcome:
+        wanted = list(dict.fromkeys(q for q in (clean_text(q, 120) for q in queries) if q))
+        if not wanted:
+            raise GuardError("query: give at least one part number or name.", field="query")
+        if len(wanted) > MAX_QUERIES:
+            raise GuardError(f"query: at most {MAX_QUERIES} entries per call.", field="query")
+        keys = (
+            list(dict.fromkeys(vendors)) if vendors else [k for k, v in self.vendors.items() if v.capabilities.lookup]
+        )
+        clients = [self.vendor(k, field_name="vendors") for k in keys]
+
+        answered: dict[str, set[str]] = {}
+        parts: list[Part] = []
+        errors: list[VendorFailure] = []
+
+        async def ask(client: VendorClient) -> None:
+            if not client.capabilities.lookup:
+                errors.append(
+                    VendorFailure(client.key, "NOT_SUPPORTED", f"{client.display_name} cannot look up parts.")
+                )
+                return
+            try:
+                with anyio.fail_after(self._lookup_deadline):
+                    result = await client.lookup(wanted)
+            except TimeoutError:
+                errors.append(
+                    VendorFailure(
+                        client.key,
+                        "TIMEOUT",
+                        f"{client.display_name} did not answer within {self._lookup_deadline:g}s.",
+                        retryable=True,
+                    )
+                )
+                return
+            except VendorError as exc:
+                errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
+                return
+            for part in result.parts:
+                self.parts.put(part)
+                parts.append(part)
+            answered[client.key] = {q.casefold() for q in result.not_found}
+
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                group.start_soon(ask, client)
+
+        order = {k: i for i, k in enumerate(keys)}
+        parts.sort(key=lambda p: order[p.vendor])
+        errors.sort(key=lambda e: order[e.vendor])
+        not_found = [q for q in wanted if answered and all(q.casefold() in nf for nf in answered.values())]
+        return LookupOutcome(parts=parts, not_found=not_found, vendor_errors=errors)
+
+    # -------------------------------------------------------------------------------- placement
+
+    async def prepare(
+        self,
+        vendor: str,
+        po_number: str,
+        items: Sequence[OrderItem],
+        notes: str | None,
+        options: Mapping[str, Any] | None,
+    ) -> Prepared:
+        """Validate and price an order; nothing is written.
+
+        Raises:
+            GuardError: a policy refuses the order (the field is named).
+            VendorError: the vendor refused an item or could not price it.
+        """
+        client = self.vendor(vendor)
+        if not client.capabilities.place:
+            raise NotSupported(client.key, f"{client.display_name}'s API cannot create orders.", capability="place")
+        po = check_po_number(po_number, self.policy.po_pattern)
+        if not items:
+            raise GuardError("items: give at least one {part_id, quantity}.", field="items")
+        if len(items) > MAX_ITEMS:
+            raise GuardError(f"items: at most {MAX_ITEMS} lines per order.", field="items")
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.part_id in seen:
+                raise GuardError(
+                    f"items[{index}].part_id repeats items[{seen[item.part_id]}]; put the whole quantity on one line.",
+                    field=f"items[{index}].part_id",
+                )
+            seen[item.part_id] = index
+        request = OrderRequest(
+            vendor=vendor, po_number=po, items=tuple(items), notes=_clean_notes(notes), options=dict(options or {})
+        )
+        digest = content_hash(request)
+        prepared = Prepared(request=request, content_hash=digest, display_name=client.display_name)
+
+        existing = await self.ledger.get(vendor, po)
+        if existing is not None and existing.state is not IntentState.REJECTED:
+            if existing.content_hash != digest:
+                raise GuardError(
+                    f"po_number {po!r} already names a different {client.display_name} order "
+                    f"(intent {existing.state.value}"
+                    + (f", order {existing.order_id}" if existing.order_id else "")
+                    + "). One PO number names one order: use a new PO number, or repeat the original items exactly.",
+                    field="po_number",
+                    code="PO_CONFLICT",
+                )
+            prepared.existing = existing
+            return prepared
+        if existing is not None:
+            prepared.previous_attempt = existing.attempt
+
+        prepared.preview = await client.preview(request, await self._known_parts(client, request))
+        self._check_limits(prepared.preview)
+        return prepared
+
+    async def _known_parts(self, client: VendorClient, request: OrderRequest) -> dict[str, Part]:
+        known: dict[str, Part] = {}
+        missing: list[str] = []
+        for item in request.items:
+            part = self.parts.get(client.key, item.part_id)
+            if part is None:
+                missing.append(item.part_id)
+            else:
+                known[item.part_id] = part
+        if missing:
+            # A part number in place of a part_id is forgiven when it names exactly one part.
+            found = await client.lookup(missing)
+            for part in found.parts:
+                self.parts.put(part)
+            for part_id in missing:
+                matches = [p for p in found.parts if p.part_number.casefold() == part_id.casefold()]
+                if len(matches) == 1:
+                    known[part_id] = matches[0]
+        for index, item in enumerate(request.items):
+            if item.part_id not in known:
+                raise GuardError(
+                    f"items[{index}].part_id {clean_text(item.part_id, 60)!r} is not a part this server has looked up "
+                    f"at {client.display_name}. Call lookup_parts and use a part_id from its results.",
+                    field=f"items[{index}].part_id",
+                    code="UNKNOWN_PART",
+                )
+        return known
+
+    def _check_limits(self, preview: Preview) -> None:
+        limit = self.policy.max_order_total
+        if limit is not None and preview.total.amount > limit:
+            raise GuardError(
+                f"The order total {preview.total} exceeds this server's limit of {limit} per order "
+                "(guard.max_order_total). Split it only if the user's purchasing policy allows, or ask an "
+                "administrator to raise the limit.",
+                field="items",
+                code="OVER_LIMIT",
+            )
+
+    async def confirmation_required(self, prepared: Prepared, actor: str) -> ConfirmationRequired:
+        """A preview and a token to confirm it with; nothing is written but an audit entry."""
+        assert prepared.preview is not None
+        confirmation = self.tokens.mint(prepared.request, prepared.preview)
+        await self.ledger.audit(
+            "previewed",
+            actor=actor,
+            vendor=prepared.request.vendor,
+            po_number=prepared.request.po_number,
+            total=str(prepared.preview.total),
+            content_hash=prepared.content_hash,
+            token_id=confirmation.token_id,
+        )
+        return ConfirmationRequired(
+            preview=prepared.preview,
+            confirmation_token=confirmation.token,
+            expires_at=confirmation.expires_at,
+            text=prepared.describe(),
+        )
+
+    async def place(
+        self,
+        prepared: Prepared,
+        *,
+        actor: str,
+        confirmed_by: Literal["token", "elicitation"],
+        confirmation_token: str | None = None,
+        confirmed_total: str | None = None,
+    ) -> Placed | OutcomeUnknown:
+        """Record the confirmed intent, then send it once.
+
+        Raises:
+            GuardError: the confirmation does not hold (token forged, expired, spent, for other content;
+                total not the previewed one).
+            VendorError: the vendor definitively refused; nothing was ordered.
+        """
+        if prepared.existing is not None:
+            return await self.resume(prepared, actor)
+        assert prepared.preview is not None
+        request, preview = prepared.request, prepared.preview
+        token_id: str | None = None
+        if confirmed_by == "token":
+            if confirmation_token is None:
+                raise TokenError("confirmation_token is required.", field="confirmation_token")
+            try:
+                token_id = self.tokens.verify(confirmation_token, request, preview, confirmed_total)
+            except TokenError as exc:
+                await self.ledger.audit(
+                    "confirmation_refused",
+                    actor=actor,
+                    vendor=request.vendor,
+                    po_number=request.po_number,
+                    reason=exc.code,
+                )
+                raise
+        self._check_limits(preview)
+
+        attempt = prepared.previous_attempt + 1
+        now = datetime.now(UTC)
+        intent = Intent(
+            id=str(uuid.uuid4()),
+            vendor=request.vendor,
+            po_number=request.po_number,
+            content_hash=prepared.content_hash,
+            attempt=attempt,
+            idempotency_key=idempotency_key(self._accounts.get(request.vendor, request.vendor), request, attempt),
+            state=IntentState.PENDING,
+            request={
+                "items": [item.model_dump() for item in request.items],
+                "notes": request.notes,
+                "options": dict(request.options or {}),
+            },
+            preview=preview.model_dump(mode="json"),
+            confirmed_total=str(preview.total),
+            confirmed_by=f"{confirmed_by}:{actor}",
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._locks.hold((request.vendor, request.po_number)):
+            claim, stored = await self.ledger.claim(intent, token_id, actor)
+            if claim is ClaimResult.TOKEN_USED:
+                raise TokenError(
+                    "confirmation_token was already used. Call place_order without it for a new preview.",
+                    field="confirmation_token",
+                    code="TOKEN_USED",
+                )
+            if claim is ClaimResult.EXISTS:
+                assert stored is not None
+                if stored.content_hash != prepared.content_hash:
+                    raise GuardError(
+                        f"po_number {request.po_number!r} was just used for a different order.",
+                        field="po_number",
+                        code="PO_CONFLICT",
+                    )
+                return await self._resume_locked(stored, prepared, actor)
+            return await self._send(intent, request, preview, actor, replayed=False)
+
+    async def resume(self, prepared: Prepared, actor: str = "unknown") -> Placed | OutcomeUnknown:
+        """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
+        assert prepared.existing is not None
+        async with self._locks.hold((prepared.request.vendor, prepared.request.po_number)):
+            # Another call may have finished this intent while we waited.
+            current = await self.ledger.get(prepared.request.vendor, prepared.request.po_number) or prepared.existing
+            return await self._resume_locked(current, prepared, actor)
+
+    async def _resume_locked(self, intent: Intent, prepared: Prepared, actor: str) -> Placed | OutcomeUnknown:
+        client = self.vendor(intent.vendor)
+        if intent.state is IntentState.PLACED:
+            assert intent.order is not None
+            await self.ledger.audit("replayed", actor=actor, intent=intent)
+            return Placed(
+                order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
+            )
+        preview = Preview.model_validate(intent.preview)
+        # Never-sent intents, and intents the vendor deduplicates by key, are safe to send (again).
+        if intent.state is IntentState.PENDING or client.capabilities.idempotency_key:
+            return await self._send(intent, prepared.request, preview, actor, replayed=True)
+        if client.capabilities.find_by_po:
+            found = await self._find(client, intent, actor)
+            if found is not None:
+                return found
+        return self._unknown(client, intent, "An earlier attempt at this order may or may not have reached the vendor.")
+
+    async def _find(self, client: VendorClient, intent: Intent, actor: str) -> Placed | None:
+        try:
+            order = await client.find_order_by_po(intent.po_number)
+        except VendorError as exc:
+            logger.warning("reconciliation look-up at %s failed: %s", client.key, exc.code)
+            return None
+        if order is None:
+            return None
+        await self.ledger.transition(
+            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
+        )
+        return Placed(order=order, idempotency_key=intent.idempotency_key, replayed=True)
+
+    async def _send(
+        self, intent: Intent, request: OrderRequest, preview: Preview, actor: str, *, replayed: bool
+    ) -> Placed | OutcomeUnknown:
+        client = self.vendor(intent.vendor)
+        await self.ledger.transition(intent.id, IntentState.SENT, actor=actor)
+        try:
+            order = await client.place_order(request, preview, intent.idempotency_key)
+        except VendorError as exc:
+            error = {"code": exc.code, "message": exc.message, "status": exc.status}
+            if not exc.maybe_committed:
+                await self.ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
+                raise
+            if client.capabilities.find_by_po:
+                found = await self._find(client, intent, actor)
+                if found is not None:
+                    return found
+            await self.ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error)
+            return self._unknown(client, intent, exc.message)
+        order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
+        await self.ledger.transition(
+            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
+        )
+        return Placed(
+            order=order,
+            idempotency_key=intent.idempotency_key,
+            replayed=replayed,
+            warnings=_total_warnings(order, Money.parse(intent.confirmed_total)),
+        )
+
+    def _unknown(self, client: VendorClient, intent: Intent, reason: str) -> OutcomeUnknown:
+        if client.capabilities.idempotency_key:
+            steps = (
+                f"Do not create a new PO for this. Call place_order again with the same vendor, po_number "
+                f"{intent.po_number!r} and the same items: it resends with the same idempotency key, and "
+                f"{client.display_name} returns the original order if it was created, so nothing is ordered twice."
+            )
+        else:
+            steps = (
+                f"Do not place this order again. Check in {client.display_name} for an order with reference "
+                f"{intent.po_number!r}; this server will not resend it on its own."
+            )
+        return OutcomeUnknown(
+            vendor=intent.vendor,
+            po_number=intent.po_number,
+            idempotency_key=intent.idempotency_key,
+            reason=reason,
+            next_steps=steps,
+        )
+
+    # ------------------------------------------------------------------------------- get and list
+
+    async def get_order(self, vendor: str, order_id: str) -> Order:
+        """The vendor's view of an order, or the ledger's where the vendor cannot be asked.
+
+        Raises:
+            NotSupported: the vendor cannot be asked and this server did not place the order.
+            VendorError: the vendor's own failure (not found, auth ...).
+        """
+        client = self.vendor(vendor)
+        if client.capabilities.get:
+            return await client.get_order(order_id)
+        intent = await self.ledger.get_by_order_id(vendor, order_id)
+        if intent is None or intent.order is None:
+            raise NotSupported(
+                vendor,
+                f"{client.display_name}'s API cannot look up orders, and {order_id!r} is not an order this server "
+                f"placed. Check it in {client.display_name}'s own web account.",
+                capability="get",
+            )
+        return _ledger_order(intent)
+
+    async def list_orders(
+        self,
+        *,
+        vendor: str | None,
+        status: OrderStatus | None,
+        po_number: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> OrderPage:
+        filters = {
+            "vendor": vendor,
+            "status": status,
+            "po": po_number,
+            "after": created_after,
+            "before": created_before,
+        }
+        fingerprint = _fingerprint(filters)
+        position = _decode_cursor(cursor, fingerprint) if cursor else None
+        notes: list[str] = []
+        keys = [vendor] if vendor else list(self.vendors)
+        sources: list[Order] = []
+        for key in keys:
+            client = self.vendor(key)
+            if client.capabilities.list:  # pragma: no cover - vendors with a list endpoint arrive later
+                raise NotSupported(key, "listing from the vendor is not implemented yet", capability="list")
+            notes.append(
+                f"{client.display_name} has no order listing in its API: its orders here are the ones this server "
+                "placed, from the local ledger, with the status they had when placed."
+            )
+        for intent in await self.ledger.placed_orders(vendor):
+            sources.append(_ledger_order(intent))
+
+        def keep(order: Order) -> bool:
+            created = order.created_at or datetime.min.replace(tzinfo=UTC)
+            return (
+                (status is None or order.status is status)
+                and (po_number is None or (order.po_number or "").casefold() == po_number.strip().casefold())
+                and (created_after is None or created >= _aware(created_after))
+                and (created_before is None or created < _aware(created_before))
+            )
+
+        ordered = sorted((o for o in sources if keep(o)), key=_sort_key, reverse=True)
+        if position is not None:
+            ordered = [o for o in ordered if _sort_key(o) < position]
+        page = ordered[:limit]
+        more = len(ordered) > limit
+        next_cursor = _encode_cursor(_sort_key(page[-1]), fingerprint) if more and page else None
+        return OrderPage(orders=[OrderSummary.of(o) for o in page], next_cursor=next_cursor, notes=notes)
+
+
+def _total_warnings(order: Order, confirmed: Money) -> list[str]:
+    if order.total is None:
+        return ["The vendor did not report a total; check the order before relying on it."]
+    if order.total.currency == confirmed.currency and order.total > confirmed:
+        return [
+            f"ATTENTION: the vendor's total {order.total} is HIGHER than the confirmed total {confirmed}. "
+            "Tell the user now; the order exists and may need to be cancelled with the vendor."
+        ]
+    if order.total.currency != confirmed.currency:
+        return [f"ATTENTION: the vendor billed in {order.total.currency}, the user confirmed {confirmed}."]
+    return []
+
+
+def _ledger_order(intent: Intent) -> Order:
+    assert intent.order is not None
+    return Order.model_validate(intent.order).model_copy(update={"source": "ledger"})
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _sort_key(order: Order) -> tuple[str, str, str]:
+    created = order.created_at.astimezone(UTC).isoformat() if order.created_at else ""
+    return (created, order.vendor, order.order_id)
+
+
+def _fingerprint(filters: Mapping[str, Any]) -> str:
+    # A cursor only resumes the listing it came from: other filters would skip or repeat orders.
+    return hashlib.sha256(json.dumps(filters, default=str, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _encode_cursor(position: tuple[str, str, str], fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"p": position, "f": fingerprint}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        position = tuple(data["p"])
+        if data["f"] != fingerprint or len(position) != 3:
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise GuardError(
+            "cursor is not one this server issued for these filters; repeat the call without cursor.",
+            field="cursor",
+            code="BAD_CURSOR",
+        ) from None
+    return position  # type: ignore[return-value]

@@ -1,0 +1,297 @@
+"""Fault injection and bookkeeping shared by every vendor simulator.
+
+A simulator is a Starlette app with in-memory state. This module gives each of them the same
+test controls: an injectable clock, latency and one-shot named faults, a request log, a way to
+drop the connection after the work was committed, and the loopback admin routes under
+``/_sandbox``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx2
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "ADMIN_PREFIX",
+    "ConnectionDropped",
+    "DroppedConnectionResponse",
+    "Faults",
+    "ManualClock",
+    "RecordedRequest",
+    "RecordingMiddleware",
+    "SimulatorTransport",
+    "admin_routes",
+]
+
+# Leading underscore: no vendor API we simulate has a path like this, so it cannot shadow one.
+ADMIN_PREFIX = "/_sandbox"
+
+
+class ManualClock:
+    """A clock that only moves when told to; pass ``ManualClock().now`` wherever a simulator takes ``clock``."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self._now = time.time() if start is None else start
+
+    def now(self) -> float:
+        """Current time in epoch seconds."""
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock by ``seconds``; negative values are allowed, to model wall-clock jumps."""
+        self._now += seconds
+
+
+@dataclass
+class Faults:
+    """Latency plus named one-shot faults, consumed by the simulator that owns them.
+
+    ``names`` lists the faults the simulator understands; when it is non-empty, arming any other
+    name is an error, so a typo in a test or demo cannot silently arm nothing.
+    """
+
+    latency: float = 0.0
+    names: frozenset[str] = frozenset()
+    _armed: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+
+    def arm(self, name: str, times: int = 1) -> None:
+        """Make the next ``times`` occasions of fault ``name`` fire (adds to any already armed).
+
+        Raises:
+            ValueError: ``name`` is not one of ``names``, or ``times`` is below 1.
+        """
+        if self.names and name not in self.names:
+            raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(self.names))}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._armed[name] = self._armed.get(name, 0) + times
+
+    def take(self, name: str) -> bool:
+        """Consume one arming of ``name``; True if it was armed, i.e. the fault fires now."""
+        remaining = self._armed.get(name, 0)
+        if remaining <= 0:
+            return False
+        if remaining == 1:
+            del self._armed[name]
+        else:
+            self._armed[name] = remaining - 1
+        return True
+
+    def clear(self) -> None:
+        """Disarm every fault and remove the latency."""
+        self._armed.clear()
+        self.latency = 0.0
+
+    @property
+    def armed(self) -> dict[str, int]:
+        """A copy of what is armed and how many times."""
+        return dict(self._armed)
+
+    async def delay(self) -> None:
+        """Wait out the configured latency, if any."""
+        if self.latency > 0:
+            await anyio.sleep(self.latency)
+
+
+class ConnectionDropped(Exception):
+    """Raised by a simulator app: the work is committed, but the connection dies before the response arrives."""
+
+
+class DroppedConnectionResponse(Response):
+    """Starts sending ``response``, stops halfway through the body and raises `ConnectionDropped`.
+
+    Under `SimulatorTransport` the exception escapes the app and becomes the transport error a
+    client would see. Under uvicorn a response has already started, so instead of answering 500
+    the server closes the socket, and the client is left with a truncated body.
+    """
+
+    def __init__(self, response: Response) -> None:
+        # Response.__init__ would render a body of its own; everything comes from `response`.
+        self.response = response
+        self.status_code = response.status_code
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = bytes(self.response.body)
+        headers = [(k, v) for k, v in self.response.raw_headers if k.lower() != b"content-length"]
+        # Content-Length promises more than is sent, so an HTTP client knows the body was cut short.
+        headers.append((b"content-length", str(max(len(body), 1)).encode()))
+        await send({"type": "http.response.start", "status": self.status_code, "headers": headers})
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
+        raise ConnectionDropped(f"connection dropped after committing a {self.status_code} response")
+
+
+class SimulatorTransport(httpx2.ASGITransport):
+    """An in-process transport that turns `ConnectionDropped` into the error a real client sees."""
+
+    def __init__(self, app: ASGIApp, *, root_path: str = "", client: tuple[str, int] = ("127.0.0.1", 123)) -> None:
+        # App exceptions must propagate, or ASGITransport would turn a drop into a 500 response.
+        super().__init__(app=app, raise_app_exceptions=True, root_path=root_path, client=client)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await super().handle_async_request(request)
+        except ConnectionDropped as exc:
+            raise httpx2.RemoteProtocolError("server disconnected without sending a response", request=request) from exc
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request a simulator answered (or dropped), for tests to assert on."""
+
+    method: str
+    path: str  # relative to the simulator's mount point, e.g. "/orders"
+    idempotency_key: str | None
+    body: Any  # parsed JSON; the raw text if it was not JSON; None if empty
+    status: int  # the status the simulator answered, even when the connection then dropped
+    dropped: bool = False
+
+
+def _parse_body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
+
+
+class RecordingMiddleware:
+    """ASGI middleware that appends a `RecordedRequest` to ``log`` for every vendor request.
+
+    Admin requests under `ADMIN_PREFIX` are not recorded: they are the test harness, not traffic.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, log: list[RecordedRequest], idempotency_header: str = "idempotency-key"
+    ) -> None:
+        self.app = app
+        self.log = log
+        self.idempotency_header = idempotency_header.lower().encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = _route_path(scope)
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+
+        # Read the whole body up front so it is recorded even when the app answers without reading it.
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        status = 500
+        dropped = False
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == self.idempotency_header), None)
+        try:
+            await self.app(scope, replay, capture)
+        except ConnectionDropped:
+            dropped = True
+            raise
+        finally:
+            self.log.append(RecordedRequest(scope["method"], path, key, _parse_body(raw), status, dropped))
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
+
+
+def _admin_error(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=400)
+
+
+def admin_routes(faults: Faults, orders: Callable[[], list[dict[str, Any]]]) -> list[Route]:
+    """The loopback control routes every simulator serves under `ADMIN_PREFIX`.
+
+    - ``GET /_sandbox/faults``: the current latency and armed faults.
+    - ``POST /_sandbox/faults`` with ``{"clear": true, "latency": 0.5, "arm": {"order_failed": 2}}``
+      (every key optional, applied in that order): answers the new state.
+    - ``GET /_sandbox/orders``: ``{"orders": [...]}``, the simulator's ground truth.
+
+    They need no credentials: the sandbox only ever listens on loopback.
+    """
+
+    def state() -> JSONResponse:
+        return JSONResponse({"latency": faults.latency, "armed": faults.armed})
+
+    async def get_faults(request: Request) -> Response:
+        return state()
+
+    async def post_faults(request: Request) -> Response:
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            return _admin_error("body must be valid JSON")
+        if not isinstance(body, dict):
+            return _admin_error("body must be a JSON object")
+        unknown = set(body) - {"clear", "latency", "arm"}
+        if unknown:
+            return _admin_error(f"unknown keys: {', '.join(sorted(unknown))}")
+        clear = body.get("clear", False)
+        latency = body.get("latency")
+        arm = body.get("arm", {})
+        if not isinstance(clear, bool):
+            return _admin_error("clear must be a boolean")
+        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float) or latency < 0):
+            return _admin_error("latency must be a non-negative number of seconds")
+        if not isinstance(arm, dict) or not all(
+            isinstance(times, int) and not isinstance(times, bool) and times >= 1 for times in arm.values()
+        ):
+            return _admin_error("arm must map fault names to positive integers")
+        if faults.names and not set(arm) <= faults.names:
+            unknown_faults = ", ".join(sorted(set(arm) - faults.names))
+            return _admin_error(f"unknown faults: {unknown_faults}; known: {', '.join(sorted(faults.names))}")
+        if clear:
+            faults.clear()
+        if latency is not None:
+            faults.latency = float(latency)
+        for name, times in arm.items():
+            faults.arm(name, times)
+        return state()
+
+    async def get_orders(request: Request) -> Response:
+        return JSONResponse({"orders": orders()})
+
+    return [
+        Route(f"{ADMIN_PREFIX}/faults", get_faults, methods=["GET"]),
+        Route(f"{ADMIN_PREFIX}/faults", post_faults, methods=["POST"]),
+        Route(f"{ADMIN_PREFIX}/orders", get_orders, methods=["GET"]),
+    ]

@@ -1,0 +1,408 @@
+"""What every vendor client is and shares: the Protocol, capabilities, errors and one HTTP helper.
+
+Errors (mapped from HTTP in exactly one function per vendor; turned into tool errors only at the
+tool boundary)::
+
+    VendorError(vendor, code, message, status, retryable)
+    ├── VendorAuthError          credentials missing, wrong or revoked (never retried)
+    ├── VendorNotFound           the id is unknown to the vendor
+    ├── VendorInvalidRequest     the vendor refused an input; `field` names it
+    ├── VendorConflict           idempotency-key reuse, a state that forbids the change
+    │   └── VendorOutOfStock     `items` lists what is short
+    ├── VendorRateLimited        429; `retry_after` seconds when the vendor said
+    ├── VendorUnavailable        5xx; `not_processed` when the vendor guarantees nothing was written
+    ├── VendorBadResponse        a 2xx we cannot read (HTML, missing ids, too large)
+    ├── VendorTimeout            no answer within the deadline: a write may have been committed
+    └── VendorConnectionError    the connection failed; `sent` says whether the request left us
+    NotSupported                 the vendor's API cannot do this at all (a capability, not a fault)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import anyio
+import httpx2
+import stamina
+
+from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, Part, Preview
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class VendorError(Exception):
+    """A vendor call failed. `message` is ours or sanitized vendor text: safe to show the model."""
+
+    retryable: bool = False
+
+    def __init__(self, vendor: str, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.vendor = vendor
+        self.message = message
+        self.code = code or type(self).__name__
+        self.status = status
+
+    @property
+    def maybe_committed(self) -> bool:
+        """True when a write may have reached the vendor and been committed despite this error."""
+        return False
+
+
+class VendorAuthError(VendorError):
+    pass
+
+
+class VendorNotFound(VendorError):
+    pass
+
+
+class VendorInvalidRequest(VendorError):
+    def __init__(self, vendor: str, message: str, *, field: str | None = None, **kw: Any) -> None:
+        super().__init__(vendor, message, **kw)
+        self.field = field
+
+
+class VendorConflict(VendorError):
+    pass
+
+
+class VendorOutOfStock(VendorConflict):
+    def __init__(self, vendor: str, message: str, *, items: Sequence[Mapping[str, Any]] = (), **kw: Any) -> None:
+        super().__init__(vendor, message, **kw)
+        self.items = list(items)
+
+
+class VendorRateLimited(VendorError):
+    retryable = True
+
+    def __init__(self, vendor: str, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(vendor, message, **kw)
+        self.retry_after = retry_after
+
+
+class VendorUnavailable(VendorError):
+    retryable = True
+
+    def __init__(self, vendor: str, message: str, *, not_processed: bool = False, **kw: Any) -> None:
+        super().__init__(vendor, message, **kw)
+        self.not_processed = not_processed
+
+    @property
+    def maybe_committed(self) -> bool:
+        return not self.not_processed
+
+
+class VendorBadResponse(VendorError):
+    @property
+    def maybe_committed(self) -> bool:
+        return True
+
+
+class VendorTimeout(VendorError):
+    retryable = True
+
+    @property
+    def maybe_committed(self) -> bool:
+        return True
+
+
+class VendorConnectionError(VendorError):
+    retryable = True
+
+    def __init__(self, vendor: str, message: str, *, sent: bool, **kw: Any) -> None:
+        super().__init__(vendor, message, **kw)
+        self.sent = sent
+
+    @property
+    def maybe_committed(self) -> bool:
+        return self.sent
+
+
+class NotSupported(VendorError):
+    def __init__(self, vendor: str, message: str, *, capability: str) -> None:
+        super().__init__(vendor, message, code="NOT_SUPPORTED")
+        self.capability = capability
+
+
+# --------------------------------------------------------------------------------------- the protocol
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a vendor's API can do; what it cannot is answered with a typed "not supported"."""
+
+    lookup: bool = False
+    quote: bool = False  # a binding price before ordering (not just a list price)
+    place: bool = False
+    get: bool = False
+    list: bool = False
+    idempotency_key: bool = False  # the vendor itself deduplicates writes by a client key
+    find_by_po: bool = False  # the vendor can be searched by our PO number (reconciliation)
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """An order as the caller asked for it, validated; the content the confirmation is bound to."""
+
+    vendor: str
+    po_number: str
+    items: tuple[OrderItem, ...]
+    notes: str | None = None
+    options: Mapping[str, Any] | None = None
+
+
+@runtime_checkable
+class VendorClient(Protocol):
+    """One vendor account. Implementations are pure API clients: HTTP in, domain types out."""
+
+    key: str  # the config section name, used by the tools as `vendor`
+    kind: str
+    display_name: str
+    capabilities: Capabilities
+
+    async def lookup(self, queries: Sequence[str]) -> LookupResult:
+        """Find parts by part number or name; unknown queries land in `not_found`."""
+        ...
+
+    async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
+        """Price the request as the vendor would, without writing anything.
+
+        `parts` holds the latest known offer for each requested part_id.
+
+        Raises:
+            VendorInvalidRequest: an item or option the vendor would refuse.
+        """
+        ...
+
+    async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
+        """Create the order. Retries inside are only those the vendor makes safe.
+
+        Raises:
+            VendorError: with `maybe_committed` telling whether the order may exist anyway.
+        """
+        ...
+
+    async def get_order(self, order_id: str) -> Order: ...
+
+    async def find_order_by_po(self, po_number: str) -> Order | None:
+        """The order carrying this PO number, if the vendor can be searched (reconciliation)."""
+        ...
+
+    def map_status(self, vendor_status: str | None) -> OrderStatus: ...
+
+
+# --------------------------------------------------------------------------------------- text hygiene
+
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
+
+
+def clean_text(value: Any, limit: int = 300) -> str:
+    """Vendor text is untrusted: drop control, bidi and invisible characters, collapse space, cap length."""
+    text = unicodedata.normalize("NFC", str(value))
+    text = _INVISIBLE.sub("", text)
+    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ------------------------------------------------------------------------------------------ HTTP helper
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """Timeouts and retry budget for one vendor. Every outbound call is bounded."""
+
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    deadline: float = 60.0  # one logical call, all attempts and waits included
+    attempts: int = 3
+    wait_initial: float = 0.25
+    wait_max: float = 4.0
+    wait_jitter: float = 0.5
+    retry_after_cap: float = 20.0  # a vendor asking for longer gets a rate-limited error instead
+    max_response_bytes: int = 4 * 1024 * 1024
+
+
+ErrorMapper = Callable[[httpx2.Response, Any], VendorError]
+
+
+class VendorHttp:
+    """The one way vendor clients talk HTTP: bounded, retried where safe, errors typed, secrets redacted."""
+
+    def __init__(
+        self,
+        vendor: str,
+        client: httpx2.AsyncClient,
+        base_url: str,
+        *,
+        headers: Mapping[str, str],
+        map_error: ErrorMapper,
+        policy: HttpPolicy | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
+        self.vendor = vendor
+        self._client = client
+        self._base = base_url.rstrip("/")
+        self._headers = dict(headers)
+        self._map_error = map_error
+        self.policy = policy or HttpPolicy()
+        self._secrets = [s for s in secrets if s]
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry: bool,
+    ) -> tuple[httpx2.Response, Any]:
+        """Send one logical request and return the 2xx response with its parsed JSON body.
+
+        `retry` says whether repeating the request is safe (reads, and writes the vendor deduplicates).
+
+        Raises:
+            VendorError: the mapped failure of the last attempt.
+        """
+        policy = self.policy
+        attempts = policy.attempts if retry else 1
+
+        def backoff(exc: Exception) -> bool | float:
+            if not isinstance(exc, VendorError) or not exc.retryable:
+                return False
+            if isinstance(exc, VendorConnectionError) and exc.sent and not retry:
+                return False
+            if isinstance(exc, VendorRateLimited) and exc.retry_after is not None:
+                return min(exc.retry_after, policy.retry_after_cap)
+            logger.info("retrying %s %s at %s: %s", method, path, self.vendor, exc.code)
+            return True
+
+        try:
+            with anyio.fail_after(policy.deadline):
+                async for attempt in stamina.retry_context(
+                    on=backoff,
+                    attempts=attempts,
+                    timeout=None,  # the deadline above bounds the whole call, waits included
+                    wait_initial=policy.wait_initial,
+                    wait_max=policy.wait_max,
+                    wait_jitter=policy.wait_jitter,
+                ):
+                    with attempt:
+                        return await self._once(method, path, json_body, params, headers)
+        except TimeoutError as exc:
+            raise VendorTimeout(
+                self.vendor, f"{self.vendor} did not answer within {policy.deadline:g}s", status=None
+            ) from exc
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[httpx2.Response, Any]:
+        policy = self.policy
+        timeout = httpx2.Timeout(
+            connect=policy.connect_timeout,
+            read=policy.read_timeout,
+            write=policy.read_timeout,
+            pool=policy.connect_timeout,
+        )
+        request = self._client.build_request(
+            method,
+            self._base + path,
+            json=json_body,
+            params={k: v for k, v in (params or {}).items() if v is not None},
+            headers={**self._headers, **(headers or {})},
+            timeout=timeout,
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+            try:
+                body = await self._read_capped(response)
+            finally:
+                await response.aclose()
+        except (httpx2.ConnectError, httpx2.ConnectTimeout, httpx2.PoolTimeout) as exc:
+            raise VendorConnectionError(self.vendor, f"could not connect to {self.vendor}", sent=False) from exc
+        except httpx2.TimeoutException as exc:
+            raise VendorTimeout(self.vendor, f"{self.vendor} did not answer in time") from exc
+        except httpx2.TransportError as exc:
+            raise VendorConnectionError(
+                self.vendor, f"the connection to {self.vendor} broke before its answer arrived", sent=True
+            ) from exc
+
+        data = _parse_json(body)
+        if response.is_success:
+            if data is _UNREADABLE:
+                raise VendorBadResponse(
+                    self.vendor,
+                    f"{self.vendor} answered {response.status_code} with a body that is not JSON",
+                    status=response.status_code,
+                )
+            return response, data
+        error = self._map_error(response, None if data is _UNREADABLE else data)
+        error.message = self.redact(error.message)
+        raise error
+
+    async def _read_capped(self, response: httpx2.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > self.policy.max_response_bytes:
+                raise VendorBadResponse(
+                    self.vendor,
+                    f"{self.vendor} sent more than {self.policy.max_response_bytes} bytes",
+                    status=response.status_code,
+                )
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+_UNREADABLE: Any = object()
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return _UNREADABLE
+
+
+def retry_after_seconds(response: httpx2.Response) -> float | None:
+    """Retry-After as seconds; an HTTP date or garbage gives None (the caller backs off on its own)."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        from datetime import UTC, datetime
+
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if seconds == seconds else None

@@ -1,0 +1,358 @@
+"""Skynet Parts B2B API: catalog look-up and idempotent order placement (orders start as drafts).
+
+Documented: POST /catalog (<= 50 part numbers/names per call, list prices as decimal strings,
+opaque part_id tokens valid about an hour) and POST /orders (Idempotency-Key required; same key and
+body replays the original order). Not in the API: getting or listing orders, so those are served
+from our ledger for orders this server placed. The order response's total and timestamp names,
+and 200 vs 201, are undocumented: read tolerantly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+
+from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, Part, Preview, PriceBasis
+from parts_mcp.vendors.base import (
+    Capabilities,
+    HttpPolicy,
+    NotSupported,
+    OrderRequest,
+    VendorAuthError,
+    VendorBadResponse,
+    VendorClient,
+    VendorConflict,
+    VendorError,
+    VendorHttp,
+    VendorInvalidRequest,
+    VendorNotFound,
+    VendorOutOfStock,
+    VendorRateLimited,
+    VendorUnavailable,
+    clean_text,
+    retry_after_seconds,
+)
+
+BATCH = 50  # the documented maximum entries per catalog call
+TOKEN_LIFETIME_SECONDS = 3600  # "re-look-up if not ordered within about an hour"
+_LOOKS_LIKE_PART_NUMBER = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9./_-]*$")
+_FIELD_IN_MESSAGE = re.compile(
+    r"\b(items(?:\[\d+\])?(?:\.\w+)?|po_number|notes|part_numbers|part_names|Idempotency-Key)\b"
+)
+_NOTES_LIMIT = 500
+
+
+class SkynetClient:
+    kind = "skynet"
+    display_name = "Skynet Parts"
+    capabilities = Capabilities(lookup=True, place=True, idempotency_key=True)
+
+    def __init__(
+        self, key: str, *, base_url: str, api_key: str, http: httpx2.AsyncClient, policy: HttpPolicy | None = None
+    ) -> None:
+        self.key = key
+        self._http = VendorHttp(
+            key,
+            http,
+            base_url,
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            map_error=self._map_error,
+            policy=policy,
+            secrets=[api_key],
+        )
+
+    # ------------------------------------------------------------------------------------ look-up
+
+    async def lookup(self, queries: Sequence[str]) -> LookupResult:
+        parts: dict[str, Part] = {}
+        not_found: list[str] = []
+        for start in range(0, len(queries), BATCH):
+            batch = queries[start : start + BATCH]
+            numbers = [q for q in batch if _LOOKS_LIKE_PART_NUMBER.match(q)]
+            names = [q for q in batch if not _LOOKS_LIKE_PART_NUMBER.match(q)]
+            body: dict[str, list[str]] = {}
+            if numbers:
+                body["part_numbers"] = numbers
+            if names:
+                body["part_names"] = names
+            # Catalog look-ups write nothing: safe to retry.
+            _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
+            data = data if isinstance(data, dict) else {}
+            now = datetime.now(UTC)
+            for raw in data.get("found_parts") or []:
+                part = self._part(raw, now)
+                if part is not None:
+                    parts.setdefault(part.part_id, part)
+            not_found.extend(clean_text(q, 120) for q in data.get("not_found") or [] if isinstance(q, str))
+        return LookupResult(parts=list(parts.values()), not_found=not_found)
+
+    def _part(self, raw: Any, now: datetime) -> Part | None:
+        if not isinstance(raw, dict) or not raw.get("part_id") or not raw.get("part_number"):
+            return None
+        status = raw.get("status")
+        price = _money(raw.get("price"))
+        return Part(
+            vendor=self.key,
+            part_id=str(raw["part_id"]),
+            part_number=clean_text(raw["part_number"], 80),
+            name=clean_text(raw.get("title") or raw["part_number"], 200),
+            manufacturer=clean_text(raw["vendor"], 120) if raw.get("vendor") else None,
+            unit_price=price,
+            price_basis=PriceBasis.LIST,
+            available_quantity=_int(raw.get("available_stock")),
+            vendor_status=clean_text(status, 40) if status else None,
+            # Only ACTIVE is documented as orderable; anything else is treated as not orderable.
+            orderable=status in (None, "ACTIVE"),
+            expires_at=datetime.fromtimestamp(now.timestamp() + TOKEN_LIFETIME_SECONDS, UTC),
+            notes=["List price: your account's B2B price may be lower and is confirmed when the order is placed."],
+        )
+
+    # ------------------------------------------------------------------------------------- orders
+
+    async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
+        if request.options:
+            raise VendorInvalidRequest(
+                self.key, "Skynet orders take no options; remove `options`.", field="options", code="INVALID_OPTION"
+            )
+        if request.notes is not None and len(request.notes) > _NOTES_LIMIT:
+            raise VendorInvalidRequest(
+                self.key, f"notes is longer than {_NOTES_LIMIT} characters; shorten it.", field="notes"
+            )
+        # Re-read the catalog so the preview shows today's price and stock, not the look-up's.
+        fresh = await self.lookup(sorted({parts[item.part_id].part_number for item in request.items}))
+        by_number = {p.part_number.upper(): p for p in fresh.parts}
+        lines: list[OrderLine] = []
+        caveats: list[str] = []
+        currency: str | None = None
+        for index, item in enumerate(request.items):
+            known = parts[item.part_id]
+            current = by_number.get(known.part_number.upper())
+            if current is None or current.unit_price is None:
+                raise VendorInvalidRequest(
+                    self.key,
+                    f"items[{index}]: {known.part_number} is no longer in Skynet's catalog; look it up again.",
+                    field=f"items[{index}].part_id",
+                )
+            if not current.orderable:
+                raise VendorInvalidRequest(
+                    self.key,
+                    f"items[{index}]: {known.part_number} is {current.vendor_status}, not orderable.",
+                    field=f"items[{index}].part_id",
+                )
+            if current.available_quantity is not None and current.available_quantity < item.quantity:
+                caveats.append(
+                    f"{known.part_number}: {item.quantity} requested, {current.available_quantity} in stock; "
+                    "Skynet will refuse the order unless stock arrives."
+                )
+            currency = currency or current.unit_price.currency
+            lines.append(
+                OrderLine(
+                    part_id=item.part_id,
+                    part_number=current.part_number,
+                    name=current.name,
+                    quantity=item.quantity,
+                    unit_price=current.unit_price,
+                    line_total=(current.unit_price * item.quantity).rounded(),
+                )
+            )
+        assert currency is not None  # items is never empty: the service checks before calling
+        total = Money.total((line.line_total for line in lines if line.line_total), currency)
+        caveats.insert(
+            0,
+            "Prices are Skynet's list prices: the order is billed at your account's B2B price, which may be lower. "
+            "The placed order reports the actual total.",
+        )
+        return Preview(
+            vendor=self.key,
+            po_number=request.po_number,
+            lines=lines,
+            notes=request.notes,
+            subtotal=total,
+            total=total,
+            currency=currency,
+            price_basis=PriceBasis.LIST,
+            total_is_upper_bound=True,
+            caveats=caveats,
+        )
+
+    async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
+        body: dict[str, Any] = {
+            "items": [{"part_id": item.part_id, "quantity": item.quantity} for item in request.items],
+            "po_number": request.po_number,
+        }
+        if request.notes:
+            body["notes"] = request.notes
+        # Skynet deduplicates by Idempotency-Key, so a retry after a lost answer returns the first order.
+        _, data = await self._http.request(
+            "POST", "/orders", json_body=body, headers={"Idempotency-Key": idempotency_key}, retry=True
+        )
+        return self._order(data, request)
+
+    def _order(self, data: Any, request: OrderRequest) -> Order:
+        raw = data.get("order") if isinstance(data, dict) else None
+        if not isinstance(raw, dict) or not raw.get("order_id"):
+            raise VendorBadResponse(self.key, "Skynet confirmed an order without an order_id")
+        lines = [
+            OrderLine(
+                part_number=clean_text(line.get("part_number") or "?", 80),
+                name=clean_text(line["title"], 200) if line.get("title") else None,
+                quantity=_int(line.get("quantity")) or 0,
+                unit_price=_money(line.get("unit_price")),
+                line_total=_money(line.get("line_total")),
+            )
+            for line in raw.get("line_items") or []
+            if isinstance(line, dict)
+        ]
+        total = _money(_first(raw, "total", "order_total", "total_amount", "grand_total", "subtotal"))
+        if total is None and lines and all(line.line_total for line in lines):
+            total = Money.total((line.line_total for line in lines if line.line_total), lines[0].line_total.currency)  # type: ignore[union-attr]
+        vendor_status = str(raw.get("status") or "draft")
+        return Order(
+            vendor=self.key,
+            order_id=str(raw["order_id"]),
+            po_number=str(raw.get("po_number") or request.po_number),
+            status=self.map_status(vendor_status),
+            vendor_status=vendor_status,
+            lines=lines,
+            subtotal=total,
+            total=total,
+            currency=total.currency if total else None,
+            created_at=_timestamp(_first(raw, "created_at", "createdAt", "created", "timestamp", "placed_at")),
+            notes=request.notes,
+        )
+
+    async def get_order(self, order_id: str) -> Order:
+        raise NotSupported(self.key, "Skynet's API has no order look-up.", capability="get")
+
+    async def find_order_by_po(self, po_number: str) -> Order | None:
+        raise NotSupported(self.key, "Skynet's API cannot search orders.", capability="find_by_po")
+
+    def map_status(self, vendor_status: str | None) -> OrderStatus:
+        # The API only ever reports "draft"; confirmation happens in Skynet's web account.
+        return OrderStatus.DRAFT if (vendor_status or "").lower() == "draft" else OrderStatus.UNKNOWN
+
+    # ------------------------------------------------------------------------------------- errors
+
+    def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
+        error = data.get("error") if isinstance(data, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = str(error.get("code") or f"HTTP_{response.status_code}")
+        message = clean_text(error.get("message") or response.reason_phrase or "no message", 300)
+        details = error.get("details")
+        details = details if isinstance(details, dict) else {}
+        status = response.status_code
+        kw: dict[str, Any] = {"code": code, "status": status}
+        match code:
+            case "INVALID_API_KEY":
+                return VendorAuthError(self.key, "Skynet rejected the API key (missing, malformed or wrong).", **kw)
+            case "KEY_REVOKED":
+                return VendorAuthError(
+                    self.key, "Skynet says the API key was revoked; email api@skynetparts.com for a new one.", **kw
+                )
+            case "VALIDATION_FAILED":
+                found = _FIELD_IN_MESSAGE.search(message)
+                return VendorInvalidRequest(
+                    self.key, f"Skynet refused the request: {message}", field=found and found.group(1), **kw
+                )
+            case "INVALID_PART_TOKEN":
+                return VendorInvalidRequest(
+                    self.key,
+                    "Skynet no longer recognises a part_id (they expire after about an hour); "
+                    "look the parts up again and place the order with the new part_id.",
+                    field="items[].part_id",
+                    **kw,
+                )
+            case "INSUFFICIENT_INVENTORY":
+                items = _short_items(details)
+                listed = "; ".join(
+                    f"{i.get('part_number') or i.get('part_id')}: requested {i.get('requested')}, "
+                    f"available {i.get('available')}"
+                    for i in items
+                )
+                return VendorOutOfStock(
+                    self.key,
+                    "Skynet does not have enough stock" + (f" ({listed})" if listed else "") + ".",
+                    items=items,
+                    **kw,
+                )
+            case "IDEMPOTENCY_CONFLICT":
+                return VendorConflict(
+                    self.key, "Skynet has already seen this order's idempotency key with a different order.", **kw
+                )
+            case "ORDER_FAILED":
+                return VendorUnavailable(
+                    self.key, "Skynet could not place the order (nothing was placed).", not_processed=True, **kw
+                )
+            case "UPSTREAM_ERROR":
+                return VendorUnavailable(self.key, "Skynet's catalog failed on their side.", not_processed=True, **kw)
+        if status == 429:
+            return VendorRateLimited(
+                self.key, "Skynet is rate limiting.", retry_after=retry_after_seconds(response), **kw
+            )
+        if status in (401, 403):
+            return VendorAuthError(self.key, f"Skynet refused access ({status}).", **kw)
+        if status == 404:
+            return VendorNotFound(self.key, f"Skynet: not found ({message}).", **kw)
+        if status == 409:
+            return VendorConflict(self.key, f"Skynet refused: {message}", **kw)
+        if 400 <= status < 500:
+            return VendorInvalidRequest(self.key, f"Skynet refused the request: {message}", **kw)
+        return VendorUnavailable(self.key, f"Skynet failed ({status}).", **kw)
+
+
+def _short_items(details: Mapping[str, Any]) -> list[dict[str, Any]]:
+    # The shape is undocumented: accept a list under any common key, or a {part: available} map.
+    for key in ("items", "short_items", "insufficient", "parts"):
+        value = details.get(key)
+        if isinstance(value, list):
+            return [
+                {k: clean_text(v, 80) if isinstance(v, str) else v for k, v in i.items()}
+                for i in value
+                if isinstance(i, dict)
+            ]
+    return [{"part_number": clean_text(k, 80), "available": v} for k, v in details.items() if isinstance(v, int)]
+
+
+def _first(raw: Mapping[str, Any], *names: str) -> Any:
+    return next((raw[n] for n in names if raw.get(n) is not None), None)
+
+
+def _money(raw: Any) -> Money | None:
+    if not isinstance(raw, dict) or raw.get("amount") is None:
+        return None
+    amount = raw["amount"]
+    try:
+        if isinstance(amount, float):
+            return Money.from_json_number(amount, str(raw.get("currency") or "USD"))
+        return Money.of(str(amount), str(raw.get("currency") or "USD"))
+    except (ValueError, ArithmeticError):
+        return None
+
+
+def _int(raw: Any) -> int | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().isdigit():
+        return int(raw)
+    return None
+
+
+def _timestamp(raw: Any) -> datetime | None:
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
+        return datetime.fromtimestamp(raw / 1000 if raw > 10**11 else raw, UTC)
+    return None
+
+
+_: type[VendorClient] = SkynetClient
