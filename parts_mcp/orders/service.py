@@ -518,7 +518,9 @@ class OrdersService:
             order = await client.place_order(request, preview, intent.idempotency_key)
         except VendorError as exc:
             error = {"code": exc.code, "message": exc.message, "status": exc.status}
-            if not exc.maybe_committed:
+            # A refusal of a *resend* says nothing about the first attempt, which may have been committed:
+            # only a first send may be marked rejected (which frees the PO for other content).
+            if not exc.maybe_committed and intent.state is IntentState.PENDING:
                 await self.ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
                 raise
             if client.capabilities.find_by_po:

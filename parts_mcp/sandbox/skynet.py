@@ -12,7 +12,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final, NoReturn
@@ -210,7 +210,7 @@ class SkynetSimulator:
 
     Faults (arm on ``faults``): ``upstream_error`` fails the next catalog call with 502
     UPSTREAM_ERROR; ``order_failed`` fails the next order with 502 ORDER_FAILED, creating nothing;
-    ``drop_after_commit`` creates the next order, then drops the connection before the answer.
+    ``drop_after_commit`` creates the next order (or replays it), then drops the connection before the answer.
     """
 
     def __init__(
@@ -259,6 +259,15 @@ class SkynetSimulator:
         if quantity < 0:
             raise ValueError("quantity must not be negative")
         self.stock[self._parts[part_number.casefold()].part_number] = quantity
+
+    def set_price(self, part_number: str, list_price: str) -> None:
+        """Change a catalog part's list price (its B2B discount stays), e.g. to model a price rise.
+
+        Raises:
+            KeyError: the part is not in the catalog.
+        """
+        key = part_number.casefold()
+        self._parts[key] = replace(self._parts[key], list_price=Decimal(list_price))
 
     # -- rendering ------------------------------------------------------------------------------
 
@@ -406,7 +415,9 @@ class SkynetSimulator:
                     "IDEMPOTENCY_CONFLICT",
                     "This Idempotency-Key was already used with a different order body.",
                 )
-            return JSONResponse(stored.body, status_code=stored.status)
+            replayed = JSONResponse(stored.body, status_code=stored.status)
+            # The order exists either way; a lost answer to a replay is lost just the same.
+            return DroppedConnectionResponse(replayed) if self.faults.take("drop_after_commit") else replayed
 
         if self.faults.take("order_failed"):
             raise _ApiError(

@@ -11,7 +11,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
@@ -68,8 +68,17 @@ def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     return settings.model_copy(update={"vendors": simulated})
 
 
-def build_server(settings: Settings, *, sandbox: Sandbox | None = None, ledger: Ledger | None = None) -> MCPServer:
-    """The parts-mcp server for `settings`; with `settings.sandbox`, on `sandbox` (or a new one)."""
+def build_server(
+    settings: Settings,
+    *,
+    sandbox: Sandbox | None = None,
+    ledger: Ledger | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> MCPServer:
+    """The parts-mcp server for `settings`; with `settings.sandbox`, on `sandbox` (or a new one).
+
+    `ledger` and `clock` replace the configured store and the wall clock (tests move time on).
+    """
     transports: dict[str, httpx2.AsyncBaseTransport] = {}
     if settings.sandbox:
         sandbox = sandbox or Sandbox()
@@ -84,7 +93,7 @@ def build_server(settings: Settings, *, sandbox: Sandbox | None = None, ledger: 
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
     )
     secret = guard.token_secret.get_secret_value().encode() if guard.token_secret else None
-    tokens = ConfirmationTokens(secret, policy.token_ttl)
+    tokens = ConfirmationTokens(secret, policy.token_ttl, clock)
     parts = PartCache()
     if ledger is None:
         # The sandbox forgets its orders when the process ends, so its ledger must too.

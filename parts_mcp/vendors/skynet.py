@@ -151,7 +151,7 @@ class SkynetClient:
             currency = currency or current.unit_price.currency
             lines.append(
                 OrderLine(
-                    part_id=item.part_id,
+                    part_id=current.part_id,
                     part_number=current.part_number,
                     name=current.name,
                     quantity=item.quantity,
@@ -181,7 +181,11 @@ class SkynetClient:
 
     async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
         body: dict[str, Any] = {
-            "items": [{"part_id": item.part_id, "quantity": item.quantity} for item in request.items],
+            # The preview re-read the catalog: its part_ids are the freshest tokens for the same parts.
+            "items": [
+                {"part_id": line.part_id or item.part_id, "quantity": item.quantity}
+                for item, line in zip(request.items, preview.lines, strict=True)
+            ],
             "po_number": request.po_number,
         }
         if request.notes:

@@ -1,0 +1,131 @@
+"""Shared test helpers: a server on the embedded sandbox, and short-hands for the order flow."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import stamina
+import uvicorn
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.types import CallToolResult
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from parts_mcp.config import GuardSettings, Settings
+from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.sandbox import ManualClock, Sandbox
+from parts_mcp.server.app import build_server
+
+
+@pytest.fixture(autouse=True)
+def no_backoff_waits() -> Iterator[None]:
+    """Retries keep their attempt budget but skip the waits (stamina's own test mode)."""
+    with stamina.set_testing(True, attempts=3, cap=True):
+        yield
+
+
+class Clock:
+    """One manual clock for the server (datetimes) and the simulators (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.manual = ManualClock()
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.manual.now(), UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        self.manual.advance(delta.total_seconds())
+
+
+class World:
+    """A server on a sandbox, plus the sandbox itself: the simulators' records are the ground truth."""
+
+    def __init__(self, tmp_path: Any, **guard: Any) -> None:
+        self.clock = Clock()
+        self.sandbox = Sandbox(clock=self.clock.manual.now)
+        self.ledger = SQLiteLedger(tmp_path / "ledger.sqlite3", clock=self.clock.now)
+        self.settings = Settings(sandbox=True, guard=GuardSettings(**guard))
+        self.server: MCPServer = build_server(self.settings, sandbox=self.sandbox, ledger=self.ledger,
+                                              clock=self.clock.now)
+
+    @property
+    def skynet_orders(self) -> list[dict[str, Any]]:
+        return self.sandbox.skynet.orders
+
+
+@pytest.fixture
+def world(tmp_path: Any) -> Iterator[World]:
+    w = World(tmp_path, confirmation="token")
+    yield w
+    w.ledger.close()
+
+
+def structured(result: CallToolResult) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    assert result.structured_content is not None
+    return result.structured_content
+
+
+def error_text(result: CallToolResult) -> str:
+    assert result.is_error, result.structured_content
+    return "\n".join(getattr(block, "text", "") for block in result.content)
+
+
+async def part_ids(client: Client, *numbers: str) -> dict[str, str]:
+    found = structured(await client.call_tool("lookup_parts", {"query": list(numbers), "vendors": ["skynet"]}))
+    return {p["part_number"]: p["part_id"] for p in found["parts"] if p["part_number"] in numbers}
+
+
+async def confirm_and_place(client: Client, args: dict[str, Any]) -> dict[str, Any]:
+    """The token flow as a well-behaved model runs it: preview, (user approves), confirm the exact total."""
+    preview = structured(await client.call_tool("place_order", args))
+    assert preview["status"] == "confirmation_required"
+    total = preview["preview"]["total"]
+    return structured(await client.call_tool("place_order", {
+        **args, "confirmation_token": preview["confirmation_token"],
+        "confirmed_total": f"{total['amount']} {total['currency']}",
+    }))
+
+
+class _Started:
+    """ASGI wrapper that signals when the server's lifespan has started (no polling, no sleeps)."""
+
+    def __init__(self, app: ASGIApp, started: threading.Event) -> None:
+        self.app, self.started = app, started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            async def wrapped_send(message: Any) -> None:
+                if message["type"] == "lifespan.startup.complete":
+                    self.started.set()
+                await send(message)
+
+            await self.app(scope, receive, wrapped_send)
+        else:
+            await self.app(scope, receive, send)
+
+
+@contextmanager
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Serve an ASGI app on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    started = threading.Event()
+    server = uvicorn.Server(uvicorn.Config(_Started(app, started), lifespan="on", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10), "server did not start"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
