@@ -11,10 +11,12 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from parts_mcp.vendors import KINDS, VendorSettings
 
 ENV_VAR = "PARTS_MCP_CONFIG"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -58,27 +60,6 @@ class StoreSettings(_Strict):
 
     def resolved_path(self) -> Path:
         return self.path or Path(platformdirs.user_data_dir("parts-mcp")) / "parts-mcp.sqlite3"
-
-
-class HttpSettings(_Strict):
-    connect_timeout: float = Field(default=5.0, gt=0)
-    read_timeout: float = Field(default=30.0, gt=0)
-    deadline: float = Field(default=60.0, gt=0)
-    attempts: int = Field(default=3, ge=1, le=10)
-    wait_initial: float = Field(default=0.25, ge=0)
-    wait_max: float = Field(default=4.0, ge=0)
-    wait_jitter: float = Field(default=0.5, ge=0)
-    retry_after_cap: float = Field(default=20.0, ge=0)
-
-
-class SkynetSettings(HttpSettings):
-    kind: Literal["skynet"]
-    base_url: str = "https://api.skynetparts.com/api/b2b"
-    api_key: SecretStr
-
-
-VendorSettings = Annotated[SkynetSettings, Field(discriminator="kind")]
-KINDS = ("skynet",)
 
 
 class Settings(_Strict):

@@ -51,8 +51,9 @@ class World:
         self.sandbox = Sandbox(clock=self.clock.manual.now)
         self.ledger = SQLiteLedger(tmp_path / "ledger.sqlite3", clock=self.clock.now)
         self.settings = Settings(sandbox=True, guard=GuardSettings(**guard))
-        self.server: MCPServer = build_server(self.settings, sandbox=self.sandbox, ledger=self.ledger,
-                                              clock=self.clock.now)
+        self.server: MCPServer = build_server(
+            self.settings, sandbox=self.sandbox, ledger=self.ledger, clock=self.clock.now
+        )
 
     @property
     def skynet_orders(self) -> list[dict[str, Any]]:
@@ -87,10 +88,16 @@ async def confirm_and_place(client: Client, args: dict[str, Any]) -> dict[str, A
     preview = structured(await client.call_tool("place_order", args))
     assert preview["status"] == "confirmation_required"
     total = preview["preview"]["total"]
-    return structured(await client.call_tool("place_order", {
-        **args, "confirmation_token": preview["confirmation_token"],
-        "confirmed_total": f"{total['amount']} {total['currency']}",
-    }))
+    return structured(
+        await client.call_tool(
+            "place_order",
+            {
+                **args,
+                "confirmation_token": preview["confirmation_token"],
+                "confirmed_total": f"{total['amount']} {total['currency']}",
+            },
+        )
+    )
 
 
 class _Started:
@@ -101,6 +108,7 @@ class _Started:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
+
             async def wrapped_send(message: Any) -> None:
                 if message["type"] == "lifespan.startup.complete":
                     self.started.set()

@@ -10,9 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from mcp import Client
-
 from conftest import World, confirm_and_place, error_text, part_ids, structured
+from mcp import Client
 
 pytestmark = pytest.mark.asyncio
 
@@ -27,15 +26,23 @@ async def test_lookup_preview_confirm_get_list_runs_end_to_end(world: World) -> 
         assert part["unit_price"] == {"amount": "12.40", "currency": "USD"}
         assert part["price_basis"] == "list"
 
-        args = {"vendor": "skynet", "po_number": "ACME-PO-4471", "items": [{"part_id": part["part_id"], "quantity": 10}]}
+        args = {
+            "vendor": "skynet",
+            "po_number": "ACME-PO-4471",
+            "items": [{"part_id": part["part_id"], "quantity": 10}],
+        }
         preview = structured(await client.call_tool("place_order", args))
         assert preview["status"] == "confirmation_required"
         assert preview["preview"]["total"] == {"amount": "124.00", "currency": "USD"}
         assert preview["preview"]["total_is_upper_bound"] is True
         assert world.skynet_orders == []  # a preview writes nothing
 
-        placed = structured(await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "124.00 USD"}))
+        placed = structured(
+            await client.call_tool(
+                "place_order",
+                {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "124.00 USD"},
+            )
+        )
         assert placed["status"] == "placed"
         assert placed["replayed"] is False
         order = placed["order"]
@@ -59,15 +66,24 @@ async def test_lookup_preview_confirm_get_list_runs_end_to_end(world: World) -> 
 
 @pytest.mark.parametrize(
     ("po_number", "code"),
-    [("", "PO_REQUIRED"), ("   ", "PO_REQUIRED"), ("PO 12", "PO_MALFORMED"), ("x", "PO_MALFORMED"),
-     ("PO-1;DROP TABLE", "PO_MALFORMED")],
+    [
+        ("", "PO_REQUIRED"),
+        ("   ", "PO_REQUIRED"),
+        ("PO 12", "PO_MALFORMED"),
+        ("x", "PO_MALFORMED"),
+        ("PO-1;DROP TABLE", "PO_MALFORMED"),
+    ],
 )
-async def test_missing_or_malformed_po_number_is_refused_naming_the_field(world: World, po_number: str, code: str) -> None:
+async def test_missing_or_malformed_po_number_is_refused_naming_the_field(
+    world: World, po_number: str, code: str
+) -> None:
     """Guard rail 1: no order without a valid PO number; nothing is previewed or written."""
     async with Client(world.server) as client:
         ids = await part_ids(client, "MS21042L3")
-        result = await client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": po_number, "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]})
+        result = await client.call_tool(
+            "place_order",
+            {"vendor": "skynet", "po_number": po_number, "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+        )
         text = error_text(result)
         assert code in text and "po_number" in text
     assert world.skynet_orders == []
@@ -88,12 +104,17 @@ async def test_wrong_confirmed_total_places_nothing(world: World) -> None:
         args = {"vendor": "skynet", "po_number": "PO-2001", "items": [{"part_id": ids["MS21042L3"], "quantity": 2}]}
         preview = structured(await client.call_tool("place_order", args))
         for wrong in ("24.79 USD", "24.80 EUR", "twenty-four", "24.80"):
-            result = await client.call_tool("place_order", {
-                **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": wrong})
+            result = await client.call_tool(
+                "place_order", {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": wrong}
+            )
             assert "confirmed_total" in error_text(result)
         # The token was not spent by the refusals: the right total still works, and 24.8 equals 24.80.
-        placed = structured(await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "USD 24.8"}))
+        placed = structured(
+            await client.call_tool(
+                "place_order",
+                {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "USD 24.8"},
+            )
+        )
         assert placed["status"] == "placed"
     assert len(world.skynet_orders) == 1
 
@@ -115,12 +136,16 @@ async def test_token_reused_with_a_changed_quantity_is_refused(world: World) -> 
         args = {"vendor": "skynet", "po_number": "PO-2003", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}
         preview = structured(await client.call_tool("place_order", args))
         changed = {**args, "items": [{"part_id": ids["MS21042L3"], "quantity": 50}]}
-        result = await client.call_tool("place_order", {
-            **changed, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"})
+        result = await client.call_tool(
+            "place_order",
+            {**changed, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"},
+        )
         assert "TOKEN_CONTENT_CHANGED" in error_text(result)
         other_po = {**args, "po_number": "PO-2004"}
-        result = await client.call_tool("place_order", {
-            **other_po, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"})
+        result = await client.call_tool(
+            "place_order",
+            {**other_po, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"},
+        )
         assert "TOKEN_MISMATCH" in error_text(result)
     assert world.skynet_orders == []
 
@@ -132,8 +157,9 @@ async def test_forged_token_is_refused(world: World) -> None:
         preview = structured(await client.call_tool("place_order", args))
         body, _, signature = preview["confirmation_token"].partition(".")
         for forged in (f"{body}.{signature[:-2]}xx", "confirmed", f"{body[:-3]}abc.{signature}"):
-            result = await client.call_tool("place_order", {
-                **args, "confirmation_token": forged, "confirmed_total": "12.40 USD"})
+            result = await client.call_tool(
+                "place_order", {**args, "confirmation_token": forged, "confirmed_total": "12.40 USD"}
+            )
             assert "TOKEN_INVALID" in error_text(result)
     assert world.skynet_orders == []
 
@@ -144,8 +170,9 @@ async def test_expired_token_is_refused(world: World) -> None:
         args = {"vendor": "skynet", "po_number": "PO-2006", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}
         preview = structured(await client.call_tool("place_order", args))
         world.clock.advance(timedelta(minutes=11))  # guard.token_ttl_seconds defaults to 600
-        result = await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"})
+        result = await client.call_tool(
+            "place_order", {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"}
+        )
         assert "TOKEN_EXPIRED" in error_text(result)
     assert world.skynet_orders == []
 
@@ -157,8 +184,9 @@ async def test_price_rise_after_preview_needs_a_new_preview(world: World) -> Non
         args = {"vendor": "skynet", "po_number": "PO-2007", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}
         preview = structured(await client.call_tool("place_order", args))
         world.sandbox.skynet.set_price("MS21042L3", "13.10")
-        result = await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"})
+        result = await client.call_tool(
+            "place_order", {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"}
+        )
         assert "TOKEN_CONTENT_CHANGED" in error_text(result)
     assert world.skynet_orders == []
 
@@ -212,7 +240,9 @@ async def test_order_failed_is_retried_with_the_same_key_and_places_one_order(wo
     async with Client(world.server) as client:
         ids = await part_ids(client, "MS21042L3")
         placed = await confirm_and_place(
-            client, {"vendor": "skynet", "po_number": "PO-4001", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]})
+            client,
+            {"vendor": "skynet", "po_number": "PO-4001", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+        )
     posts = [r for r in world.sandbox.skynet.requests if r.path == "/orders"]
     assert [r.status for r in posts] == [502, 502, 201]
     assert {r.idempotency_key for r in posts} == {placed["idempotency_key"]}
@@ -225,8 +255,12 @@ async def test_order_failed_beyond_the_budget_rejects_and_a_later_call_places(wo
         ids = await part_ids(client, "MS21042L3")
         args = {"vendor": "skynet", "po_number": "PO-4002", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}
         preview = structured(await client.call_tool("place_order", args))
-        text = error_text(await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"}))
+        text = error_text(
+            await client.call_tool(
+                "place_order",
+                {**args, "confirmation_token": preview["confirmation_token"], "confirmed_total": "12.40 USD"},
+            )
+        )
         assert "ORDER_FAILED" in text and "Nothing was ordered" in text
         assert world.skynet_orders == []
         placed = await confirm_and_place(client, args)  # nothing was ordered, so the PO is free again
@@ -240,7 +274,9 @@ async def test_response_dropped_after_commit_is_retried_into_the_same_order(worl
     async with Client(world.server) as client:
         ids = await part_ids(client, "MS21042L3")
         placed = await confirm_and_place(
-            client, {"vendor": "skynet", "po_number": "PO-5001", "items": [{"part_id": ids["MS21042L3"], "quantity": 3}]})
+            client,
+            {"vendor": "skynet", "po_number": "PO-5001", "items": [{"part_id": ids["MS21042L3"], "quantity": 3}]},
+        )
     [truth] = world.skynet_orders
     assert placed["order"]["order_id"] == truth["order_id"]
     assert len([r for r in world.sandbox.skynet.requests if r.path == "/orders"]) == 2
@@ -269,9 +305,16 @@ async def test_insufficient_inventory_lists_the_short_items_and_orders_nothing(w
         args = {"vendor": "skynet", "po_number": "PO-6001", "items": [{"part_id": ids["MS21042L08"], "quantity": 9}]}
         preview = structured(await client.call_tool("place_order", args))
         assert any("in stock" in caveat for caveat in preview["preview"]["caveats"])
-        text = error_text(await client.call_tool("place_order", {
-            **args, "confirmation_token": preview["confirmation_token"],
-            "confirmed_total": "{amount} {currency}".format(**preview["preview"]["total"])}))
+        text = error_text(
+            await client.call_tool(
+                "place_order",
+                {
+                    **args,
+                    "confirmation_token": preview["confirmation_token"],
+                    "confirmed_total": "{amount} {currency}".format(**preview["preview"]["total"]),
+                },
+            )
+        )
         assert "INSUFFICIENT_INVENTORY" in text and "MS21042L08" in text and "available 5" in text
         # Nothing was ordered under that PO, so a smaller order may use it.
         placed = await confirm_and_place(client, {**args, "items": [{"part_id": ids["MS21042L08"], "quantity": 5}]})
@@ -285,28 +328,46 @@ async def test_expired_part_tokens_are_refreshed_by_the_preview(world: World) ->
         ids = await part_ids(client, "MS21042L3")
         world.clock.advance(timedelta(hours=2))
         placed = await confirm_and_place(
-            client, {"vendor": "skynet", "po_number": "PO-6002", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]})
+            client,
+            {"vendor": "skynet", "po_number": "PO-6002", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+        )
     assert placed["status"] == "placed"
     assert len(world.skynet_orders) == 1
 
 
 async def test_unknown_part_id_asks_for_a_lookup_and_a_part_number_is_forgiven(world: World) -> None:
     async with Client(world.server) as client:
-        text = error_text(await client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-6003", "items": [{"part_id": "skynet_part_bogus", "quantity": 1}]}))
+        text = error_text(
+            await client.call_tool(
+                "place_order",
+                {
+                    "vendor": "skynet",
+                    "po_number": "PO-6003",
+                    "items": [{"part_id": "skynet_part_bogus", "quantity": 1}],
+                },
+            )
+        )
         assert "items[0].part_id" in text and "lookup_parts" in text
-        preview = structured(await client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-6003", "items": [{"part_id": "MS21042L3", "quantity": 1}]}))
+        preview = structured(
+            await client.call_tool(
+                "place_order",
+                {"vendor": "skynet", "po_number": "PO-6003", "items": [{"part_id": "MS21042L3", "quantity": 1}]},
+            )
+        )
         assert preview["preview"]["lines"][0]["part_number"] == "MS21042L3"
 
 
 @pytest.mark.parametrize(
     ("items", "field"),
-    [([], "items"), ([{"part_id": "MS21042L3", "quantity": 0}], "quantity"),
-     ([{"part_id": "MS21042L3", "quantity": -1}], "quantity"), ([{"part_id": "MS21042L3", "quantity": 1.5}], "quantity"),
-     ([{"part_id": "MS21042L3", "quantity": "ten"}], "quantity"),
-     ([{"part_id": "MS21042L3", "quantity": 1, "discount": 100}], "discount"),
-     ([{"part_id": "MS21042L3", "quantity": 1}, {"part_id": "MS21042L3", "quantity": 2}], "items[1].part_id")],
+    [
+        ([], "items"),
+        ([{"part_id": "MS21042L3", "quantity": 0}], "quantity"),
+        ([{"part_id": "MS21042L3", "quantity": -1}], "quantity"),
+        ([{"part_id": "MS21042L3", "quantity": 1.5}], "quantity"),
+        ([{"part_id": "MS21042L3", "quantity": "ten"}], "quantity"),
+        ([{"part_id": "MS21042L3", "quantity": 1, "discount": 100}], "discount"),
+        ([{"part_id": "MS21042L3", "quantity": 1}, {"part_id": "MS21042L3", "quantity": 2}], "items[1].part_id"),
+    ],
 )
 async def test_bad_items_are_refused_naming_the_field(world: World, items: list[Any], field: str) -> None:
     async with Client(world.server) as client:
@@ -319,8 +380,10 @@ async def test_order_over_the_limit_is_refused_before_any_preview(tmp_path: Any)
     world = World(tmp_path, confirmation="token", max_order_total="100.00")
     async with Client(world.server) as client:
         ids = await part_ids(client, "MS21042L3")
-        result = await client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-7002", "items": [{"part_id": ids["MS21042L3"], "quantity": 9}]})
+        result = await client.call_tool(
+            "place_order",
+            {"vendor": "skynet", "po_number": "PO-7002", "items": [{"part_id": ids["MS21042L3"], "quantity": 9}]},
+        )
         text = error_text(result)
         assert "OVER_LIMIT" in text and "100.00" in text
     assert world.skynet_orders == []
@@ -329,16 +392,25 @@ async def test_order_over_the_limit_is_refused_before_any_preview(tmp_path: Any)
 async def test_options_are_refused_for_skynet(world: World) -> None:
     async with Client(world.server) as client:
         ids = await part_ids(client, "MS21042L3")
-        result = await client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-7003", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}],
-            "options": {"priority": "urgent"}})
+        result = await client.call_tool(
+            "place_order",
+            {
+                "vendor": "skynet",
+                "po_number": "PO-7003",
+                "items": [{"part_id": ids["MS21042L3"], "quantity": 1}],
+                "options": {"priority": "urgent"},
+            },
+        )
         assert "options" in error_text(result)
 
 
 async def test_unknown_vendor_is_named(world: World) -> None:
     async with Client(world.server) as client:
-        text = error_text(await client.call_tool("place_order", {
-            "vendor": "acme", "po_number": "PO-7004", "items": [{"part_id": "x", "quantity": 1}]}))
+        text = error_text(
+            await client.call_tool(
+                "place_order", {"vendor": "acme", "po_number": "PO-7004", "items": [{"part_id": "x", "quantity": 1}]}
+            )
+        )
         assert "acme" in text and "skynet" in text
 
 

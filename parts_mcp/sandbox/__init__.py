@@ -9,77 +9,89 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from parts_mcp.sandbox._faults import ADMIN_PREFIX, Faults, ManualClock, SimulatorTransport
 from parts_mcp.sandbox.skynet import SANDBOX_API_KEY, SkynetSimulator
 
 __all__ = ["SANDBOX_API_KEY", "Faults", "ManualClock", "Sandbox", "SandboxVendor", "SkynetSimulator"]
 
-# The path each vendor's real API lives under, kept so clients build the same URLs as in production.
-_SKYNET_API_PATH = "/api/b2b"
-# .invalid is reserved (RFC 2606): should the transport ever be bypassed, nothing resolves.
-_SKYNET_BASE_URL = f"http://skynet.sandbox.invalid{_SKYNET_API_PATH}"
-
 
 @dataclass(frozen=True)
 class SandboxVendor:
-    """What a vendor client needs to talk to one in-process simulator."""
+    """What a vendor client needs to talk to one in-process simulator: its config section and a transport."""
 
     kind: str
     base_url: str
-    api_key: str
+    settings: dict[str, Any]  # a [vendors.<key>] section, base_url included
     transport: httpx2.AsyncBaseTransport
 
 
+@dataclass(frozen=True)
+class _Mounted:
+    key: str
+    api_path: str  # where the vendor's real API lives under its host, e.g. /api/b2b
+    app: ASGIApp
+    settings: dict[str, Any]  # the config section minus base_url
+
+
 class Sandbox:
-    """Every vendor simulator, with its state, behind one object (for now only Skynet)."""
+    """Every vendor simulator, with its state, behind one object."""
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.skynet = SkynetSimulator(clock=clock)
-        self._skynet_transport = SimulatorTransport(Starlette(routes=[Mount(_SKYNET_API_PATH, app=self.skynet.app)]))
+        # Adding a simulator: create it above, mount it here.
+        self._mounted = [
+            _Mounted("skynet", "/api/b2b", self.skynet.app, {"kind": "skynet", "api_key": SANDBOX_API_KEY}),
+        ]
+        self._transports = {
+            m.key: SimulatorTransport(Starlette(routes=[Mount(m.api_path, app=m.app)])) for m in self._mounted
+        }
 
     def vendors(self) -> dict[str, SandboxVendor]:
         """The in-process vendors, keyed by vendor key; each call returns the same transports."""
-        return {
-            "skynet": SandboxVendor(
-                kind="skynet", base_url=_SKYNET_BASE_URL, api_key=SANDBOX_API_KEY, transport=self._skynet_transport
-            ),
-        }
+        result = {}
+        for m in self._mounted:
+            # .invalid is reserved (RFC 2606): should the transport ever be bypassed, nothing resolves.
+            base_url = f"http://{m.key}.sandbox.invalid{m.api_path}"
+            result[m.key] = SandboxVendor(
+                kind=m.settings["kind"],
+                base_url=base_url,
+                settings={**m.settings, "base_url": base_url},
+                transport=self._transports[m.key],
+            )
+        return result
 
     def asgi_app(self) -> Starlette:
         """One app serving every simulator under ``/<vendor key><vendor's API path>``, plus an index at ``/``.
 
-        It shares state with this sandbox, so what is ordered over HTTP shows up in ``self.skynet``.
+        It shares state with this sandbox, so what is ordered over HTTP shows up in the simulators.
         """
-        mounts = {"skynet": (f"/skynet{_SKYNET_API_PATH}", SANDBOX_API_KEY, self.skynet.app)}
+        mounted = self._mounted
 
         async def index(request: Request) -> Response:
             root = str(request.base_url).rstrip("/")
-            return JSONResponse(
-                {
-                    "sandbox": True,
-                    "vendors": {
-                        key: {
-                            "kind": key,
-                            "base_path": path,
-                            "base_url": root + path,
-                            "api_key": api_key,
-                            "admin_path": path + ADMIN_PREFIX,
-                        }
-                        for key, (path, api_key, _) in mounts.items()
-                    },
+            vendors = {}
+            for m in mounted:
+                path = f"/{m.key}{m.api_path}"
+                vendors[m.key] = {
+                    **m.settings,
+                    "base_path": path,
+                    "base_url": root + path,
+                    "admin_path": path + ADMIN_PREFIX,
                 }
-            )
+            return JSONResponse({"sandbox": True, "vendors": vendors})
 
         return Starlette(
             routes=[
                 Route("/", index, methods=["GET"]),
-                *(Mount(path, app=app) for path, _, app in mounts.values()),
+                *(Mount(f"/{m.key}{m.api_path}", app=m.app) for m in mounted),
             ]
         )

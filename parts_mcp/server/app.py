@@ -19,7 +19,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 
 from parts_mcp import __version__, vendors
-from parts_mcp.config import Settings, SkynetSettings
+from parts_mcp.config import Settings
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, SQLiteLedger
 from parts_mcp.orders.service import GuardPolicy, OrdersService, PartCache
@@ -61,10 +61,7 @@ TOOLS = (
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     """The settings with every vendor pointed at the embedded simulators."""
-    simulated = {
-        key: SkynetSettings(kind="skynet", base_url=v.base_url, api_key=v.api_key)  # type: ignore[arg-type]
-        for key, v in sandbox.vendors().items()
-    }
+    simulated = {key: vendors.settings_adapter.validate_python(v.settings) for key, v in sandbox.vendors().items()}
     return settings.model_copy(update={"vendors": simulated})
 
 

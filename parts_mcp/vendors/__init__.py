@@ -1,37 +1,32 @@
-"""Vendor clients, one module per vendor; `create` builds one from its config section."""
+"""Vendor clients, one module per vendor. Each module has its `Settings` class and `create`.
+
+Adding a vendor: its module, its settings in `VendorSettings`, its `create` in `_CREATORS`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Annotated, Any
+
 import httpx2
+from pydantic import Field, TypeAdapter
 
-from parts_mcp.config import VendorSettings
-from parts_mcp.vendors.base import HttpPolicy, VendorClient
-from parts_mcp.vendors.skynet import SkynetClient
+from parts_mcp.vendors import skynet
+from parts_mcp.vendors.base import VendorClient
+from parts_mcp.vendors.skynet import SkynetSettings
 
-__all__ = ["create", "http_policy"]
+__all__ = ["KINDS", "VendorSettings", "create", "settings_adapter"]
 
+VendorSettings = Annotated[SkynetSettings, Field(discriminator="kind")]
 
-def http_policy(settings: VendorSettings) -> HttpPolicy:
-    return HttpPolicy(
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        deadline=settings.deadline,
-        attempts=settings.attempts,
-        wait_initial=settings.wait_initial,
-        wait_max=settings.wait_max,
-        wait_jitter=settings.wait_jitter,
-        retry_after_cap=settings.retry_after_cap,
-    )
+_CREATORS: dict[str, Callable[[str, Any, httpx2.AsyncClient], VendorClient]] = {
+    "skynet": skynet.create,
+}
+KINDS = tuple(_CREATORS)
+
+settings_adapter: TypeAdapter[VendorSettings] = TypeAdapter(VendorSettings)
 
 
 def create(key: str, settings: VendorSettings, http: httpx2.AsyncClient) -> VendorClient:
     """A client for the vendor section `key`, talking through `http`."""
-    match settings.kind:
-        case "skynet":
-            return SkynetClient(
-                key,
-                base_url=settings.base_url,
-                api_key=settings.api_key.get_secret_value(),
-                http=http,
-                policy=http_policy(settings),
-            )
+    return _CREATORS[settings.kind](key, settings, http)

@@ -25,13 +25,15 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import anyio
 import httpx2
 import stamina
+from pydantic import BaseModel, ConfigDict, Field
 
-from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, Part, Preview
+from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,16 @@ class OrderRequest:
     options: Mapping[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class OrderQuery:
+    """Filters for listing orders. Vendors apply what their API can; the service re-checks every filter."""
+
+    status: OrderStatus | None = None
+    po_number: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
 @runtime_checkable
 class VendorClient(Protocol):
     """One vendor account. Implementations are pure API clients: HTTP in, domain types out."""
@@ -191,7 +203,22 @@ class VendorClient(Protocol):
         """
         ...
 
-    async def get_order(self, order_id: str) -> Order: ...
+    async def get_order(self, order_id: str) -> Order:
+        """The vendor's current view of one order.
+
+        Raises:
+            VendorNotFound: no such order (or no longer retained).
+            NotSupported: the API cannot look orders up.
+        """
+        ...
+
+    async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
+        """Up to `max_orders` orders matching `query`, paging through the vendor's list as needed.
+
+        Raises:
+            NotSupported: the API cannot list orders.
+        """
+        ...
 
     async def find_order_by_po(self, po_number: str) -> Order | None:
         """The order carrying this PO number, if the vendor can be searched (reconciliation)."""
@@ -232,7 +259,47 @@ class HttpPolicy:
     max_response_bytes: int = 4 * 1024 * 1024
 
 
+class VendorSettingsBase(BaseModel):
+    """The config keys every vendor section has: its kind, where it lives, and its HTTP budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # Each vendor's subclass adds `kind: Literal[...]` (the discriminator) and its credentials.
+    base_url: str
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=30.0, gt=0)
+    deadline: float = Field(default=60.0, gt=0, description="One logical call, all attempts and waits included")
+    attempts: int = Field(default=3, ge=1, le=10)
+    wait_initial: float = Field(default=0.25, ge=0)
+    wait_max: float = Field(default=4.0, ge=0)
+    wait_jitter: float = Field(default=0.5, ge=0)
+    retry_after_cap: float = Field(default=20.0, ge=0)
+
+    def http_policy(self) -> HttpPolicy:
+        return HttpPolicy(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            deadline=self.deadline,
+            attempts=self.attempts,
+            wait_initial=self.wait_initial,
+            wait_max=self.wait_max,
+            wait_jitter=self.wait_jitter,
+            retry_after_cap=self.retry_after_cap,
+        )
+
+
 ErrorMapper = Callable[[httpx2.Response, Any], VendorError]
+
+
+class TokenSource(Protocol):
+    """Bearer tokens that expire (OAuth2 client credentials); see `_oauth.ClientCredentials`."""
+
+    @property
+    def secrets(self) -> list[str]: ...
+
+    async def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None: ...
 
 
 class VendorHttp:
@@ -248,6 +315,7 @@ class VendorHttp:
         map_error: ErrorMapper,
         policy: HttpPolicy | None = None,
         secrets: Sequence[str] = (),
+        tokens: TokenSource | None = None,
     ) -> None:
         self.vendor = vendor
         self._client = client
@@ -256,9 +324,10 @@ class VendorHttp:
         self._map_error = map_error
         self.policy = policy or HttpPolicy()
         self._secrets = [s for s in secrets if s]
+        self._tokens = tokens
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets:
+        for secret in [*self._secrets, *(self._tokens.secrets if self._tokens else [])]:
             text = text.replace(secret, "***")
         return text
 
@@ -325,14 +394,46 @@ class VendorHttp:
             write=policy.read_timeout,
             pool=policy.connect_timeout,
         )
+        response, data, token = await self._send_with_token(method, path, json_body, params, headers, timeout)
+        if response.status_code == 401 and token is not None and self._tokens is not None:
+            # An expired or revoked token: a 401 means nothing was processed, so fetch a new one and try once more.
+            self._tokens.invalidate(token)
+            response, data, token = await self._send_with_token(method, path, json_body, params, headers, timeout)
+        if response.is_success:
+            if data is _UNREADABLE:
+                raise VendorBadResponse(
+                    self.vendor,
+                    f"{self.vendor} answered {response.status_code} with a body that is not JSON",
+                    status=response.status_code,
+                )
+            return response, data
+        error = self._map_error(response, None if data is _UNREADABLE else data)
+        error.message = self.redact(error.message)
+        raise error
+
+    async def _send_with_token(
+        self,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        timeouts: httpx2.Timeout,
+    ) -> tuple[httpx2.Response, Any, str | None]:
+        token = await self._tokens.token() if self._tokens else None
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
         request = self._client.build_request(
             method,
             self._base + path,
             json=json_body,
             params={k: v for k, v in (params or {}).items() if v is not None},
-            headers={**self._headers, **(headers or {})},
-            timeout=timeout,
+            headers={**self._headers, **(headers or {}), **auth},
+            timeout=timeouts,
         )
+        response, data = await self._exchange(request)
+        return response, data, token
+
+    async def _exchange(self, request: httpx2.Request) -> tuple[httpx2.Response, Any]:
         try:
             response = await self._client.send(request, stream=True)
             try:
@@ -348,18 +449,7 @@ class VendorHttp:
                 self.vendor, f"the connection to {self.vendor} broke before its answer arrived", sent=True
             ) from exc
 
-        data = _parse_json(body)
-        if response.is_success:
-            if data is _UNREADABLE:
-                raise VendorBadResponse(
-                    self.vendor,
-                    f"{self.vendor} answered {response.status_code} with a body that is not JSON",
-                    status=response.status_code,
-                )
-            return response, data
-        error = self._map_error(response, None if data is _UNREADABLE else data)
-        error.message = self.redact(error.message)
-        raise error
+        return response, _parse_json(body)
 
     async def _read_capped(self, response: httpx2.Response) -> bytes:
         chunks: list[bytes] = []

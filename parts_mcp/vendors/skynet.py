@@ -12,15 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
+from pydantic import SecretStr
 
-from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, Part, Preview, PriceBasis
+from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
+from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
     NotSupported,
+    OrderQuery,
     OrderRequest,
     VendorAuthError,
     VendorBadResponse,
@@ -32,6 +35,7 @@ from parts_mcp.vendors.base import (
     VendorNotFound,
     VendorOutOfStock,
     VendorRateLimited,
+    VendorSettingsBase,
     VendorUnavailable,
     clean_text,
     retry_after_seconds,
@@ -44,6 +48,12 @@ _FIELD_IN_MESSAGE = re.compile(
     r"\b(items(?:\[\d+\])?(?:\.\w+)?|po_number|notes|part_numbers|part_names|Idempotency-Key)\b"
 )
 _NOTES_LIMIT = 500
+
+
+class SkynetSettings(VendorSettingsBase):
+    kind: Literal["skynet"]
+    base_url: str = "https://api.skynetparts.com/api/b2b"
+    api_key: SecretStr
 
 
 class SkynetClient:
@@ -94,7 +104,7 @@ class SkynetClient:
         if not isinstance(raw, dict) or not raw.get("part_id") or not raw.get("part_number"):
             return None
         status = raw.get("status")
-        price = _money(raw.get("price"))
+        price = parse.money(raw.get("price"))
         return Part(
             vendor=self.key,
             part_id=str(raw["part_id"]),
@@ -103,7 +113,7 @@ class SkynetClient:
             manufacturer=clean_text(raw["vendor"], 120) if raw.get("vendor") else None,
             unit_price=price,
             price_basis=PriceBasis.LIST,
-            available_quantity=_int(raw.get("available_stock")),
+            available_quantity=parse.integer(raw.get("available_stock")),
             vendor_status=clean_text(status, 40) if status else None,
             # Only ACTIVE is documented as orderable; anything else is treated as not orderable.
             orderable=status in (None, "ACTIVE"),
@@ -204,14 +214,14 @@ class SkynetClient:
             OrderLine(
                 part_number=clean_text(line.get("part_number") or "?", 80),
                 name=clean_text(line["title"], 200) if line.get("title") else None,
-                quantity=_int(line.get("quantity")) or 0,
-                unit_price=_money(line.get("unit_price")),
-                line_total=_money(line.get("line_total")),
+                quantity=parse.integer(line.get("quantity")) or 0,
+                unit_price=parse.money(line.get("unit_price")),
+                line_total=parse.money(line.get("line_total")),
             )
             for line in raw.get("line_items") or []
             if isinstance(line, dict)
         ]
-        total = _money(_first(raw, "total", "order_total", "total_amount", "grand_total", "subtotal"))
+        total = parse.money(parse.first(raw, "total", "order_total", "total_amount", "grand_total", "subtotal"))
         if total is None and lines and all(line.line_total for line in lines):
             total = Money.total((line.line_total for line in lines if line.line_total), lines[0].line_total.currency)  # type: ignore[union-attr]
         vendor_status = str(raw.get("status") or "draft")
@@ -225,12 +235,17 @@ class SkynetClient:
             subtotal=total,
             total=total,
             currency=total.currency if total else None,
-            created_at=_timestamp(_first(raw, "created_at", "createdAt", "created", "timestamp", "placed_at")),
+            created_at=parse.timestamp(
+                parse.first(raw, "created_at", "createdAt", "created", "timestamp", "placed_at")
+            ),
             notes=request.notes,
         )
 
     async def get_order(self, order_id: str) -> Order:
         raise NotSupported(self.key, "Skynet's API has no order look-up.", capability="get")
+
+    async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
+        raise NotSupported(self.key, "Skynet's API cannot list orders.", capability="list")
 
     async def find_order_by_po(self, po_number: str) -> Order | None:
         raise NotSupported(self.key, "Skynet's API cannot search orders.", capability="find_by_po")
@@ -321,42 +336,14 @@ def _short_items(details: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [{"part_number": clean_text(k, 80), "available": v} for k, v in details.items() if isinstance(v, int)]
 
 
-def _first(raw: Mapping[str, Any], *names: str) -> Any:
-    return next((raw[n] for n in names if raw.get(n) is not None), None)
-
-
-def _money(raw: Any) -> Money | None:
-    if not isinstance(raw, dict) or raw.get("amount") is None:
-        return None
-    amount = raw["amount"]
-    try:
-        if isinstance(amount, float):
-            return Money.from_json_number(amount, str(raw.get("currency") or "USD"))
-        return Money.of(str(amount), str(raw.get("currency") or "USD"))
-    except (ValueError, ArithmeticError):
-        return None
-
-
-def _int(raw: Any) -> int | None:
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        return raw
-    if isinstance(raw, str) and raw.strip().isdigit():
-        return int(raw)
-    return None
-
-
-def _timestamp(raw: Any) -> datetime | None:
-    if isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    if isinstance(raw, int | float) and not isinstance(raw, bool):
-        return datetime.fromtimestamp(raw / 1000 if raw > 10**11 else raw, UTC)
-    return None
+def create(key: str, settings: SkynetSettings, http: httpx2.AsyncClient) -> SkynetClient:
+    return SkynetClient(
+        key,
+        base_url=settings.base_url,
+        api_key=settings.api_key.get_secret_value(),
+        http=http,
+        policy=settings.http_policy(),
+    )
 
 
 _: type[VendorClient] = SkynetClient
