@@ -223,6 +223,10 @@ class Preview(BaseModel):
     total_is_upper_bound: bool = Field(
         default=False, description="True when the vendor may invoice less (list prices), never more"
     )
+    excludes: list[str] = Field(
+        default_factory=list,
+        description="Charges the vendor adds when the order is created, not in total (e.g. tax, shipping)",
+    )
     caveats: list[str] = Field(default_factory=list)
 
 

@@ -149,6 +149,9 @@ class Capabilities:
     list: bool = False
     idempotency_key: bool = False  # the vendor itself deduplicates writes by a client key
     find_by_po: bool = False  # the vendor can be searched by our PO number (reconciliation)
+    # The vendor replays a *failure* under the same idempotency key (PartsSource caches 5xx for 24 h):
+    # after one, look the order up by PO and, if it is absent, move on to a new key.
+    replays_failures: bool = False
 
 
 @dataclass(frozen=True)
