@@ -23,6 +23,7 @@ class VendorCapabilities(BaseModel):
     list: bool
     idempotency_key: bool
     find_by_po: bool
+    replays_failures: bool
 
 
 class VendorInfo(BaseModel):
