@@ -14,7 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 # Minor-unit exponents that differ from the usual 2; enough for the currencies these vendors use.
 _EXPONENTS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
@@ -23,17 +23,34 @@ _MONEY_TEXT = re.compile(
     r"^\s*(?:(?P<cur1>[A-Za-z]{3})\s*)?(?P<amount>[-+]?\d[\d,]*(?:\.\d+)?|[-+]?\.\d+)\s*(?P<cur2>[A-Za-z]{3})?\s*$"
 )
 
-DecimalText = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json")]
+DecimalText = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
+]
+
+
+def _lean_schema(schema: dict[str, Any]) -> None:
+    # Generated property titles ("Po Number") repeat the names and cost every client tokens on each tools/list.
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+
+class Model(BaseModel):
+    """Base of every model that appears in a tool's schema: no generated titles."""
+
+    model_config = ConfigDict(json_schema_extra=_lean_schema)
 
 
 def currency_exponent(currency: str) -> int:
     return _EXPONENTS.get(currency, 2)
 
 
-class Money(BaseModel):
+class Money(Model):
     """An exact amount in one currency."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, json_schema_extra=_lean_schema)
 
     amount: DecimalText = Field(description='Decimal amount as a string, e.g. "12.40"')
     currency: str = Field(description='ISO 4217 code, e.g. "USD"')
@@ -164,7 +181,7 @@ class OrderStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-class Part(BaseModel):
+class Part(Model):
     """A part as a vendor offers it."""
 
     vendor: str = Field(description="Vendor key to pass to place_order")
@@ -181,23 +198,23 @@ class Part(BaseModel):
     notes: list[str] = Field(default_factory=list, description="Caveats about this offer")
 
 
-class LookupResult(BaseModel):
+class LookupResult(Model):
     """Parts one vendor found for a set of queries."""
 
     parts: list[Part]
     not_found: list[str]
 
 
-class OrderItem(BaseModel):
+class OrderItem(Model):
     """One line the caller wants to order."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_lean_schema)
 
     part_id: str = Field(min_length=1, max_length=512, description="part_id from lookup_parts")
     quantity: int = Field(ge=1, le=1_000_000, description="Units to order, a positive whole number")
 
 
-class OrderLine(BaseModel):
+class OrderLine(Model):
     part_id: str | None = None
     part_number: str
     name: str | None = None
@@ -208,7 +225,7 @@ class OrderLine(BaseModel):
     received_quantity: int | None = None
 
 
-class Preview(BaseModel):
+class Preview(Model):
     """Exactly what would be sent to the vendor, priced, before anything is written."""
 
     vendor: str
@@ -230,7 +247,7 @@ class Preview(BaseModel):
     caveats: list[str] = Field(default_factory=list)
 
 
-class Order(BaseModel):
+class Order(Model):
     """An order as the vendor (or, where the vendor cannot be asked, our ledger) knows it."""
 
     vendor: str
@@ -253,7 +270,7 @@ class Order(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="Vendor-specific extras (tracking, invoice ...)")
 
 
-class OrderSummary(BaseModel):
+class OrderSummary(Model):
     vendor: str
     order_id: str
     po_number: str | None = None

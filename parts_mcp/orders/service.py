@@ -18,7 +18,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -35,7 +35,7 @@ from parts_mcp.orders.guard import (
     idempotency_key,
 )
 from parts_mcp.orders.ledger import ClaimResult, Intent, IntentState, Ledger
-from parts_mcp.vendors.base import NotSupported, OrderRequest, VendorClient, VendorError, clean_text
+from parts_mcp.vendors.base import NotSupported, OrderQuery, OrderRequest, VendorClient, VendorError, clean_text
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ ConfirmationMode = Literal["auto", "elicit", "token"]
 MAX_ITEMS = 100
 MAX_QUERIES = 200
 NOTES_LIMIT = 1000
+MAX_LISTED_PER_VENDOR = 1000
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class OrderPage:
     orders: list[OrderSummary]
     next_cursor: str | None
     notes: list[str]
+    vendor_errors: list[VendorFailure]
 
 
 # ------------------------------------------------------------------------------------------- helpers
@@ -487,14 +489,46 @@ class OrdersService:
                 order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
             )
         preview = Preview.model_validate(intent.preview)
-        # Never-sent intents, and intents the vendor deduplicates by key, are safe to send (again).
-        if intent.state is IntentState.PENDING or client.capabilities.idempotency_key:
-            return await self._send(intent, prepared.request, preview, actor, replayed=True)
-        if client.capabilities.find_by_po:
+        caps = client.capabilities
+        if intent.state is IntentState.PENDING:
+            return await self._send(intent, prepared.request, preview, actor, replayed=True)  # never sent
+        if caps.find_by_po:
+            # The vendor's own records decide first: an order carrying this PO means it was placed.
             found = await self._find(client, intent, actor)
             if found is not None:
                 return found
+            if caps.replays_failures:
+                # The old key would only replay its cached failure; the order is absent, so a new key is safe.
+                return await self._next_attempt(intent, prepared.request, preview, actor)
+            return await self._send(intent, prepared.request, preview, actor, replayed=True)
+        if caps.idempotency_key:
+            return await self._send(intent, prepared.request, preview, actor, replayed=True)
         return self._unknown(client, intent, "An earlier attempt at this order may or may not have reached the vendor.")
+
+    async def _next_attempt(
+        self, intent: Intent, request: OrderRequest, preview: Preview, actor: str
+    ) -> Placed | OutcomeUnknown:
+        await self.ledger.transition(
+            intent.id,
+            IntentState.REJECTED,
+            actor=actor,
+            error={"code": "NOT_FOUND_AFTER_FAILURE", "message": "not at the vendor after a failed attempt"},
+        )
+        attempt = intent.attempt + 1
+        now = datetime.now(UTC)
+        successor = replace(
+            intent,
+            id=str(uuid.uuid4()),
+            attempt=attempt,
+            state=IntentState.PENDING,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key(self._accounts.get(request.vendor, request.vendor), request, attempt),
+        )
+        claim, _ = await self.ledger.claim(successor, None, actor)
+        if claim is not ClaimResult.CREATED:  # pragma: no cover - we hold the (vendor, PO) lock
+            raise GuardError("another call is already placing this PO; try again shortly.", field="po_number")
+        return await self._send(successor, request, preview, actor, replayed=True)
 
     async def _find(self, client: VendorClient, intent: Intent, actor: str) -> Placed | None:
         try:
@@ -541,10 +575,15 @@ class OrdersService:
         )
 
     def _unknown(self, client: VendorClient, intent: Intent, reason: str) -> OutcomeUnknown:
-        if client.capabilities.idempotency_key:
+        again = f"Call place_order again with the same vendor, po_number {intent.po_number!r} and the same items"
+        if client.capabilities.find_by_po:
             steps = (
-                f"Do not create a new PO for this. Call place_order again with the same vendor, po_number "
-                f"{intent.po_number!r} and the same items: it resends with the same idempotency key, and "
+                f"Do not create a new PO for this. {again}: this server first searches {client.display_name} for "
+                "that PO and sends the order only if it is not there, so nothing is ordered twice."
+            )
+        elif client.capabilities.idempotency_key:
+            steps = (
+                f"Do not create a new PO for this. {again}: it resends with the same idempotency key, and "
                 f"{client.display_name} returns the original order if it was created, so nothing is ordered twice."
             )
         else:
@@ -593,45 +632,82 @@ class OrdersService:
         limit: int,
         cursor: str | None,
     ) -> OrderPage:
-        filters = {
-            "vendor": vendor,
-            "status": status,
-            "po": po_number,
-            "after": created_after,
-            "before": created_before,
-        }
-        fingerprint = _fingerprint(filters)
+        """Orders newest first across vendors, one page at a time.
+
+        Vendors that can list are asked (all at once, each under the look-up deadline); for those
+        that cannot, the ledger's own orders stand in. Every filter is applied here again, so each
+        vendor is filtered the same way whatever its API supports. The cursor is the last order's
+        (created, vendor, id): the next page starts strictly after it, with no repeats and no gaps.
+
+        Raises:
+            GuardError: an unknown vendor or a cursor issued for other filters.
+        """
+        query = OrderQuery(
+            status=status,
+            po_number=po_number.strip() if po_number else None,
+            created_after=_aware(created_after) if created_after else None,
+            created_before=_aware(created_before) if created_before else None,
+        )
+        fingerprint = _fingerprint({"vendor": vendor, **vars(query)})
         position = _decode_cursor(cursor, fingerprint) if cursor else None
+        clients = [self.vendor(vendor)] if vendor else list(self.vendors.values())
         notes: list[str] = []
-        keys = [vendor] if vendor else list(self.vendors)
-        sources: list[Order] = []
-        for key in keys:
-            client = self.vendor(key)
-            if client.capabilities.list:  # pragma: no cover - vendors with a list endpoint arrive later
-                raise NotSupported(key, "listing from the vendor is not implemented yet", capability="list")
-            notes.append(
-                f"{client.display_name} has no order listing in its API: its orders here are the ones this server "
-                "placed, from the local ledger, with the status they had when placed."
-            )
-        for intent in await self.ledger.placed_orders(vendor):
-            sources.append(_ledger_order(intent))
+        errors: list[VendorFailure] = []
+        summaries: list[OrderSummary] = []
 
-        def keep(order: Order) -> bool:
-            created = order.created_at or datetime.min.replace(tzinfo=UTC)
-            return (
-                (status is None or order.status is status)
-                and (po_number is None or (order.po_number or "").casefold() == po_number.strip().casefold())
-                and (created_after is None or created >= _aware(created_after))
-                and (created_before is None or created < _aware(created_before))
-            )
+        async def from_vendor(client: VendorClient) -> None:
+            try:
+                with anyio.fail_after(self._lookup_deadline):
+                    found = await client.list_orders(query, MAX_LISTED_PER_VENDOR)
+            except TimeoutError:
+                errors.append(
+                    VendorFailure(
+                        client.key, "TIMEOUT", f"{client.display_name} did not answer in time.", retryable=True
+                    )
+                )
+                return
+            except VendorError as exc:
+                errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
+                return
+            if len(found) >= MAX_LISTED_PER_VENDOR:
+                notes.append(
+                    f"{client.display_name}: only the newest {MAX_LISTED_PER_VENDOR} orders are listed; "
+                    "narrow the dates to see older ones."
+                )
+            summaries.extend(found)
 
-        ordered = sorted((o for o in sources if keep(o)), key=_sort_key, reverse=True)
+        ledger_vendors = {c.key for c in clients if not c.capabilities.list}
+        for client in clients:
+            if client.key in ledger_vendors:
+                notes.append(
+                    f"{client.display_name} has no order listing in its API: its orders here are the ones this "
+                    "server placed, from the local ledger, with the status they had when placed."
+                )
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                if client.key not in ledger_vendors:
+                    group.start_soon(from_vendor, client)
+        if ledger_vendors:
+            for intent in await self.ledger.placed_orders(vendor):
+                if intent.vendor in ledger_vendors:
+                    summaries.append(OrderSummary.of(_ledger_order(intent)))
+
+        ordered = sorted((o for o in summaries if _matches(o, query)), key=_sort_key, reverse=True)
         if position is not None:
             ordered = [o for o in ordered if _sort_key(o) < position]
         page = ordered[:limit]
-        more = len(ordered) > limit
-        next_cursor = _encode_cursor(_sort_key(page[-1]), fingerprint) if more and page else None
-        return OrderPage(orders=[OrderSummary.of(o) for o in page], next_cursor=next_cursor, notes=notes)
+        next_cursor = _encode_cursor(_sort_key(page[-1]), fingerprint) if len(ordered) > limit else None
+        return OrderPage(orders=page, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
+
+
+def _matches(order: OrderSummary, query: OrderQuery) -> bool:
+    created = order.created_at or datetime.min.replace(tzinfo=UTC)
+    return (
+        (query.status is None or order.status is query.status)
+        and (query.po_number is None or (order.po_number or "").casefold() == query.po_number.casefold())
+        and (query.created_after is None or created >= query.created_after)
+        and (query.created_before is None or created < query.created_before)
+    )
 
 
 def _total_warnings(order: Order, confirmed: Money) -> list[str]:
@@ -656,7 +732,7 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _sort_key(order: Order) -> tuple[str, str, str]:
+def _sort_key(order: OrderSummary) -> tuple[str, str, str]:
     created = order.created_at.astimezone(UTC).isoformat() if order.created_at else ""
     return (created, order.vendor, order.order_id)
 

@@ -7,6 +7,7 @@ enters once per stdio process or HTTP app (and once per in-memory connection in 
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -124,5 +125,11 @@ def build_server(
     for spec in TOOLS:
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them
-        server.add_tool(tool_errors(spec.fn), name=spec.name, title=spec.title, annotations=spec.annotations)
+        server.add_tool(
+            tool_errors(spec.fn),
+            name=spec.name,
+            title=spec.title,
+            description=inspect.cleandoc(spec.fn.__doc__ or ""),
+            annotations=spec.annotations,
+        )
     return server

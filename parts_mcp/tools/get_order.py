@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from parts_mcp.domain import Order
+from parts_mcp.domain import Model, Order
 from parts_mcp.tools.context import AppCtx, app
 
 TITLE = "Get an order"
@@ -16,7 +16,7 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class GetOrderResult(BaseModel):
+class GetOrderResult(Model):
     order: Order
     sandbox: bool
 

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated
 
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from parts_mcp.domain import OrderStatus, OrderSummary
+from parts_mcp.domain import Model, OrderStatus, OrderSummary
 from parts_mcp.tools.context import AppCtx, app
+from parts_mcp.tools.lookup_parts import VendorErrorInfo
 
 TITLE = "List purchase orders"
 ANNOTATIONS = ToolAnnotations(
@@ -17,10 +18,13 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class ListPurchaseOrdersResult(BaseModel):
+class ListPurchaseOrdersResult(Model):
     orders: list[OrderSummary]
     next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
     notes: list[str] = Field(default_factory=list, description="Where the orders come from, per vendor")
+    vendor_errors: list[VendorErrorInfo] = Field(
+        default_factory=list, description="Vendors that failed; the other vendors' orders still stand"
+    )
     sandbox: bool
 
 
@@ -50,13 +54,18 @@ async def list_purchase_orders(
         cursor=cursor,
     )
     result = ListPurchaseOrdersResult(
-        orders=page.orders, next_cursor=page.next_cursor, notes=page.notes, sandbox=state.sandbox
+        orders=page.orders,
+        next_cursor=page.next_cursor,
+        notes=page.notes,
+        vendor_errors=[VendorErrorInfo(**vars(e)) for e in page.vendor_errors],
+        sandbox=state.sandbox,
     )
     lines = [f"{len(page.orders)} order(s)" + ("; more with next_cursor" if page.next_cursor else "") + "."]
     lines += [
         f"- [{o.vendor}] {o.order_id} PO {o.po_number or '-'}: {o.status.value}, {o.total or '-'}" for o in page.orders
     ]
     lines += page.notes
+    lines += [f"{e.vendor} failed ({e.code}): {e.message}" for e in result.vendor_errors]
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(lines))], structured_content=result.model_dump(mode="json")
     )

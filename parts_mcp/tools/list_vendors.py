@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from parts_mcp.domain import Model
 from parts_mcp.tools.context import AppCtx, app
 
 TITLE = "List vendors"
@@ -15,7 +16,7 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class VendorCapabilities(BaseModel):
+class VendorCapabilities(Model):
     lookup: bool
     quote: bool
     place: bool
@@ -26,7 +27,7 @@ class VendorCapabilities(BaseModel):
     replays_failures: bool
 
 
-class VendorInfo(BaseModel):
+class VendorInfo(Model):
     vendor: str = Field(description="The key the other tools take as vendor")
     kind: str
     name: str
@@ -34,14 +35,14 @@ class VendorInfo(BaseModel):
     sandbox: bool
 
 
-class GuardInfo(BaseModel):
+class GuardInfo(Model):
     confirmation: str
     read_only: bool
     po_pattern: str
     max_order_total: str | None
 
 
-class ListVendorsResult(BaseModel):
+class ListVendorsResult(Model):
     vendors: list[VendorInfo]
     guard: GuardInfo
 

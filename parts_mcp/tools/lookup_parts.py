@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from parts_mcp.domain import Part
+from parts_mcp.domain import Model, Part
 from parts_mcp.tools.context import AppCtx, app
 
 TITLE = "Look up parts"
@@ -16,14 +16,14 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class VendorErrorInfo(BaseModel):
+class VendorErrorInfo(Model):
     vendor: str
     code: str
     message: str
     retryable: bool
 
 
-class LookupPartsResult(BaseModel):
+class LookupPartsResult(Model):
     """Parts found, queries nobody had, and vendors that failed or were too slow."""
 
     parts: list[Part]

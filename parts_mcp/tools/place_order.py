@@ -16,7 +16,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from parts_mcp.domain import Order, OrderItem, Preview
+from parts_mcp.domain import Model, Order, OrderItem, Preview
 from parts_mcp.orders.service import ConfirmationRequired, OutcomeUnknown, Placed, Prepared
 from parts_mcp.server.errors import tool_errors
 from parts_mcp.tools.context import AppCtx, actor, app
@@ -27,13 +27,13 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class ConfirmOrder(BaseModel):
+class ConfirmOrder(BaseModel):  # a form: its field titles are what the human reads
     """The form the human answers; the order itself is in the message above it."""
 
     place_order: bool = Field(title="Place this order", description="Tick to place exactly the order shown above")
 
 
-class PlaceOrderResult(BaseModel):
+class PlaceOrderResult(Model):
     """One of three outcomes, told apart by `status`."""
 
     status: Literal["confirmation_required", "placed", "outcome_unknown"]

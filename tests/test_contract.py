@@ -1,0 +1,81 @@
+"""The public tool contract (ARCHITECTURE.md "The four tools"), snapshotted and checked as a whole.
+
+A changed schema or description fails here until the snapshot is regenerated on purpose:
+`UPDATE_SNAPSHOTS=1 pytest tests/test_contract.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import World
+from mcp import Client
+from mcp.types import Tool
+
+pytestmark = pytest.mark.asyncio
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+CONTRACT = {
+    "lookup_parts": ({"query"}, {"query", "vendors"}),
+    "place_order": (
+        {"vendor", "po_number", "items"},
+        {"vendor", "po_number", "items", "notes", "options", "confirmation_token", "confirmed_total"},
+    ),
+    "get_order": ({"vendor", "order_id"}, {"vendor", "order_id"}),
+    "list_purchase_orders": (
+        set(),
+        {"vendor", "status", "po_number", "created_after", "created_before", "limit", "cursor"},
+    ),
+    "list_vendors": (set(), set()),
+}
+
+
+async def tools(tmp_path: Path) -> list[Tool]:
+    async with Client(World(tmp_path).server) as client:
+        return (await client.list_tools()).tools
+
+
+def dump(tool: Tool) -> dict[str, Any]:
+    return tool.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+async def test_tools_list_matches_the_snapshot(tmp_path: Path) -> None:
+    listed = [dump(t) for t in await tools(tmp_path)]
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        SNAPSHOT.write_text(json.dumps(listed, indent=2, sort_keys=True) + "\n")
+    assert listed == json.loads(SNAPSHOT.read_text())
+
+
+async def test_tool_names_and_arguments_are_exactly_the_contract(tmp_path: Path) -> None:
+    listed = {t.name: t for t in await tools(tmp_path)}
+    assert set(listed) == set(CONTRACT)
+    for name, (required, allowed) in CONTRACT.items():
+        schema = listed[name].input_schema
+        assert set(schema.get("required", [])) == required, name
+        assert set(schema.get("properties", {})) == allowed, name
+
+
+async def test_every_tool_declares_all_hints_an_output_schema_and_a_title(tmp_path: Path) -> None:
+    for tool in await tools(tmp_path):
+        hints = tool.annotations
+        assert hints is not None, tool.name
+        assert None not in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint,
+                            hints.open_world_hint), tool.name
+        assert tool.output_schema is not None and tool.title, tool.name
+        assert tool.description and len(tool.description) > 40, tool.name
+        assert not {"anyOf", "oneOf", "allOf"} & set(tool.input_schema), tool.name
+        if not hints.read_only_hint:
+            assert hints.destructive_hint and not hints.idempotent_hint, tool.name
+
+
+async def test_tool_definitions_stay_within_the_token_budget(tmp_path: Path) -> None:
+    """Every client pays for tools/list in tokens on each turn: growth must be a decision, not drift.
+
+    About 4 characters a token for JSON. ANCHORS.md aims at 2.5k tokens; the typed output schemas
+    (Money, Order, Preview) are most of today's size.
+    """
+    size = len(json.dumps([dump(t) for t in await tools(tmp_path)], separators=(",", ":")))
+    assert size / 4 < 5500, f"tools/list is {size} characters, about {size // 4} tokens"

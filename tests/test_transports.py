@@ -1,0 +1,136 @@
+"""The whole flow over real transports: stdio (a `parts-mcp serve` subprocess) and streamable HTTP.
+
+Also: configuration from a file with an `${ENV}` secret, pointed at the simulators served on
+loopback by `Sandbox.asgi_app()`, and a wrong API key that must never show up anywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+from conftest import World, error_text, serve, structured
+from parts_mcp.config import load
+from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.sandbox import Sandbox
+from parts_mcp.server.app import build_server
+
+pytestmark = pytest.mark.asyncio
+CANARY = "sk_live_canary_do_not_leak_0123456789abcdefghij"
+
+
+async def run_flow(client: Client, po_number: str) -> dict[str, Any]:
+    """lookup -> preview -> confirm -> get -> list, as a model would run it; returns the placed order."""
+    found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+    part = next(p for p in found["parts"] if p["part_number"] == "MS21042L3")
+    args = {"vendor": "skynet", "po_number": po_number, "items": [{"part_id": part["part_id"], "quantity": 2}]}
+    preview = structured(await client.call_tool("place_order", args))
+    assert preview["status"] == "confirmation_required"
+    total = preview["preview"]["total"]
+    placed = structured(await client.call_tool("place_order", {
+        **args, "confirmation_token": preview["confirmation_token"],
+        "confirmed_total": f"{total['amount']} {total['currency']}"}))
+    assert placed["status"] == "placed"
+    order = placed["order"]
+    got = structured(await client.call_tool("get_order", {"vendor": "skynet", "order_id": order["order_id"]}))
+    assert got["order"]["order_id"] == order["order_id"]
+    listed = structured(await client.call_tool("list_purchase_orders", {"po_number": po_number}))
+    assert [o["order_id"] for o in listed["orders"]] == [order["order_id"]]
+    return order
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_stdio_subprocess_runs_the_whole_flow_on_the_embedded_sandbox(tmp_path: Path, mode: str) -> None:
+    """`parts-mcp serve` with no config: the README's first command, as a stdio client sees it."""
+    env = {k: v for k, v in os.environ.items() if k != "PARTS_MCP_CONFIG"}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "parts_mcp", "serve"], env=env,
+                                   cwd=str(tmp_path))
+    with (tmp_path / "stderr.txt").open("w+") as errlog:
+        async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
+            assert client.server_info.name == "parts-mcp"
+            order = await run_flow(client, "PO-STDIO-1")
+            assert order["status"] == "draft"
+        errlog.seek(0)
+        assert "sandbox" in errlog.read()  # the operator is told, on stderr
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_streamable_http_runs_the_whole_flow(tmp_path: Path, mode: str) -> None:
+    world = World(tmp_path, confirmation="auto")
+    with serve(world.server.streamable_http_app()) as base:
+        async with Client(base + "/mcp", mode=mode) as client:
+            order = await run_flow(client, f"PO-HTTP-{mode}")
+    [truth] = world.skynet_orders
+    assert truth["order_id"] == order["order_id"]
+
+
+def config_file(tmp_path: Path, base_url: str) -> Path:
+    path = tmp_path / "parts-mcp.toml"
+    path.write_text(
+        "[guard]\nconfirmation = \"token\"\n\n"
+        f"[store]\npath = \"{tmp_path / 'ledger.sqlite3'}\"\n\n"
+        f"[vendors.skynet]\nkind = \"skynet\"\nbase_url = \"{base_url}\"\napi_key = \"${{SKYNET_TEST_KEY}}\"\n"
+        "attempts = 1\n"
+    )
+    return path
+
+
+async def test_config_file_points_the_server_at_simulators_on_loopback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = Sandbox()
+    monkeypatch.setenv("SKYNET_TEST_KEY", sandbox.vendors()["skynet"].settings["api_key"])
+    with serve(sandbox.asgi_app()) as base:
+        settings = load(config_file(tmp_path, f"{base}/skynet/api/b2b"))
+        assert settings.sandbox is False
+        server = build_server(settings)
+        async with Client(server) as client:
+            order = await run_flow(client, "PO-LOOP-1")
+            vendors = structured(await client.call_tool("list_vendors", {}))
+            assert vendors["vendors"][0]["sandbox"] is False
+    assert [o["order_id"] for o in sandbox.skynet.orders] == [order["order_id"]]
+
+
+async def test_a_wrong_api_key_gives_a_clear_error_that_never_contains_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """INVALID_API_KEY from Skynet: the model is told what is wrong; the key is in no result, error or log."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("SKYNET_TEST_KEY", CANARY)
+    sandbox = Sandbox()
+    with serve(sandbox.asgi_app()) as base:
+        server = build_server(load(config_file(tmp_path, f"{base}/skynet/api/b2b")),
+                              ledger=SQLiteLedger(tmp_path / "l.sqlite3"))
+        async with Client(server) as client:
+            found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+            [failure] = found["vendor_errors"]
+            assert failure["code"] == "INVALID_API_KEY" and "API key" in failure["message"]
+            text = error_text(await client.call_tool("place_order", {
+                "vendor": "skynet", "po_number": "PO-KEY-1", "items": [{"part_id": "MS21042L3", "quantity": 1}]}))
+            assert "VENDOR_AUTH" in text
+            everything = str(found) + text + str(await client.list_tools())
+    assert CANARY not in everything
+    assert CANARY not in caplog.text
+    assert sandbox.skynet.orders == []
+
+
+async def test_serve_with_a_broken_config_says_which_key_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[vendors.skynet]\nkind = "skynet"\napi_key = "${NOT_SET_ANYWHERE_42}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "NOT_SET_ANYWHERE_42"}
+    with anyio.fail_after(60):
+        done = await anyio.run_process(
+            [sys.executable, "-m", "parts_mcp", "serve", "--config", str(path)], env=env, check=False
+        )
+    assert done.returncode == 2
+    stderr = done.stderr.decode()
+    assert "vendors.skynet.api_key" in stderr and "NOT_SET_ANYWHERE_42" in stderr
+    assert done.stdout == b""
