@@ -46,11 +46,11 @@ class Clock:
 class World:
     """A server on a sandbox, plus the sandbox itself: the simulators' records are the ground truth."""
 
-    def __init__(self, tmp_path: Any, **guard: Any) -> None:
+    def __init__(self, tmp_path: Any, *, lookup_deadline: float = 20.0, **guard: Any) -> None:
         self.clock = Clock()
         self.sandbox = Sandbox(clock=self.clock.manual.now)
         self.ledger = SQLiteLedger(tmp_path / "ledger.sqlite3", clock=self.clock.now)
-        self.settings = Settings(sandbox=True, guard=GuardSettings(**guard))
+        self.settings = Settings(sandbox=True, guard=GuardSettings(**guard), lookup_deadline=lookup_deadline)
         self.server: MCPServer = build_server(
             self.settings, sandbox=self.sandbox, ledger=self.ledger, clock=self.clock.now
         )

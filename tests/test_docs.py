@@ -1,0 +1,36 @@
+"""The README and config.example.toml say what the server really does."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from parts_mcp.config import Settings, load
+from parts_mcp.server.app import TOOLS
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_readme_names_every_tool_and_both_setup_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for spec in TOOLS:
+        assert f"`{spec.name}`" in readme
+    assert "./dev serve" in readme and "./dev test" in readme
+    assert "./dev test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_config_example_loads_and_documents_every_top_level_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = tomllib.loads((ROOT / "config.example.toml").read_text())
+    for section in ("server", "guard", "store"):
+        model = getattr(Settings.model_fields[section].annotation, "model_fields", {})
+        text = (ROOT / "config.example.toml").read_text()
+        for key in model:
+            assert f"{key} =" in text, f"[{section}] {key} is not documented"
+    for section in raw["vendors"].values():
+        for value in section.values():
+            if isinstance(value, str) and value.startswith("${"):
+                monkeypatch.setenv(value[2:-1], "sk_live_example_only")
+    settings = load(ROOT / "config.example.toml")
+    assert set(settings.vendors) == set(raw["vendors"])
