@@ -40,37 +40,57 @@ async def timed(n: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
 
 
 def report(name: str, samples: list[float]) -> None:
-    print(f"{name:<34} n={len(samples):<5} p50={statistics.median(samples):7.2f} ms  "
-          f"p95={percentile(samples, 0.95):7.2f} ms  max={max(samples):7.2f} ms")
+    print(
+        f"{name:<34} n={len(samples):<5} p50={statistics.median(samples):7.2f} ms  "
+        f"p95={percentile(samples, 0.95):7.2f} ms  max={max(samples):7.2f} ms"
+    )
 
 
 async def overhead(n: int, workdir: Path) -> None:
     sandbox = Sandbox()
     ledger = SQLiteLedger(workdir / "bench.sqlite3")
-    server = build_server(Settings(sandbox=True, guard=GuardSettings(confirmation="token")), sandbox=sandbox,
-                          ledger=ledger)
+    server = build_server(
+        Settings(sandbox=True, guard=GuardSettings(confirmation="token")), sandbox=sandbox, ledger=ledger
+    )
     async with Client(server) as client:
         found = await client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]})
         part_id = next(p["part_id"] for p in found.structured_content["parts"] if p["part_number"] == "MS21042L3")
         report("list_vendors", await timed(n, lambda i: client.call_tool("list_vendors", {})))
-        report("lookup_parts (skynet, 1 part)", await timed(
-            n, lambda i: client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]})))
+        report(
+            "lookup_parts (skynet, 1 part)",
+            await timed(n, lambda i: client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]})),
+        )
 
         async def place(i: int) -> None:
             args = {"vendor": "skynet", "po_number": f"BENCH-{i:05d}", "items": [{"part_id": part_id, "quantity": 1}]}
             preview = (await client.call_tool("place_order", args)).structured_content
             total = preview["preview"]["total"]
-            placed = await client.call_tool("place_order", {
-                **args, "confirmation_token": preview["confirmation_token"],
-                "confirmed_total": f"{total['amount']} {total['currency']}"})
+            placed = await client.call_tool(
+                "place_order",
+                {
+                    **args,
+                    "confirmation_token": preview["confirmation_token"],
+                    "confirmed_total": f"{total['amount']} {total['currency']}",
+                },
+            )
             assert placed.structured_content["status"] == "placed", placed.content
 
         sandbox.skynet.set_stock("MS21042L3", 10**9)
         report("place_order (preview + confirm)", await timed(n, place))
-        report("place_order (same PO, replayed)", await timed(n, lambda i: client.call_tool("place_order", {
-            "vendor": "skynet", "po_number": f"BENCH-{i:05d}", "items": [{"part_id": part_id, "quantity": 1}]})))
-        report("list_purchase_orders (limit 20)", await timed(
-            n, lambda i: client.call_tool("list_purchase_orders", {"limit": 20})))
+        report(
+            "place_order (same PO, replayed)",
+            await timed(
+                n,
+                lambda i: client.call_tool(
+                    "place_order",
+                    {"vendor": "skynet", "po_number": f"BENCH-{i:05d}", "items": [{"part_id": part_id, "quantity": 1}]},
+                ),
+            ),
+        )
+        report(
+            "list_purchase_orders (limit 20)",
+            await timed(n, lambda i: client.call_tool("list_purchase_orders", {"limit": 20})),
+        )
     ledger.close()
 
 
@@ -87,15 +107,19 @@ async def fanout(slow: float, workdir: Path) -> None:
             elapsed = time.perf_counter() - start
             simulator.faults.latency = 0.0
             found = {p["vendor"] for p in result.structured_content["parts"]}
-            print(f"fan-out over {len(vendors)} vendors, {key} slowed to {slow:.2f}s: total {elapsed:.3f}s "
-                  f"(sum if sequential >= {slow:.2f}s x 1); answered: {sorted(found)}")
+            print(
+                f"fan-out over {len(vendors)} vendors, {key} slowed to {slow:.2f}s: total {elapsed:.3f}s "
+                f"(sum if sequential >= {slow:.2f}s x 1); answered: {sorted(found)}"
+            )
         for simulator in simulators.values():
             simulator.faults.latency = slow
         start = time.perf_counter()
         await client.call_tool("lookup_parts", {"query": ["MS21042L3"]})
         elapsed = time.perf_counter() - start
-        print(f"fan-out with every vendor at {slow:.2f}s: total {elapsed:.3f}s "
-              f"(sequential would be >= {slow * len(vendors):.2f}s)")
+        print(
+            f"fan-out with every vendor at {slow:.2f}s: total {elapsed:.3f}s "
+            f"(sequential would be >= {slow * len(vendors):.2f}s)"
+        )
 
 
 def main() -> None:

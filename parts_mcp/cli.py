@@ -29,8 +29,12 @@ def _serve(args: argparse.Namespace) -> int:
     if transport == "stdio":
         server.run()  # stdout is the protocol; everything else goes to stderr
     else:
+        import uvicorn
+
         logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
-        server.run(transport="streamable-http", host=host, port=port, streamable_http_path="/mcp")
+        app = server.streamable_http_app(streamable_http_path="/mcp", host=host)
+        # Logs to stderr only, like stdio mode: uvicorn's access log would otherwise go to stdout.
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0
 
 

@@ -49,9 +49,20 @@ async def test_accepting_the_form_places_exactly_the_order_shown(auto_world: Wor
     human = Human("accept")
     async with client(auto_world, human, mode) as c:
         ids = await part_ids(c, "MS21042L3", "AN960C10")
-        result = structured(await c.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-E1", "notes": "dock 4",
-            "items": [{"part_id": ids["MS21042L3"], "quantity": 2}, {"part_id": ids["AN960C10"], "quantity": 100}]}))
+        result = structured(
+            await c.call_tool(
+                "place_order",
+                {
+                    "vendor": "skynet",
+                    "po_number": "PO-E1",
+                    "notes": "dock 4",
+                    "items": [
+                        {"part_id": ids["MS21042L3"], "quantity": 2},
+                        {"part_id": ids["AN960C10"], "quantity": 100},
+                    ],
+                },
+            )
+        )
     assert result["status"] == "placed"
     [message] = human.shown
     for expected in ("Skynet Parts", "PO-E1", "2 x MS21042L3", "100 x AN960C10", "dock 4", "Total:"):
@@ -69,8 +80,12 @@ async def test_declining_cancelling_or_unticking_writes_nothing(
 ) -> None:
     async with client(auto_world, Human(action, place), mode) as c:
         ids = await part_ids(c, "MS21042L3")
-        text = error_text(await c.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-E2", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}))
+        text = error_text(
+            await c.call_tool(
+                "place_order",
+                {"vendor": "skynet", "po_number": "PO-E2", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+            )
+        )
         assert "DECLINED" in text
     assert auto_world.skynet_orders == []
     assert await auto_world.ledger.get("skynet", "PO-E2") is None
@@ -80,8 +95,12 @@ async def test_declining_cancelling_or_unticking_writes_nothing(
 async def test_auto_mode_without_elicitation_falls_back_to_the_token_preview(auto_world: World, mode: str) -> None:
     async with client(auto_world, None, mode) as c:
         ids = await part_ids(c, "MS21042L3")
-        result = structured(await c.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-E3", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}))
+        result = structured(
+            await c.call_tool(
+                "place_order",
+                {"vendor": "skynet", "po_number": "PO-E3", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+            )
+        )
     assert result["status"] == "confirmation_required"
     assert auto_world.skynet_orders == []
 
@@ -104,8 +123,12 @@ async def test_token_mode_never_asks_even_a_client_that_could(world: World, mode
     human = Human("accept")
     async with client(world, human, mode) as c:
         ids = await part_ids(c, "MS21042L3")
-        result = structured(await c.call_tool("place_order", {
-            "vendor": "skynet", "po_number": "PO-E5", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]}))
+        result = structured(
+            await c.call_tool(
+                "place_order",
+                {"vendor": "skynet", "po_number": "PO-E5", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
+            )
+        )
     assert result["status"] == "confirmation_required"
     assert human.shown == []
 

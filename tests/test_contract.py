@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import World
 from mcp import Client
 from mcp.types import Tool
+
+from conftest import World
 
 pytestmark = pytest.mark.asyncio
 SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
@@ -62,8 +63,12 @@ async def test_every_tool_declares_all_hints_an_output_schema_and_a_title(tmp_pa
     for tool in await tools(tmp_path):
         hints = tool.annotations
         assert hints is not None, tool.name
-        assert None not in (hints.read_only_hint, hints.destructive_hint, hints.idempotent_hint,
-                            hints.open_world_hint), tool.name
+        assert None not in (
+            hints.read_only_hint,
+            hints.destructive_hint,
+            hints.idempotent_hint,
+            hints.open_world_hint,
+        ), tool.name
         assert tool.output_schema is not None and tool.title, tool.name
         assert tool.description and len(tool.description) > 40, tool.name
         assert not {"anyOf", "oneOf", "allOf"} & set(tool.input_schema), tool.name

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.asyncio
 
 async def test_names_and_numbers_are_both_looked_up(world: World) -> None:
     async with Client(world.server) as client:
-        found = structured(await client.call_tool("lookup_parts", {"query": ["ms21042l3", "self-locking nut"]}))
+        found = structured(
+            await client.call_tool("lookup_parts", {"query": ["ms21042l3", "nut, self-locking"], "vendors": ["skynet"]})
+        )
     numbers = {p["part_number"] for p in found["parts"]}
     assert "MS21042L3" in numbers and len(numbers) > 1
     assert found["not_found"] == []
@@ -43,7 +45,7 @@ async def test_an_upstream_error_is_retried(world: World) -> None:
 async def test_a_vendor_failing_past_its_retry_budget_is_reported_not_raised(world: World) -> None:
     world.sandbox.skynet.faults.arm("upstream_error", 3)
     async with Client(world.server) as client:
-        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]}))
     [failure] = found["vendor_errors"]
     assert failure["vendor"] == "skynet" and failure["code"] == "UPSTREAM_ERROR" and failure["retryable"]
     assert found["parts"] == [] and found["not_found"] == []  # nobody answered, so nothing is "not found"
@@ -53,14 +55,19 @@ async def test_a_slow_vendor_times_out_within_the_deadline(tmp_path: Any) -> Non
     world = World(tmp_path, lookup_deadline=0.2)
     world.sandbox.skynet.faults.latency = 5.0
     async with Client(world.server) as client:
-        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]}))
     assert [e["code"] for e in found["vendor_errors"]] == ["TIMEOUT"]
 
 
 @pytest.mark.parametrize(
     ("args", "field"),
-    [({"query": []}, "query"), ({"query": [""]}, "query"), ({"query": ["x" * 121]}, "query"),
-     ({"query": "MS21042L3"}, "query"), ({"query": ["MS21042L3"], "vendors": ["nope"]}, "vendors")],
+    [
+        ({"query": []}, "query"),
+        ({"query": [""]}, "query"),
+        ({"query": ["x" * 121]}, "query"),
+        ({"query": "MS21042L3"}, "query"),
+        ({"query": ["MS21042L3"], "vendors": ["nope"]}, "vendors"),
+    ],
 )
 async def test_bad_queries_are_refused_naming_the_field(world: World, args: dict[str, Any], field: str) -> None:
     async with Client(world.server) as client:

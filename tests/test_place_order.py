@@ -10,8 +10,9 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import World, confirm_and_place, error_text, part_ids, structured
 from mcp import Client
+
+from conftest import World, confirm_and_place, error_text, part_ids, structured
 
 pytestmark = pytest.mark.asyncio
 

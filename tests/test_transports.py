@@ -17,11 +17,12 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from conftest import World, error_text, serve, structured
 from parts_mcp.config import load
 from parts_mcp.orders.ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
+
+from conftest import World, error_text, serve, structured
 
 pytestmark = pytest.mark.asyncio
 CANARY = "sk_live_canary_do_not_leak_0123456789abcdefghij"
@@ -35,9 +36,16 @@ async def run_flow(client: Client, po_number: str) -> dict[str, Any]:
     preview = structured(await client.call_tool("place_order", args))
     assert preview["status"] == "confirmation_required"
     total = preview["preview"]["total"]
-    placed = structured(await client.call_tool("place_order", {
-        **args, "confirmation_token": preview["confirmation_token"],
-        "confirmed_total": f"{total['amount']} {total['currency']}"}))
+    placed = structured(
+        await client.call_tool(
+            "place_order",
+            {
+                **args,
+                "confirmation_token": preview["confirmation_token"],
+                "confirmed_total": f"{total['amount']} {total['currency']}",
+            },
+        )
+    )
     assert placed["status"] == "placed"
     order = placed["order"]
     got = structured(await client.call_tool("get_order", {"vendor": "skynet", "order_id": order["order_id"]}))
@@ -51,8 +59,9 @@ async def run_flow(client: Client, po_number: str) -> dict[str, Any]:
 async def test_stdio_subprocess_runs_the_whole_flow_on_the_embedded_sandbox(tmp_path: Path, mode: str) -> None:
     """`parts-mcp serve` with no config: the README's first command, as a stdio client sees it."""
     env = {k: v for k, v in os.environ.items() if k != "PARTS_MCP_CONFIG"}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "parts_mcp", "serve"], env=env,
-                                   cwd=str(tmp_path))
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "parts_mcp", "serve"], env=env, cwd=str(tmp_path)
+    )
     with (tmp_path / "stderr.txt").open("w+") as errlog:
         async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
             assert client.server_info.name == "parts-mcp"
@@ -75,9 +84,9 @@ async def test_streamable_http_runs_the_whole_flow(tmp_path: Path, mode: str) ->
 def config_file(tmp_path: Path, base_url: str) -> Path:
     path = tmp_path / "parts-mcp.toml"
     path.write_text(
-        "[guard]\nconfirmation = \"token\"\n\n"
-        f"[store]\npath = \"{tmp_path / 'ledger.sqlite3'}\"\n\n"
-        f"[vendors.skynet]\nkind = \"skynet\"\nbase_url = \"{base_url}\"\napi_key = \"${{SKYNET_TEST_KEY}}\"\n"
+        '[guard]\nconfirmation = "token"\n\n'
+        f'[store]\npath = "{tmp_path / "ledger.sqlite3"}"\n\n'
+        f'[vendors.skynet]\nkind = "skynet"\nbase_url = "{base_url}"\napi_key = "${{SKYNET_TEST_KEY}}"\n'
         "attempts = 1\n"
     )
     return path
@@ -107,14 +116,19 @@ async def test_a_wrong_api_key_gives_a_clear_error_that_never_contains_the_key(
     monkeypatch.setenv("SKYNET_TEST_KEY", CANARY)
     sandbox = Sandbox()
     with serve(sandbox.asgi_app()) as base:
-        server = build_server(load(config_file(tmp_path, f"{base}/skynet/api/b2b")),
-                              ledger=SQLiteLedger(tmp_path / "l.sqlite3"))
+        server = build_server(
+            load(config_file(tmp_path, f"{base}/skynet/api/b2b")), ledger=SQLiteLedger(tmp_path / "l.sqlite3")
+        )
         async with Client(server) as client:
             found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
             [failure] = found["vendor_errors"]
             assert failure["code"] == "INVALID_API_KEY" and "API key" in failure["message"]
-            text = error_text(await client.call_tool("place_order", {
-                "vendor": "skynet", "po_number": "PO-KEY-1", "items": [{"part_id": "MS21042L3", "quantity": 1}]}))
+            text = error_text(
+                await client.call_tool(
+                    "place_order",
+                    {"vendor": "skynet", "po_number": "PO-KEY-1", "items": [{"part_id": "MS21042L3", "quantity": 1}]},
+                )
+            )
             assert "VENDOR_AUTH" in text
             everything = str(found) + text + str(await client.list_tools())
     assert CANARY not in everything

@@ -72,7 +72,9 @@ def content_hash(request: OrderRequest) -> str:
 
 def priced_hash(request: OrderRequest, preview: Preview) -> str:
     """The content hash bound to the previewed prices: a price change since the preview changes it."""
-    priced = [content_hash(request), str(preview.total), preview.price_basis.value]
+    # Resolved options (defaults from config included) are part of what the human confirmed.
+    options = json.dumps(preview.options, sort_keys=True, default=str)
+    priced = [content_hash(request), str(preview.total), preview.price_basis.value, options, *preview.excludes]
     priced += [f"{line.part_number}|{line.quantity}|{line.unit_price}" for line in preview.lines]
     return hashlib.sha256("\n".join(priced).encode()).hexdigest()
 

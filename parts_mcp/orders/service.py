@@ -35,7 +35,15 @@ from parts_mcp.orders.guard import (
     idempotency_key,
 )
 from parts_mcp.orders.ledger import ClaimResult, Intent, IntentState, Ledger
-from parts_mcp.vendors.base import NotSupported, OrderQuery, OrderRequest, VendorClient, VendorError, clean_text
+from parts_mcp.vendors.base import (
+    NotSupported,
+    OrderQuery,
+    OrderRequest,
+    VendorClient,
+    VendorError,
+    VendorNotFound,
+    clean_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -295,9 +303,11 @@ class OrdersService:
             VendorError: the vendor refused an item or could not price it.
         """
         client = self.vendor(vendor)
-        if not client.capabilities.place:
-            raise NotSupported(client.key, f"{client.display_name}'s API cannot create orders.", capability="place")
         po = check_po_number(po_number, self.policy.po_pattern)
+        if not client.capabilities.place:
+            # The client knows what its users can do instead; its own refusal carries that advice.
+            await client.preview(OrderRequest(vendor=vendor, po_number=po, items=tuple(items)), {})
+            raise NotSupported(client.key, f"{client.display_name}'s API cannot create orders.", capability="place")
         if not items:
             raise GuardError("items: give at least one {part_id, quantity}.", field="items")
         if len(items) > MAX_ITEMS:
@@ -571,7 +581,7 @@ class OrdersService:
             order=order,
             idempotency_key=intent.idempotency_key,
             replayed=replayed,
-            warnings=_total_warnings(order, Money.parse(intent.confirmed_total)),
+            warnings=_total_warnings(order, Money.parse(intent.confirmed_total), preview.excludes),
         )
 
     def _unknown(self, client: VendorClient, intent: Intent, reason: str) -> OutcomeUnknown:
@@ -610,7 +620,17 @@ class OrdersService:
         """
         client = self.vendor(vendor)
         if client.capabilities.get:
-            return await client.get_order(order_id)
+            try:
+                return await client.get_order(order_id)
+            except VendorNotFound:
+                # A vendor may stop retaining old orders (Keyloop does); ours is still the record of what we placed.
+                kept = await self.ledger.get_by_order_id(vendor, order_id)
+                if kept is None or kept.order is None:
+                    raise
+                order = _ledger_order(kept)
+                return order.model_copy(
+                    update={"details": {**order.details, "vendor_note": f"{client.display_name} no longer has it."}}
+                )
         intent = await self.ledger.get_by_order_id(vendor, order_id)
         if intent is None or intent.order is None:
             raise NotSupported(
@@ -710,17 +730,24 @@ def _matches(order: OrderSummary, query: OrderQuery) -> bool:
     )
 
 
-def _total_warnings(order: Order, confirmed: Money) -> list[str]:
-    if order.total is None:
+def _total_warnings(order: Order, confirmed: Money, excludes: Sequence[str]) -> list[str]:
+    """Loud words when the vendor's figure is above what the human confirmed."""
+    # With charges the preview left out (tax, shipping), the like-for-like figure is the subtotal.
+    by_subtotal = bool(excludes) and order.subtotal is not None
+    billed, label = (order.subtotal, "subtotal") if by_subtotal else (order.total, "total")
+    if billed is None:
         return ["The vendor did not report a total; check the order before relying on it."]
-    if order.total.currency == confirmed.currency and order.total > confirmed:
-        return [
-            f"ATTENTION: the vendor's total {order.total} is HIGHER than the confirmed total {confirmed}. "
+    if billed.currency != confirmed.currency:
+        return [f"ATTENTION: the vendor billed in {billed.currency}, the user confirmed {confirmed}."]
+    warnings: list[str] = []
+    if billed > confirmed:
+        warnings.append(
+            f"ATTENTION: the vendor's {label} {billed} is HIGHER than the confirmed {confirmed}. "
             "Tell the user now; the order exists and may need to be cancelled with the vendor."
-        ]
-    if order.total.currency != confirmed.currency:
-        return [f"ATTENTION: the vendor billed in {order.total.currency}, the user confirmed {confirmed}."]
-    return []
+        )
+    if excludes and order.total is not None and order.total != billed:
+        warnings.append(f"The vendor added {', '.join(excludes)}: the order's total is {order.total}.")
+    return warnings
 
 
 def _ledger_order(intent: Intent) -> Order:

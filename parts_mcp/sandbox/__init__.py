@@ -19,9 +19,28 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
 from parts_mcp.sandbox._faults import ADMIN_PREFIX, Faults, ManualClock, SimulatorTransport
+from parts_mcp.sandbox.factoryai import SANDBOX_SETTINGS as FACTORYAI_SANDBOX_SETTINGS
+from parts_mcp.sandbox.factoryai import FactoryAISimulator
+from parts_mcp.sandbox.keyloop import SANDBOX_SETTINGS as KEYLOOP_SANDBOX_SETTINGS
+from parts_mcp.sandbox.keyloop import KeyloopSimulator
+from parts_mcp.sandbox.partssource import SANDBOX_SETTINGS as PARTSSOURCE_SANDBOX_SETTINGS
+from parts_mcp.sandbox.partssource import PartsSourceSimulator
+from parts_mcp.sandbox.shopmonkey import SANDBOX_API_KEY as SHOPMONKEY_API_KEY
+from parts_mcp.sandbox.shopmonkey import ShopmonkeySimulator
 from parts_mcp.sandbox.skynet import SANDBOX_API_KEY, SkynetSimulator
 
-__all__ = ["SANDBOX_API_KEY", "Faults", "ManualClock", "Sandbox", "SandboxVendor", "SkynetSimulator"]
+__all__ = [
+    "SANDBOX_API_KEY",
+    "FactoryAISimulator",
+    "Faults",
+    "KeyloopSimulator",
+    "ManualClock",
+    "PartsSourceSimulator",
+    "Sandbox",
+    "SandboxVendor",
+    "ShopmonkeySimulator",
+    "SkynetSimulator",
+]
 
 
 @dataclass(frozen=True)
@@ -39,7 +58,12 @@ class _Mounted:
     key: str
     api_path: str  # where the vendor's real API lives under its host, e.g. /api/b2b
     app: ASGIApp
-    settings: dict[str, Any]  # the config section minus base_url
+    settings: dict[str, Any]  # the config section minus base_url; "{base_url}" in a value is replaced by it
+
+
+def _resolve(settings: dict[str, Any], base_url: str) -> dict[str, Any]:
+    # A URL on the simulator's own host (PartsSource's token endpoint) can only be known once base_url is.
+    return {k: v.replace("{base_url}", base_url) if isinstance(v, str) else v for k, v in settings.items()}
 
 
 class Sandbox:
@@ -47,9 +71,18 @@ class Sandbox:
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.skynet = SkynetSimulator(clock=clock)
+        self.factoryai = FactoryAISimulator(clock=clock)
+        self.shopmonkey = ShopmonkeySimulator(clock=clock)
+        self.keyloop = KeyloopSimulator(clock=clock)
+        self.partssource = PartsSourceSimulator(clock=clock)
         # Adding a simulator: create it above, mount it here.
         self._mounted = [
             _Mounted("skynet", "/api/b2b", self.skynet.app, {"kind": "skynet", "api_key": SANDBOX_API_KEY}),
+            _Mounted("factoryai", "/prod", self.factoryai.app, FACTORYAI_SANDBOX_SETTINGS),
+            _Mounted("shopmonkey", "/v3", self.shopmonkey.app, {"kind": "shopmonkey", "api_key": SHOPMONKEY_API_KEY}),
+            # Keyloop's base_url is the host root: the token endpoint and the API share it.
+            _Mounted("keyloop", "", self.keyloop.app, KEYLOOP_SANDBOX_SETTINGS),
+            _Mounted("partssource", "/customer/api", self.partssource.app, PARTSSOURCE_SANDBOX_SETTINGS),
         ]
         self._transports = {
             m.key: SimulatorTransport(Starlette(routes=[Mount(m.api_path, app=m.app)])) for m in self._mounted
@@ -64,7 +97,7 @@ class Sandbox:
             result[m.key] = SandboxVendor(
                 kind=m.settings["kind"],
                 base_url=base_url,
-                settings={**m.settings, "base_url": base_url},
+                settings={**_resolve(m.settings, base_url), "base_url": base_url},
                 transport=self._transports[m.key],
             )
         return result
@@ -82,7 +115,7 @@ class Sandbox:
             for m in mounted:
                 path = f"/{m.key}{m.api_path}"
                 vendors[m.key] = {
-                    **m.settings,
+                    **_resolve(m.settings, root + path),
                     "base_path": path,
                     "base_url": root + path,
                     "admin_path": path + ADMIN_PREFIX,
