@@ -32,6 +32,7 @@ class VendorInfo(Model):
     kind: str
     name: str
     capabilities: VendorCapabilities
+    options: str = Field(description="What place_order's options accept at this vendor")
     sandbox: bool
 
 
@@ -59,6 +60,7 @@ async def list_vendors(ctx: AppCtx) -> ListVendorsResult:
                 kind=client.kind,
                 name=client.display_name,
                 capabilities=VendorCapabilities(**asdict(client.capabilities)),
+                options=client.options_help,
                 sandbox=state.sandbox,
             )
             for key, client in service.vendors.items()

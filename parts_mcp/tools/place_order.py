@@ -86,7 +86,7 @@ async def place_order(
     answer: Annotated[ElicitationResult[ConfirmOrder], Resolve(ask_human)],
     notes: Annotated[str | None, Field(max_length=1000, description="Printed on the order paperwork")] = None,
     options: Annotated[
-        dict[str, Any] | None, Field(description="Vendor-specific fields; see list_vendors. Skynet takes none")
+        dict[str, Any] | None, Field(description="Vendor-specific fields, as list_vendors shows per vendor")
     ] = None,
     confirmation_token: Annotated[
         str | None, Field(description="From a confirmation_required result, after the user approved its preview")

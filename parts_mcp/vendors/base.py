@@ -183,6 +183,7 @@ class VendorClient(Protocol):
     kind: str
     display_name: str
     capabilities: Capabilities
+    options_help: str  # what place_order's `options` accepts at this vendor ("" for none); shown by list_vendors
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         """Find parts by part number or name; unknown queries land in `not_found`."""

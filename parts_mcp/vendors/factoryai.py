@@ -165,6 +165,12 @@ class FactoryAIClient:
     kind = "factoryai"
     display_name = "Factory AI"
     capabilities = Capabilities(lookup=True, place=True, get=True, list=True, idempotency_key=False, find_by_po=True)
+    options_help = (
+        "Factory AI options: supplier_id (default from config); priority (low|normal|high|urgent|critical); "
+        "requested_delivery_date (YYYY-MM-DD, not in the past); shipping_address {name, address1, city, state, "
+        "postal_code, country} (default from config); requires_approval (true/false) with justification (text, "
+        "required when requires_approval is true). Tax and shipping are added by Factory AI."
+    )
 
     def __init__(
         self,

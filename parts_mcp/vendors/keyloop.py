@@ -360,6 +360,12 @@ class KeyloopClient:
     kind = "keyloop"
     display_name = "Keyloop (dealer DMS)"
     capabilities = Capabilities(lookup=True, place=True, get=True)
+    options_help = (
+        "Keyloop options: order_type (EMG|VOR|STK|DPO|COL, default from config); vehicle_references when a part "
+        'demands them, e.g. {"KEYNUMBER": "..."} or [{"type": "VIN", "value": "..."}]; contact {name, phone, email, '
+        "company_name} (default from config); delivery_address {street_name, postal_code, city, country_code} "
+        "for an alternate delivery. No notes."
+    )
 
     def __init__(
         self,

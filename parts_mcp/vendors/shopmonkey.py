@@ -103,6 +103,7 @@ class ShopmonkeyClient:
     kind = "shopmonkey"
     display_name = "Shopmonkey"
     capabilities = Capabilities(lookup=True, place=False, get=True, list=True)
+    options_help = "Shopmonkey's API cannot create purchase orders: create them in Shopmonkey, then track them here."
 
     def __init__(
         self,

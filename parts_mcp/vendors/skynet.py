@@ -60,6 +60,7 @@ class SkynetClient:
     kind = "skynet"
     display_name = "Skynet Parts"
     capabilities = Capabilities(lookup=True, place=True, idempotency_key=True)
+    options_help = "Skynet orders take no options."
 
     def __init__(
         self, key: str, *, base_url: str, api_key: str, http: httpx2.AsyncClient, policy: HttpPolicy | None = None
