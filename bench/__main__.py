@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import time
@@ -108,8 +109,8 @@ async def fanout(slow: float, workdir: Path) -> None:
             simulator.faults.latency = 0.0
             found = {p["vendor"] for p in result.structured_content["parts"]}
             print(
-                f"fan-out over {len(vendors)} vendors, {key} slowed to {slow:.2f}s: total {elapsed:.3f}s "
-                f"(sum if sequential >= {slow:.2f}s x 1); answered: {sorted(found)}"
+                f"fan-out over {len(vendors)} vendors, {key:<11} +{slow:.2f}s per vendor call: "
+                f"total {elapsed:.3f}s; parts from {sorted(found)}"
             )
         for simulator in simulators.values():
             simulator.faults.latency = slow
@@ -123,6 +124,9 @@ async def fanout(slow: float, workdir: Path) -> None:
 
 
 def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("httpx2", "httpcore", "httpcore2", "mcp", "stamina"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--n", type=int, default=200, help="calls per measured tool")
     parser.add_argument("--slow", type=float, default=0.5, help="latency given to the slow vendor(s), seconds")

@@ -80,3 +80,34 @@ async def test_vendor_text_is_sanitized_before_the_model_sees_it(world: World) -
     async with Client(world.server) as client:
         found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3\u202e\u200b"]}))
     assert [p["part_number"] for p in found["parts"]] == ["MS21042L3"]
+
+
+async def test_without_vendors_every_vendor_that_can_look_up_is_asked(world: World) -> None:
+    async with Client(world.server) as client:
+        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3", "SKF-6204"]}))
+    vendors = {p["vendor"] for p in found["parts"]}
+    assert {"skynet", "factoryai"} <= vendors
+    assert found["not_found"] == [] and found["vendor_errors"] == []
+
+
+@pytest.mark.parametrize("slow", ["skynet", "factoryai", "shopmonkey", "keyloop", "partssource"])
+async def test_one_slow_vendor_yields_its_error_and_everyone_elses_results(tmp_path: Any, slow: str) -> None:
+    """Issue 3: each vendor under its own deadline; one slow vendor does not hold the others back."""
+    world = World(tmp_path, lookup_deadline=0.5)
+    getattr(world.sandbox, slow).faults.latency = 30.0
+    async with Client(world.server) as client:
+        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3", "SKF-6204"]}))
+    assert [(e["vendor"], e["code"]) for e in found["vendor_errors"]] == [(slow, "TIMEOUT")]
+    answered = {p["vendor"] for p in found["parts"]}
+    assert slow not in answered
+    assert answered >= {"skynet", "factoryai"} - {slow}
+
+
+async def test_one_failing_vendor_yields_its_error_and_everyone_elses_results(world: World) -> None:
+    world.sandbox.skynet.faults.arm("upstream_error", 3)
+    async with Client(world.server) as client:
+        found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3", "SKF-6204"]}))
+    assert [(e["vendor"], e["code"]) for e in found["vendor_errors"]] == [("skynet", "UPSTREAM_ERROR")]
+    assert "factoryai" in {p["vendor"] for p in found["parts"]}
+    # not_found speaks for the vendors that answered; vendor_errors says who could not.
+    assert found["not_found"] == ["MS21042L3"]

@@ -951,6 +951,7 @@ class PartsSourceSimulator:
 
     async def _user_lookup(self, request: Request) -> Response:
         client = self._authenticate(request)
+        await self.faults.delay()
         tenant = client.tenant
         raw = request.query_params.get("userId")
         if raw is None or not raw.isdigit():
@@ -969,6 +970,7 @@ class PartsSourceSimulator:
 
     async def _manufacturers(self, request: Request) -> Response:
         self._authenticate(request)
+        await self.faults.delay()
         query = request.query_params.get("q")
         if not query:
             _invalid("q: is required")
@@ -986,6 +988,7 @@ class PartsSourceSimulator:
 
     async def _catalog_search(self, request: Request) -> Response:
         self._authenticate(request)
+        await self.faults.delay()
         body = await _json_object(request)
         keywords = body.get("keywords")
         filters = body.get("filters") or {}
@@ -1064,6 +1067,7 @@ class PartsSourceSimulator:
 
     async def _catalog_detail(self, request: Request) -> Response:
         client = self._authenticate(request)
+        await self.faults.delay()
         product_id = request.query_params.get("productId")
         requester = request.query_params.get("requesterId")
         errors = []
@@ -1334,6 +1338,7 @@ class PartsSourceSimulator:
 
     async def _get_order(self, request: Request) -> Response:
         client = self._authenticate(request)
+        await self.faults.delay()
         raw = request.path_params["order_id"]
         if not str(raw).isdigit():
             _invalid("orderId: must be an integer")
@@ -1347,6 +1352,7 @@ class PartsSourceSimulator:
 
     async def _search_orders(self, request: Request) -> Response:
         client = self._authenticate(request)
+        await self.faults.delay()
         tenant = client.tenant
         query = request.query_params.get("q")
         if not query or not query.strip():
