@@ -104,12 +104,7 @@ class ClientCredentials:
         else:
             form |= {"client_id": self._client_id, "client_secret": self._secret}
         policy = self._policy
-        timeout = httpx2.Timeout(
-            connect=policy.connect_timeout,
-            read=policy.read_timeout,
-            write=policy.read_timeout,
-            pool=policy.connect_timeout,
-        )
+        timeout = policy.timeouts()
         try:
             with anyio.fail_after(policy.deadline):
                 response = await self._http.post(self._url, data=form, headers=headers, timeout=timeout)

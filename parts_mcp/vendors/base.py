@@ -262,6 +262,11 @@ class HttpPolicy:
     retry_after_cap: float = 20.0  # a vendor asking for longer gets a rate-limited error instead
     max_response_bytes: int = 4 * 1024 * 1024
 
+    def timeouts(self) -> httpx2.Timeout:
+        return httpx2.Timeout(
+            connect=self.connect_timeout, read=self.read_timeout, write=self.read_timeout, pool=self.connect_timeout
+        )
+
 
 class VendorSettingsBase(BaseModel):
     """The config keys every vendor section has: its kind, where it lives, and its HTTP budget."""
@@ -391,13 +396,7 @@ class VendorHttp:
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,
     ) -> tuple[httpx2.Response, Any]:
-        policy = self.policy
-        timeout = httpx2.Timeout(
-            connect=policy.connect_timeout,
-            read=policy.read_timeout,
-            write=policy.read_timeout,
-            pool=policy.connect_timeout,
-        )
+        timeout = self.policy.timeouts()
         response, data, token = await self._send_with_token(method, path, json_body, params, headers, timeout)
         if response.status_code == 401 and token is not None and self._tokens is not None:
             # An expired or revoked token: a 401 means nothing was processed, so fetch a new one and try once more.
@@ -468,6 +467,28 @@ class VendorHttp:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def error_for_status(
+    vendor: str, name: str, response: httpx2.Response, said: str, *, field: str | None = None, code: str | None = None
+) -> VendorError:
+    """The usual meaning of an HTTP status, for the errors a vendor's own codes and shapes do not settle.
+
+    A 5xx here is not known to be unprocessed: for a write, the outcome is unknown.
+    """
+    status = response.status_code
+    kw: dict[str, Any] = {"code": code or f"HTTP_{status}", "status": status}
+    if status in (401, 403):
+        return VendorAuthError(vendor, f"{name} refused access ({status}): {said}", **kw)
+    if status == 404:
+        return VendorNotFound(vendor, f"{name}: not found ({said}).", **kw)
+    if status == 409:
+        return VendorConflict(vendor, f"{name} refused: {said}", **kw)
+    if status == 429:
+        return VendorRateLimited(vendor, f"{name} is rate limiting.", retry_after=retry_after_seconds(response), **kw)
+    if 400 <= status < 500:
+        return VendorInvalidRequest(vendor, f"{name} refused the request: {said}", field=field, **kw)
+    return VendorUnavailable(vendor, f"{name} failed ({status}).", **kw)
 
 
 _UNREADABLE: Any = object()

@@ -38,17 +38,14 @@ from parts_mcp.vendors.base import (
     VendorAuthError,
     VendorBadResponse,
     VendorClient,
-    VendorConflict,
     VendorError,
     VendorHttp,
     VendorInvalidRequest,
     VendorNotFound,
-    VendorRateLimited,
     VendorSettingsBase,
     VendorTimeout,
-    VendorUnavailable,
     clean_text,
-    retry_after_seconds,
+    error_for_status,
 )
 
 logger = logging.getLogger(__name__)
@@ -1019,18 +1016,8 @@ class KeyloopClient:
                 "use the Parts Orders API for this enterprise and store.",
                 **kw,
             )
-        if status == 404:
-            return VendorNotFound(self.key, f"Keyloop: not found: {said}", **kw)
-        if status == 409:
-            return VendorConflict(self.key, f"Keyloop refused: {said}", **kw)
-        if status == 429:
-            return VendorRateLimited(
-                self.key, "Keyloop is rate limiting.", retry_after=retry_after_seconds(response), **kw
-            )
-        if 400 <= status < 500:
-            field = next((str(d["field"]) for d in details if isinstance(d.get("field"), str)), None)
-            return VendorInvalidRequest(self.key, f"Keyloop refused the request: {said}", field=_our_field(field), **kw)
-        return VendorUnavailable(self.key, f"Keyloop failed ({status}): {said}", **kw)
+        field = next((str(d["field"]) for d in details if isinstance(d.get("field"), str)), None)
+        return error_for_status(self.key, "Keyloop", response, said, field=_our_field(field))
 
 
 # ------------------------------------------------------------------------------------------- helpers

@@ -47,16 +47,12 @@ from parts_mcp.vendors.base import (
     VendorAuthError,
     VendorBadResponse,
     VendorClient,
-    VendorConflict,
     VendorError,
     VendorHttp,
-    VendorInvalidRequest,
     VendorNotFound,
-    VendorRateLimited,
     VendorSettingsBase,
-    VendorUnavailable,
     clean_text,
-    retry_after_seconds,
+    error_for_status,
 )
 
 PAGE = 100  # the API's silent cap on `limit`: asking for more returns 100 anyway
@@ -452,19 +448,7 @@ class ShopmonkeyClient:
             )
         if status == 403:
             return VendorAuthError(self.key, "Shopmonkey: the API key lacks permission for this.", **kw)
-        if status == 404:
-            return VendorNotFound(self.key, f"Shopmonkey: not found ({message}).", **kw)
-        if status == 429:
-            return VendorRateLimited(
-                self.key, "Shopmonkey is rate limiting.", retry_after=retry_after_seconds(response), **kw
-            )
-        if status == 409:
-            return VendorConflict(self.key, f"Shopmonkey refused: {message}", **kw)
-        if 400 <= status < 500:
-            return VendorInvalidRequest(
-                self.key, f"Shopmonkey refused the request: {message}", field=_field(body, message), **kw
-            )
-        return VendorUnavailable(self.key, f"Shopmonkey failed ({status}).", **kw)
+        return error_for_status(self.key, "Shopmonkey", response, message, field=_field(body, message), code=code)
 
 
 def _field(body: Mapping[str, Any], message: str) -> str | None:

@@ -32,13 +32,11 @@ from parts_mcp.vendors.base import (
     VendorError,
     VendorHttp,
     VendorInvalidRequest,
-    VendorNotFound,
     VendorOutOfStock,
-    VendorRateLimited,
     VendorSettingsBase,
     VendorUnavailable,
     clean_text,
-    retry_after_seconds,
+    error_for_status,
 )
 
 BATCH = 50  # the documented maximum entries per catalog call
@@ -309,19 +307,7 @@ class SkynetClient:
                 )
             case "UPSTREAM_ERROR":
                 return VendorUnavailable(self.key, "Skynet's catalog failed on their side.", not_processed=True, **kw)
-        if status == 429:
-            return VendorRateLimited(
-                self.key, "Skynet is rate limiting.", retry_after=retry_after_seconds(response), **kw
-            )
-        if status in (401, 403):
-            return VendorAuthError(self.key, f"Skynet refused access ({status}).", **kw)
-        if status == 404:
-            return VendorNotFound(self.key, f"Skynet: not found ({message}).", **kw)
-        if status == 409:
-            return VendorConflict(self.key, f"Skynet refused: {message}", **kw)
-        if 400 <= status < 500:
-            return VendorInvalidRequest(self.key, f"Skynet refused the request: {message}", **kw)
-        return VendorUnavailable(self.key, f"Skynet failed ({status}).", **kw)
+        return error_for_status(self.key, "Skynet", response, message, code=code)
 
 
 def _short_items(details: Mapping[str, Any]) -> list[dict[str, Any]]:
