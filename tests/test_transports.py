@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
@@ -148,3 +149,29 @@ async def test_serve_with_a_broken_config_says_which_key_and_exits_2(tmp_path: P
     stderr = done.stderr.decode()
     assert "vendors.skynet.api_key" in stderr and "NOT_SET_ANYWHERE_42" in stderr
     assert done.stdout == b""
+
+
+async def test_http_refuses_foreign_hosts_and_origins(tmp_path: Path) -> None:
+    """DNS-rebinding protection on the loopback HTTP transport: a foreign Host or Origin never reaches a tool."""
+    world = World(tmp_path)
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"},
+        },
+    }
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    with serve(world.server.streamable_http_app(host="127.0.0.1")) as base:
+        async with httpx2.AsyncClient(base_url=base) as http:
+            foreign_host = await http.post("/mcp", json=initialize, headers={**headers, "Host": "evil.example"})
+            foreign_origin = await http.post(
+                "/mcp", json=initialize, headers={**headers, "Origin": "https://evil.example"}
+            )
+            local = await http.post("/mcp", json=initialize, headers=headers)
+    assert foreign_host.status_code == 421
+    assert foreign_origin.status_code == 403
+    assert local.status_code == 200
