@@ -501,4 +501,5 @@ async def test_list_vendors_declares_what_keyloop_cannot_do(world: World) -> Non
         "idempotency_key": False,
         "find_by_po": False,
         "replays_failures": False,
+        "ephemeral_part_ids": False,
     }

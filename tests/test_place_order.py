@@ -294,8 +294,10 @@ async def test_outcome_unknown_then_repeat_call_finds_the_one_order(world: World
         assert "same idempotency key" in unknown["next_steps"]
         assert len(world.skynet_orders) == 1
         again = structured(await client.call_tool("place_order", args))
-        assert again["status"] == "placed" and again["replayed"] is True
+        assert again["status"] == "placed"
         assert again["idempotency_key"] == unknown["idempotency_key"]
+        # Skynet cannot say whether it replayed; the result says the answer is to a resend with the same key.
+        assert any("same idempotency key" in w for w in again["warnings"])
     [truth] = world.skynet_orders
     assert again["order"]["order_id"] == truth["order_id"]
 

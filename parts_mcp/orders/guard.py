@@ -14,7 +14,7 @@ import hmac
 import json
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -56,37 +56,41 @@ def check_po_number(po_number: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
-def content_hash(request: OrderRequest) -> str:
-    """SHA-256 of the order's content in canonical form: what one PO number may name."""
+def content_hash(request: OrderRequest, identity: Mapping[str, str] | None = None) -> str:
+    """SHA-256 of the order's content in canonical form: what one PO number may name.
+
+    `identity` maps a part_id to what the part really is, for vendors whose part_ids are
+    short-lived tokens (Skynet issues a new one on every look-up): the same order looked up again
+    is still the same order.
+    """
+    identity = identity or {}
     canonical = {
         "vendor": request.vendor,
         "po_number": request.po_number,
-        "items": [[item.part_id, item.quantity] for item in request.items],
+        "items": [[identity.get(item.part_id, item.part_id), item.quantity] for item in request.items],
         "notes": request.notes or "",
         "options": dict(sorted((request.options or {}).items())),
     }
-    return hashlib.sha256(
-        json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str).encode()
-    ).hexdigest()
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def priced_hash(request: OrderRequest, preview: Preview) -> str:
+def priced_hash(digest: str, preview: Preview) -> str:
     """The content hash bound to the previewed prices: a price change since the preview changes it."""
     # Resolved options (defaults from config included) are part of what the human confirmed.
     options = json.dumps(preview.options, sort_keys=True, default=str)
-    priced = [content_hash(request), str(preview.total), preview.price_basis.value, options, *preview.excludes]
+    priced = [digest, str(preview.total), preview.price_basis.value, options, *preview.excludes]
     priced += [f"{line.part_number}|{line.quantity}|{line.unit_price}" for line in preview.lines]
     return hashlib.sha256("\n".join(priced).encode()).hexdigest()
 
 
-def idempotency_key(account: str, request: OrderRequest, attempt: int) -> str:
+def idempotency_key(account: str, po_number: str, digest: str, attempt: int) -> str:
     """Derived from the intent, so every retry of it, before or after a restart, sends the same key.
 
     `attempt` moves on only after the vendor definitively refused the previous one.
     """
-    digest = hashlib.sha256(f"{account}\n{request.po_number}\n{content_hash(request)}\n{attempt}".encode()).digest()
+    raw = bytearray(hashlib.sha256(f"{account}\n{po_number}\n{digest}\n{attempt}".encode()).digest()[:16])
     # A UUID-shaped key suits every vendor: Skynet takes any string, PartsSource requires a UUID.
-    raw = bytearray(digest[:16])
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom (RFC 9562)
     raw[8] = (raw[8] & 0x3F) | 0x80
     hexed = raw.hex()
@@ -113,13 +117,13 @@ class ConfirmationTokens:
         self._ttl = ttl
         self._clock = clock or (lambda: datetime.now(UTC))
 
-    def mint(self, request: OrderRequest, preview: Preview) -> Confirmation:
+    def mint(self, request: OrderRequest, digest: str, preview: Preview) -> Confirmation:
         expires = self._clock() + self._ttl
         token_id = secrets.token_urlsafe(12)
         payload = {
             "v": request.vendor,
             "po": request.po_number,
-            "h": priced_hash(request, preview),
+            "h": priced_hash(digest, preview),
             "t": str(preview.total),
             "exp": int(expires.timestamp()),
             "id": token_id,
@@ -127,14 +131,16 @@ class ConfirmationTokens:
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         return Confirmation(token=f"{body}.{self._sign(body)}", token_id=token_id, expires_at=expires)
 
-    def verify(self, token: str, request: OrderRequest, preview: Preview, confirmed_total: str | None) -> str:
+    def verify(
+        self, token: str, request: OrderRequest, digest: str, preview: Preview, confirmed_total: str | None
+    ) -> str:
         """The token's id, if it confirms exactly this priced order and total.
 
         Raises:
             TokenError: forged, expired or for other content (`code` says which), or a wrong total.
         """
         body, _, signature = token.strip().partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        if not body or not hmac.compare_digest(signature.encode(), self._sign(body).encode()):
             raise TokenError(
                 "confirmation_token is not one this server issued. Call place_order without it to get a preview "
                 "and a fresh token.",
@@ -155,7 +161,7 @@ class ConfirmationTokens:
                 field="confirmation_token",
                 code="TOKEN_MISMATCH",
             )
-        if payload["h"] != priced_hash(request, preview):
+        if payload["h"] != priced_hash(digest, preview):
             previous = payload["t"]
             raise TokenError(
                 "This order is not the one the user confirmed: the items, quantities, notes, options or prices "

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http import HTTPStatus
 from typing import Any, Literal
 
 import anyio
@@ -323,28 +324,40 @@ class OrdersService:
         request = OrderRequest(
             vendor=vendor, po_number=po, items=tuple(items), notes=_clean_notes(notes), options=dict(options or {})
         )
-        digest = content_hash(request)
-        prepared = Prepared(request=request, content_hash=digest, display_name=client.display_name)
-
+        as_given = content_hash(request)
+        prepared = Prepared(request=request, content_hash=as_given, display_name=client.display_name)
         existing = await self.ledger.get(vendor, po)
         if existing is not None and existing.state is not IntentState.REJECTED:
-            if existing.content_hash != digest:
-                raise GuardError(
-                    f"po_number {po!r} already names a different {client.display_name} order "
-                    f"(intent {existing.state.value}"
-                    + (f", order {existing.order_id}" if existing.order_id else "")
-                    + "). One PO number names one order: use a new PO number, or repeat the original items exactly.",
-                    field="po_number",
-                    code="PO_CONFLICT",
-                )
+            if existing.request.get("hash_as_given") != as_given:
+                # Not the same arguments; maybe the same order under fresh part tokens.
+                prepared.content_hash = self._identity_hash(client, request, await self._known_parts(client, request))
+                if existing.content_hash != prepared.content_hash:
+                    raise GuardError(
+                        f"po_number {po!r} already names a different {client.display_name} order "
+                        f"(intent {existing.state.value}"
+                        + (f", order {existing.order_id}" if existing.order_id else "")
+                        + "). One PO number names one order: use a new PO number, or repeat the original items "
+                        "exactly.",
+                        field="po_number",
+                        code="PO_CONFLICT",
+                    )
+            prepared.content_hash = existing.content_hash
             prepared.existing = existing
             return prepared
         if existing is not None:
             prepared.previous_attempt = existing.attempt
 
-        prepared.preview = await client.preview(request, await self._known_parts(client, request))
+        parts = await self._known_parts(client, request)
+        prepared.content_hash = self._identity_hash(client, request, parts)
+        prepared.preview = await client.preview(request, parts)
         self._check_limits(prepared.preview)
         return prepared
+
+    @staticmethod
+    def _identity_hash(client: VendorClient, request: OrderRequest, parts: Mapping[str, Part]) -> str:
+        if not client.capabilities.ephemeral_part_ids:
+            return content_hash(request)
+        return content_hash(request, {part_id: f"#{part.part_number}" for part_id, part in parts.items()})
 
     async def _known_parts(self, client: VendorClient, request: OrderRequest) -> dict[str, Part]:
         known: dict[str, Part] = {}
@@ -388,7 +401,7 @@ class OrdersService:
     async def confirmation_required(self, prepared: Prepared, actor: str) -> ConfirmationRequired:
         """A preview and a token to confirm it with; nothing is written but an audit entry."""
         assert prepared.preview is not None
-        confirmation = self.tokens.mint(prepared.request, prepared.preview)
+        confirmation = self.tokens.mint(prepared.request, prepared.content_hash, prepared.preview)
         await self.ledger.audit(
             "previewed",
             actor=actor,
@@ -430,7 +443,9 @@ class OrdersService:
             if confirmation_token is None:
                 raise TokenError("confirmation_token is required.", field="confirmation_token")
             try:
-                token_id = self.tokens.verify(confirmation_token, request, preview, confirmed_total)
+                token_id = self.tokens.verify(
+                    confirmation_token, request, prepared.content_hash, preview, confirmed_total
+                )
             except TokenError as exc:
                 await self.ledger.audit(
                     "confirmation_refused",
@@ -450,9 +465,12 @@ class OrdersService:
             po_number=request.po_number,
             content_hash=prepared.content_hash,
             attempt=attempt,
-            idempotency_key=idempotency_key(self._accounts.get(request.vendor, request.vendor), request, attempt),
+            idempotency_key=idempotency_key(
+                self._accounts.get(request.vendor, request.vendor), request.po_number, prepared.content_hash, attempt
+            ),
             state=IntentState.PENDING,
             request={
+                "hash_as_given": content_hash(request),
                 "items": [item.model_dump() for item in request.items],
                 "notes": request.notes,
                 "options": dict(request.options or {}),
@@ -480,7 +498,7 @@ class OrdersService:
                         code="PO_CONFLICT",
                     )
                 return await self._resume_locked(stored, prepared, actor)
-            return await self._send(intent, request, preview, actor, replayed=False)
+            return await self._send(intent, request, preview, actor, first=True)
 
     async def resume(self, prepared: Prepared, actor: str = "unknown") -> Placed | OutcomeUnknown:
         """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
@@ -491,6 +509,12 @@ class OrdersService:
             return await self._resume_locked(current, prepared, actor)
 
     async def _resume_locked(self, intent: Intent, prepared: Prepared, actor: str) -> Placed | OutcomeUnknown:
+        """Finish an intent that exists already, without ever creating a second order.
+
+        PLACED is answered from the ledger; PENDING was never sent, so it is sent. SENT and UNKNOWN may
+        have been committed: the vendor is asked first (by the order id it gave us, or by PO), and only
+        a vendor that deduplicates by key, or a search that *succeeded* and found nothing, allows a send.
+        """
         client = self.vendor(intent.vendor)
         if intent.state is IntentState.PLACED:
             assert intent.order is not None
@@ -499,20 +523,27 @@ class OrdersService:
                 order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
             )
         preview = Preview.model_validate(intent.preview)
-        caps = client.capabilities
         if intent.state is IntentState.PENDING:
-            return await self._send(intent, prepared.request, preview, actor, replayed=True)  # never sent
+            return await self._send(intent, prepared.request, preview, actor, first=True)
+        caps = client.capabilities
+        if intent.order_id and caps.get:
+            try:
+                return await self._adopt(intent, await client.get_order(intent.order_id), actor, "by its id")
+            except VendorError as exc:
+                logger.warning("reconciliation by id at %s failed: %s", client.key, exc.code)
         if caps.find_by_po:
-            # The vendor's own records decide first: an order carrying this PO means it was placed.
-            found = await self._find(client, intent, actor)
+            found, searched = await self._search(client, intent)
             if found is not None:
-                return found
-            if caps.replays_failures:
-                # The old key would only replay its cached failure; the order is absent, so a new key is safe.
+                return await self._adopt(intent, found, actor, "by its PO number")
+            if not searched:
+                return self._unknown(client, intent, f"{client.display_name} could not be searched for this PO.")
+            stored_failure = ((intent.error or {}).get("status") or 0) >= HTTPStatus.INTERNAL_SERVER_ERROR
+            if caps.replays_failures and stored_failure:
+                # The old key would only replay its stored failure, and the search shows no order: a new key is safe.
                 return await self._next_attempt(intent, prepared.request, preview, actor)
-            return await self._send(intent, prepared.request, preview, actor, replayed=True)
+            return await self._send(intent, prepared.request, preview, actor, first=False)
         if caps.idempotency_key:
-            return await self._send(intent, prepared.request, preview, actor, replayed=True)
+            return await self._send(intent, prepared.request, preview, actor, first=False)
         return self._unknown(client, intent, "An earlier attempt at this order may or may not have reached the vendor.")
 
     async def _next_attempt(
@@ -522,7 +553,7 @@ class OrdersService:
             intent.id,
             IntentState.REJECTED,
             actor=actor,
-            error={"code": "NOT_FOUND_AFTER_FAILURE", "message": "not at the vendor after a failed attempt"},
+            error={"code": "NOT_FOUND_AFTER_FAILURE", "message": "not at the vendor after a stored failure"},
         )
         attempt = intent.attempt + 1
         now = datetime.now(UTC)
@@ -533,46 +564,28 @@ class OrdersService:
             state=IntentState.PENDING,
             created_at=now,
             updated_at=now,
-            idempotency_key=idempotency_key(self._accounts.get(request.vendor, request.vendor), request, attempt),
+            idempotency_key=idempotency_key(
+                self._accounts.get(request.vendor, request.vendor), intent.po_number, intent.content_hash, attempt
+            ),
+            order_id=None,
+            error=None,
         )
         claim, _ = await self.ledger.claim(successor, None, actor)
         if claim is not ClaimResult.CREATED:  # pragma: no cover - we hold the (vendor, PO) lock
             raise GuardError("another call is already placing this PO; try again shortly.", field="po_number")
-        return await self._send(successor, request, preview, actor, replayed=True)
+        return await self._send(successor, request, preview, actor, first=True)
 
-    async def _find(self, client: VendorClient, intent: Intent, actor: str) -> Placed | None:
+    async def _search(self, client: VendorClient, intent: Intent) -> tuple[Order | None, bool]:
+        """(the order carrying this PO, whether the search itself worked). A failed search proves nothing."""
         try:
-            order = await client.find_order_by_po(intent.po_number)
+            return await client.find_order_by_po(intent.po_number), True
         except VendorError as exc:
-            logger.warning("reconciliation look-up at %s failed: %s", client.key, exc.code)
-            return None
-        if order is None:
-            return None
-        await self.ledger.transition(
-            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
-        )
-        return Placed(order=order, idempotency_key=intent.idempotency_key, replayed=True)
+            logger.warning("reconciliation search at %s failed: %s", client.key, exc.code)
+        except Exception:
+            logger.exception("reconciliation search at %s failed", client.key)
+        return None, False
 
-    async def _send(
-        self, intent: Intent, request: OrderRequest, preview: Preview, actor: str, *, replayed: bool
-    ) -> Placed | OutcomeUnknown:
-        client = self.vendor(intent.vendor)
-        await self.ledger.transition(intent.id, IntentState.SENT, actor=actor)
-        try:
-            order = await client.place_order(request, preview, intent.idempotency_key)
-        except VendorError as exc:
-            error = {"code": exc.code, "message": exc.message, "status": exc.status}
-            # A refusal of a *resend* says nothing about the first attempt, which may have been committed:
-            # only a first send may be marked rejected (which frees the PO for other content).
-            if not exc.maybe_committed and intent.state is IntentState.PENDING:
-                await self.ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
-                raise
-            if client.capabilities.find_by_po:
-                found = await self._find(client, intent, actor)
-                if found is not None:
-                    return found
-            await self.ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error)
-            return self._unknown(client, intent, exc.message)
+    async def _adopt(self, intent: Intent, order: Order, actor: str, how: str) -> Placed:
         order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
         await self.ledger.transition(
             intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
@@ -580,9 +593,54 @@ class OrdersService:
         return Placed(
             order=order,
             idempotency_key=intent.idempotency_key,
-            replayed=replayed,
-            warnings=_total_warnings(order, Money.parse(intent.confirmed_total), preview.excludes),
+            replayed=True,
+            warnings=[f"An earlier attempt had placed this order; it was found at the vendor {how}."],
         )
+
+    async def _send(
+        self, intent: Intent, request: OrderRequest, preview: Preview, actor: str, *, first: bool
+    ) -> Placed | OutcomeUnknown:
+        """Send the intent. `first` is False when an earlier send may have been committed already."""
+        client = self.vendor(intent.vendor)
+        await self.ledger.transition(intent.id, IntentState.SENT, actor=actor)
+        try:
+            order = await client.place_order(request, preview, intent.idempotency_key)
+        except VendorError as exc:
+            error = {"code": exc.code, "message": exc.message, "status": exc.status}
+            # Only a clean refusal of a first send is a rejection (which frees the PO for new content). A
+            # refusal of a resend says nothing about the earlier attempt.
+            if not exc.maybe_committed and first:
+                await self.ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
+                raise
+            if client.capabilities.find_by_po:
+                found, _ = await self._search(client, intent)
+                if found is not None:
+                    return await self._adopt(intent, found, actor, "by its PO number")
+            await self.ledger.transition(
+                intent.id, IntentState.UNKNOWN, actor=actor, error=error, order_id=exc.order_id
+            )
+            return self._unknown(client, intent, exc.message)
+        except Exception:
+            # An answer we could not read is no proof either way: the order may exist.
+            logger.exception("reading %s's answer to an order failed", client.key)
+            error = {"code": "UNREADABLE_ANSWER", "message": "the vendor's answer could not be read", "status": None}
+            await self.ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error)
+            return self._unknown(client, intent, f"{client.display_name}'s answer could not be read.")
+        order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
+        await self.ledger.transition(
+            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
+        )
+        warnings = _total_warnings(order, Money.parse(intent.confirmed_total), preview.excludes)
+        if not first:
+            warnings.append(
+                "An earlier attempt's answer was lost. This is the vendor's answer to the resend"
+                + (
+                    " with the same idempotency key: if the first attempt had gone through, this is that same order."
+                    if client.capabilities.idempotency_key
+                    else ", sent after a search found no order with this PO."
+                )
+            )
+        return Placed(order=order, idempotency_key=intent.idempotency_key, replayed=False, warnings=warnings)
 
     def _unknown(self, client: VendorClient, intent: Intent, reason: str) -> OutcomeUnknown:
         again = f"Call place_order again with the same vendor, po_number {intent.po_number!r} and the same items"

@@ -25,6 +25,7 @@ class VendorCapabilities(Model):
     idempotency_key: bool
     find_by_po: bool
     replays_failures: bool
+    ephemeral_part_ids: bool
 
 
 class VendorInfo(Model):

@@ -7,7 +7,8 @@ tool boundary)::
     ├── VendorAuthError          credentials missing, wrong or revoked (never retried)
     ├── VendorNotFound           the id is unknown to the vendor
     ├── VendorInvalidRequest     the vendor refused an input; `field` names it
-    ├── VendorConflict           idempotency-key reuse, a state that forbids the change
+    ├── VendorConflict           a state that forbids the change
+    │   ├── VendorKeyConflict    the idempotency key is taken: an order under it may exist
     │   └── VendorOutOfStock     `items` lists what is short
     ├── VendorRateLimited        429; `retry_after` seconds when the vendor said
     ├── VendorUnavailable        5xx; `not_processed` when the vendor guarantees nothing was written
@@ -46,16 +47,30 @@ class VendorError(Exception):
 
     retryable: bool = False
 
-    def __init__(self, vendor: str, message: str, *, code: str | None = None, status: int | None = None) -> None:
+    def __init__(
+        self,
+        vendor: str,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        order_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.vendor = vendor
         self.message = message
         self.code = code or type(self).__name__
         self.status = status
+        self.order_id = order_id  # the vendor's id for the order, when it named one before failing
+        # Set by the retry loop when an *earlier* attempt of the same call may have been committed.
+        self.earlier_attempt_may_have_committed = False
 
     @property
     def maybe_committed(self) -> bool:
         """True when a write may have reached the vendor and been committed despite this error."""
+        return self.earlier_attempt_may_have_committed or self._this_attempt_may_have_committed()
+
+    def _this_attempt_may_have_committed(self) -> bool:
         return False
 
 
@@ -75,6 +90,14 @@ class VendorInvalidRequest(VendorError):
 
 class VendorConflict(VendorError):
     pass
+
+
+class VendorKeyConflict(VendorConflict):
+    """The vendor already holds this idempotency key (with another body, or still in flight): an order
+    under that key may exist, so this is never a clean refusal."""
+
+    def _this_attempt_may_have_committed(self) -> bool:
+        return True
 
 
 class VendorOutOfStock(VendorConflict):
@@ -98,22 +121,19 @@ class VendorUnavailable(VendorError):
         super().__init__(vendor, message, **kw)
         self.not_processed = not_processed
 
-    @property
-    def maybe_committed(self) -> bool:
+    def _this_attempt_may_have_committed(self) -> bool:
         return not self.not_processed
 
 
 class VendorBadResponse(VendorError):
-    @property
-    def maybe_committed(self) -> bool:
+    def _this_attempt_may_have_committed(self) -> bool:
         return True
 
 
 class VendorTimeout(VendorError):
     retryable = True
 
-    @property
-    def maybe_committed(self) -> bool:
+    def _this_attempt_may_have_committed(self) -> bool:
         return True
 
 
@@ -124,8 +144,7 @@ class VendorConnectionError(VendorError):
         super().__init__(vendor, message, **kw)
         self.sent = sent
 
-    @property
-    def maybe_committed(self) -> bool:
+    def _this_attempt_may_have_committed(self) -> bool:
         return self.sent
 
 
@@ -152,6 +171,8 @@ class Capabilities:
     # The vendor replays a *failure* under the same idempotency key (PartsSource caches 5xx for 24 h):
     # after one, look the order up by PO and, if it is absent, move on to a new key.
     replays_failures: bool = False
+    # part_ids are short-lived tokens (a new one per look-up): an order is identified by part number instead.
+    ephemeral_part_ids: bool = False
 
 
 @dataclass(frozen=True)
@@ -360,9 +381,13 @@ class VendorHttp:
         policy = self.policy
         attempts = policy.attempts if retry else 1
 
+        committed_before = False
+
         def backoff(exc: Exception) -> bool | float:
+            nonlocal committed_before
             if not isinstance(exc, VendorError) or not exc.retryable:
                 return False
+            committed_before = committed_before or exc.maybe_committed
             if isinstance(exc, VendorConnectionError) and exc.sent and not retry:
                 return False
             if isinstance(exc, VendorRateLimited) and exc.retry_after is not None:
@@ -381,11 +406,15 @@ class VendorHttp:
                     wait_jitter=policy.wait_jitter,
                 ):
                     with attempt:
-                        return await self._once(method, path, json_body, params, headers)
+                        try:
+                            return await self._once(method, path, json_body, params, headers)
+                        except VendorError as exc:
+                            # A 429 after a lost answer must not hide that the first attempt may have landed.
+                            exc.earlier_attempt_may_have_committed = committed_before
+                            raise
         except TimeoutError as exc:
-            raise VendorTimeout(
-                self.vendor, f"{self.vendor} did not answer within {policy.deadline:g}s", status=None
-            ) from exc
+            error = VendorTimeout(self.vendor, f"{self.vendor} did not answer within {policy.deadline:g}s")
+            raise error from exc
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _once(

@@ -889,6 +889,7 @@ class KeyloopClient:
                 f"it may or may not have been created. Check it later with get_order {order_id}, or in the dealer's "
                 f"DMS under orderReference {po_number!r}.",
                 code="ORDER_NOT_CONFIRMED",
+                order_id=order_id,
             ) from exc
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 

@@ -47,6 +47,7 @@ from parts_mcp.vendors.base import (
     VendorError,
     VendorHttp,
     VendorInvalidRequest,
+    VendorKeyConflict,
     VendorNotFound,
     VendorRateLimited,
     VendorSettingsBase,
@@ -162,20 +163,13 @@ class _Options:
         return shown
 
 
-class _KeyConflict(VendorConflict):
-    """409 on POST /orders: the key is in use, by a request still in flight or stored with another body.
-
-    Either way an order under that key may exist, so this is never a clean refusal.
-    """
+class _KeyConflict(VendorKeyConflict):
+    """409 on POST /orders: the key is in use, by a request still in flight or stored with another body."""
 
     def __init__(self, vendor: str, message: str, *, in_flight: bool, **kw: Any) -> None:
         super().__init__(vendor, message, **kw)
         # A request still in flight finishes soon; retrying the same key then replays its answer.
         self.retryable = in_flight
-
-    @property
-    def maybe_committed(self) -> bool:
-        return True
 
 
 def encode_part_id(product_id: str, price_option_id: str) -> str:

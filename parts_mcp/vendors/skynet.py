@@ -28,10 +28,10 @@ from parts_mcp.vendors.base import (
     VendorAuthError,
     VendorBadResponse,
     VendorClient,
-    VendorConflict,
     VendorError,
     VendorHttp,
     VendorInvalidRequest,
+    VendorKeyConflict,
     VendorOutOfStock,
     VendorSettingsBase,
     VendorUnavailable,
@@ -57,7 +57,7 @@ class SkynetSettings(VendorSettingsBase):
 class SkynetClient:
     kind = "skynet"
     display_name = "Skynet Parts"
-    capabilities = Capabilities(lookup=True, place=True, idempotency_key=True)
+    capabilities = Capabilities(lookup=True, place=True, idempotency_key=True, ephemeral_part_ids=True)
     options_help = "Skynet orders take no options."
 
     def __init__(
@@ -298,8 +298,9 @@ class SkynetClient:
                     **kw,
                 )
             case "IDEMPOTENCY_CONFLICT":
-                return VendorConflict(
-                    self.key, "Skynet has already seen this order's idempotency key with a different order.", **kw
+                # Skynet holds an order under this key already (sent with other part tokens, say): it may be ours.
+                return VendorKeyConflict(
+                    self.key, "Skynet has already seen this order's idempotency key with a different body.", **kw
                 )
             case "ORDER_FAILED":
                 return VendorUnavailable(
