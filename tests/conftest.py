@@ -78,8 +78,8 @@ def error_text(result: CallToolResult) -> str:
     return "\n".join(getattr(block, "text", "") for block in result.content)
 
 
-async def part_ids(client: Client, *numbers: str) -> dict[str, str]:
-    found = structured(await client.call_tool("lookup_parts", {"query": list(numbers), "vendors": ["skynet"]}))
+async def part_ids(client: Client, *numbers: str, vendor: str = "skynet") -> dict[str, str]:
+    found = structured(await client.call_tool("lookup_parts", {"query": list(numbers), "vendors": [vendor]}))
     return {p["part_number"]: p["part_id"] for p in found["parts"] if p["part_number"] in numbers}
 
 

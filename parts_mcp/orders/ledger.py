@@ -14,7 +14,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -71,14 +71,26 @@ class ClaimResult(StrEnum):
 
 
 class Ledger(Protocol):
-    async def claim(self, intent: Intent, token_id: str | None, actor: str) -> tuple[ClaimResult, Intent | None]:
-        """Record a new intent atomically with spending its confirmation token.
+    async def claim(
+        self, intent: Intent, token_id: str | None, actor: str, *, owner: str = "", lease_seconds: float = 0
+    ) -> tuple[ClaimResult, Intent | None]:
+        """Record a new intent atomically with spending its confirmation token (and leasing it to `owner`).
 
         A *rejected* intent for the same (vendor, PO) is replaced: nothing was ordered under it.
         """
         ...
 
     async def get(self, vendor: str, po_number: str) -> Intent | None: ...
+
+    async def lease(self, intent_id: str, owner: str, seconds: float) -> bool:
+        """Take the right to drive this intent (send, resend, reconcile) for `seconds`.
+
+        False while another owner's lease runs: that process is talking to the vendor right now.
+        The claimant of a new intent holds its lease already.
+        """
+        ...
+
+    async def release(self, intent_id: str, owner: str) -> None: ...
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None: ...
 
@@ -120,6 +132,8 @@ CREATE TABLE IF NOT EXISTS intents (
     error TEXT,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    lease_owner TEXT,
+    lease_until TEXT,
     UNIQUE (vendor, po_number)
 );
 CREATE INDEX IF NOT EXISTS intents_order ON intents (vendor, order_id);
@@ -157,6 +171,10 @@ class SQLiteLedger:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(intents)")}
+        for column in ("lease_owner", "lease_until"):
+            if column not in columns:  # a ledger written before leases existed
+                self._db.execute(f"ALTER TABLE intents ADD COLUMN {column} TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -186,7 +204,9 @@ class SQLiteLedger:
             ),
         )
 
-    async def claim(self, intent: Intent, token_id: str | None, actor: str) -> tuple[ClaimResult, Intent | None]:
+    async def claim(
+        self, intent: Intent, token_id: str | None, actor: str, *, owner: str = "", lease_seconds: float = 0
+    ) -> tuple[ClaimResult, Intent | None]:
         def do(db: sqlite3.Connection) -> tuple[ClaimResult, Intent | None]:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -206,10 +226,13 @@ class SQLiteLedger:
                     db.execute("DELETE FROM intents WHERE id = ?", (existing.id,))
                     self._insert_audit(db, "intent_replaced", actor, existing, {"replaced_by": intent.id})
                 db.execute(
-                    "INSERT INTO intents (id, vendor, po_number, content_hash, attempt, idempotency_key, state, "
+                    "INSERT INTO intents (lease_owner, lease_until, id, vendor, po_number, content_hash, attempt, "
+                    "idempotency_key, state, "
                     "request, preview, confirmed_total, confirmed_by, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
+                        owner or None,
+                        self._after(lease_seconds) if owner else None,
                         intent.id,
                         intent.vendor,
                         intent.po_number,
@@ -245,6 +268,29 @@ class SQLiteLedger:
             return ClaimResult.CREATED, intent
 
         return await self._run(do)
+
+    def _after(self, seconds: float) -> str:
+        return (self._clock() + timedelta(seconds=seconds)).isoformat()
+
+    async def lease(self, intent_id: str, owner: str, seconds: float) -> bool:
+        def do(db: sqlite3.Connection) -> bool:
+            # One compare-and-set: whoever's UPDATE matches holds the intent; ISO UTC text orders like time.
+            cursor = db.execute(
+                "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ? "
+                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
+                (owner, self._after(seconds), intent_id, owner, self._now()),
+            )
+            return cursor.rowcount == 1
+
+        return await self._run(do)
+
+    async def release(self, intent_id: str, owner: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "UPDATE intents SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
+                (intent_id, owner),
+            )
+        )
 
     async def get(self, vendor: str, po_number: str) -> Intent | None:
         return await self._run(

@@ -53,6 +53,8 @@ MAX_ITEMS = 100
 MAX_QUERIES = 200
 NOTES_LIMIT = 1000
 MAX_LISTED_PER_VENDOR = 1000
+# How long one process may drive an intent before another may take over: longer than any send takes.
+LEASE_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ class PartCache:
         return self._parts.get((vendor, part_id))
 
 
-class _KeyedLocks:
+class KeyedLocks:
     """One lock per (vendor, PO) while anyone holds or waits for it: same-PO calls in one process queue up."""
 
     def __init__(self) -> None:
@@ -211,6 +213,8 @@ class OrdersService:
         *,
         accounts: Mapping[str, str] | None = None,
         lookup_deadline: float = 20.0,
+        owner: str | None = None,
+        locks: KeyedLocks | None = None,
     ) -> None:
         self.vendors = dict(vendors)
         self.ledger = ledger
@@ -220,7 +224,9 @@ class OrdersService:
         # What an idempotency key is scoped to: the vendor account, not just our name for it.
         self._accounts = dict(accounts or {})
         self._lookup_deadline = lookup_deadline
-        self._locks = _KeyedLocks()
+        # Within a process, same-PO calls queue on a lock; across processes sharing the ledger, a lease decides.
+        self._locks = locks or KeyedLocks()
+        self._owner = owner or f"parts-mcp:{uuid.uuid4()}"
 
     def vendor(self, key: str, *, field_name: str = "vendor") -> VendorClient:
         try:
@@ -482,7 +488,9 @@ class OrdersService:
             updated_at=now,
         )
         async with self._locks.hold((request.vendor, request.po_number)):
-            claim, stored = await self.ledger.claim(intent, token_id, actor)
+            claim, stored = await self.ledger.claim(
+                intent, token_id, actor, owner=self._owner, lease_seconds=LEASE_SECONDS
+            )
             if claim is ClaimResult.TOKEN_USED:
                 raise TokenError(
                     "confirmation_token was already used. Call place_order without it for a new preview.",
@@ -498,7 +506,10 @@ class OrdersService:
                         code="PO_CONFLICT",
                     )
                 return await self._resume_locked(stored, prepared, actor)
-            return await self._send(intent, request, preview, actor, first=True)
+            try:
+                return await self._send(intent, request, preview, actor, first=True)
+            finally:
+                await self.ledger.release(intent.id, self._owner)
 
     async def resume(self, prepared: Prepared, actor: str = "unknown") -> Placed | OutcomeUnknown:
         """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
@@ -522,6 +533,21 @@ class OrdersService:
             return Placed(
                 order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
             )
+        if not await self.ledger.lease(intent.id, self._owner, LEASE_SECONDS):
+            return self._unknown(
+                client,
+                intent,
+                "Another parts-mcp process is placing this order right now. Call place_order again in a minute "
+                "with the same arguments; do not create a new PO.",
+            )
+        try:
+            return await self._drive(client, intent, prepared, actor)
+        finally:
+            await self.ledger.release(intent.id, self._owner)
+
+    async def _drive(
+        self, client: VendorClient, intent: Intent, prepared: Prepared, actor: str
+    ) -> Placed | OutcomeUnknown:
         preview = Preview.model_validate(intent.preview)
         if intent.state is IntentState.PENDING:
             return await self._send(intent, prepared.request, preview, actor, first=True)
@@ -570,10 +596,13 @@ class OrdersService:
             order_id=None,
             error=None,
         )
-        claim, _ = await self.ledger.claim(successor, None, actor)
-        if claim is not ClaimResult.CREATED:  # pragma: no cover - we hold the (vendor, PO) lock
+        claim, _ = await self.ledger.claim(successor, None, actor, owner=self._owner, lease_seconds=LEASE_SECONDS)
+        if claim is not ClaimResult.CREATED:  # pragma: no cover - we hold the (vendor, PO) lock and lease
             raise GuardError("another call is already placing this PO; try again shortly.", field="po_number")
-        return await self._send(successor, request, preview, actor, first=True)
+        try:
+            return await self._send(successor, request, preview, actor, first=True)
+        finally:
+            await self.ledger.release(successor.id, self._owner)
 
     async def _search(self, client: VendorClient, intent: Intent) -> tuple[Order | None, bool]:
         """(the order carrying this PO, whether the search itself worked). A failed search proves nothing."""

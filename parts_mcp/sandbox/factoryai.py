@@ -85,7 +85,9 @@ SEEDED_ORDERS: Final = 160
 MAX_PAGE: Final = 100
 DEFAULT_PAGE: Final = 20
 
-FAULT_NAMES: Final = frozenset({"server_error", "rate_limit", "order_failed", "drop_after_commit"})
+# search_error: the next order searches (GET /part-orders?search=) fail with 503, e.g. to show that a
+# failed reconciliation search never leads to a resend.
+FAULT_NAMES: Final = frozenset({"server_error", "rate_limit", "order_failed", "drop_after_commit", "search_error"})
 
 STATUSES: Final = (
     "draft",
@@ -844,6 +846,8 @@ class FactoryAISimulator:
 
     async def _list_orders(self, request: Request) -> Response:
         await self._begin(request)
+        if request.query_params.get("search") and self.faults.take("search_error"):
+            raise _ApiError(503, self._generic("Service unavailable", "SERVICE_UNAVAILABLE"))
         q = request.query_params
         limit, offset = _paging(q)
         errors: dict[str, str] = {}

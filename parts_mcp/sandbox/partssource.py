@@ -90,7 +90,8 @@ RATE_LIMIT_RETRY_AFTER: Final = 2
 # Undocumented: the header that marks a replayed answer (the docs name one but it was not captured).
 REPLAYED_HEADER: Final = "X-Idempotency-Replayed"
 
-FAULT_NAMES: Final = frozenset({"rate_limit", "rate_limit_order", "server_error", "drop_after_commit"})
+# search_error: the next order searches fail with 503 (a failed search must never count as "no order").
+FAULT_NAMES: Final = frozenset({"rate_limit", "rate_limit_order", "server_error", "drop_after_commit", "search_error"})
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _CENT = Decimal("0.01")
@@ -1353,6 +1354,8 @@ class PartsSourceSimulator:
     async def _search_orders(self, request: Request) -> Response:
         client = self._authenticate(request)
         await self.faults.delay()
+        if self.faults.take("search_error"):
+            raise _ApiError(503, "The order service is temporarily unavailable.")
         tenant = client.tenant
         query = request.query_params.get("q")
         if not query or not query.strip():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from parts_mcp import __version__, vendors
 from parts_mcp.config import Settings
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, SQLiteLedger
-from parts_mcp.orders.service import GuardPolicy, OrdersService, PartCache
+from parts_mcp.orders.service import GuardPolicy, KeyedLocks, OrdersService, PartCache
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.errors import tool_errors
 from parts_mcp.tools import get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
@@ -93,6 +94,9 @@ def build_server(
     secret = guard.token_secret.get_secret_value().encode() if guard.token_secret else None
     tokens = ConfirmationTokens(secret, policy.token_ttl, clock)
     parts = PartCache()
+    # One writer identity and one set of per-PO locks for this server, whatever the lifespans.
+    owner = f"parts-mcp:{uuid.uuid4()}"
+    locks = KeyedLocks()
     if ledger is None:
         # The sandbox forgets its orders when the process ends, so its ledger must too.
         path = ":memory:" if settings.sandbox and settings.store.path is None else settings.store.resolved_path()
@@ -116,6 +120,8 @@ def build_server(
                 parts,
                 accounts={k: f"{v.kind}:{v.base_url}" for k, v in settings.vendors.items()},
                 lookup_deadline=settings.lookup_deadline,
+                owner=owner,
+                locks=locks,
             )
             yield AppContext(service=service, sandbox=settings.sandbox)
 
