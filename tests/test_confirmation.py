@@ -7,13 +7,21 @@ without a human.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from mcp import Client
 from mcp.types import ElicitRequestFormParams, ElicitResult
 
+from parts_mcp.sandbox.skynet import CATALOG
+
 from conftest import World, error_text, part_ids, structured
+
+
+def part(number: str) -> Any:
+    return next(p for p in CATALOG if p.part_number == number)
+
 
 pytestmark = pytest.mark.asyncio
 
@@ -65,9 +73,17 @@ async def test_accepting_the_form_places_exactly_the_order_shown(auto_world: Wor
         )
     assert result["status"] == "placed"
     [message] = human.shown
-    for expected in ("Skynet Parts", "PO-E1", "2 x MS21042L3", "100 x AN960C10", "dock 4", "Total:"):
-        assert expected in message
     [truth] = auto_world.skynet_orders
+    list_total = sum(Decimal(p.list_price) * q for p, q in ((part("MS21042L3"), 2), (part("AN960C10"), 100)))
+    for expected in (
+        "Skynet Parts",
+        "PO-E1",
+        "2 x MS21042L3",
+        "100 x AN960C10",
+        "dock 4",
+        f"Total: {list_total:.2f} USD (list prices, an upper bound)",
+    ):
+        assert expected in message
     assert {(i["part_number"], i["quantity"]) for i in truth["items"]} == {("MS21042L3", 2), ("AN960C10", 100)}
     recorded = [e for e in await auto_world.ledger.audit_log() if e.event == "intent_recorded"]
     assert recorded[0].detail["confirmed_by"].startswith("elicitation:")
@@ -156,3 +172,21 @@ async def test_read_only_mode_hides_place_order(tmp_path: Any) -> None:
         vendors = structured(await c.call_tool("list_vendors", {}))
         assert vendors["guard"]["read_only"] is True
     assert world.skynet_orders == []
+
+
+async def test_the_form_says_what_the_total_leaves_out(auto_world: World) -> None:
+    """Factory AI adds tax and shipping itself: the human is told before accepting."""
+    human = Human("accept")
+    async with client(auto_world, human, "modern") as c:
+        ids = await part_ids(c, "SKF-6204", vendor="factoryai")
+        placed = structured(
+            await c.call_tool(
+                "place_order",
+                {"vendor": "factoryai", "po_number": "PO-E7", "items": [{"part_id": ids["SKF-6204"], "quantity": 2}]},
+            )
+        )
+    [message] = human.shown
+    assert "Not included: tax, shipping" in message and "estimate prices" in message
+    assert placed["status"] == "placed"
+    assert not any(w.startswith("ATTENTION") for w in placed["warnings"])
+    assert any("added tax, shipping" in w for w in placed["warnings"])

@@ -185,8 +185,11 @@ def describe_preview(preview: Preview, display_name: str) -> str:
         lines.append(f"Notes: {preview.notes}")
     for key, value in sorted(preview.options.items()):
         lines.append(f"Option {key}: {value}")
-    bound = " (upper bound: list prices)" if preview.total_is_upper_bound else ""
-    lines.append(f"Total: {preview.total}{bound}")
+    basis = f"{preview.price_basis.value} prices" + (", an upper bound" if preview.total_is_upper_bound else "")
+    lines.append(f"Total: {preview.total} ({basis})")
+    if preview.excludes:
+        lines.append(f"Not included: {', '.join(preview.excludes)} (the vendor adds them when the order is created)")
+    lines += [f"Note: {caveat}" for caveat in preview.caveats]
     return "\n".join(lines)
 
 
