@@ -175,3 +175,28 @@ async def test_http_refuses_foreign_hosts_and_origins(tmp_path: Path) -> None:
     assert foreign_host.status_code == 421
     assert foreign_origin.status_code == 403
     assert local.status_code == 200
+
+
+async def test_a_vendor_that_echoes_the_key_never_gets_it_to_the_model_or_the_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("SKYNET_TEST_KEY", CANARY)
+    sandbox = Sandbox()
+    sandbox.skynet.api_keys = frozenset({CANARY})
+    with serve(sandbox.asgi_app()) as base:
+        server = build_server(
+            load(config_file(tmp_path, f"{base}/skynet/api/b2b")), ledger=SQLiteLedger(tmp_path / "l.sqlite3")
+        )
+        async with Client(server) as client:
+            sandbox.skynet.faults.arm("echo_credentials")
+            found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+            sandbox.skynet.faults.arm("echo_credentials")
+            failed = await client.call_tool(
+                "place_order",
+                {"vendor": "skynet", "po_number": "PO-ECHO-1", "items": [{"part_id": "MS21042L3", "quantity": 1}]},
+            )
+    [failure] = found["vendor_errors"]
+    assert failure["code"] == "VALIDATION_FAILED" and "***" in failure["message"]
+    assert failed.is_error
+    assert CANARY not in str(found) + str(failed) and CANARY not in caplog.text

@@ -43,7 +43,9 @@ MAX_LOOKUP_ENTRIES: Final = 50
 PART_ID_PREFIX: Final = "skynet_part_"
 ORDER_ID_PREFIX: Final = "skynet_order_"
 
-FAULT_NAMES: Final = frozenset({"upstream_error", "order_failed", "drop_after_commit"})
+# echo_credentials: the next catalog call fails with a message quoting the caller's Authorization
+# header, as careless APIs do; nothing of it may reach a tool result, an error or a log.
+FAULT_NAMES: Final = frozenset({"upstream_error", "order_failed", "drop_after_commit", "echo_credentials"})
 
 _KEY_FORMAT = re.compile(r"sk_live_[A-Za-z0-9_]+")
 _CENT = Decimal("0.01")
@@ -325,6 +327,8 @@ class SkynetSimulator:
     async def _catalog(self, request: Request) -> Response:
         self._authenticate(request)
         await self.faults.delay()
+        if self.faults.take("echo_credentials"):
+            raise _ApiError(400, "VALIDATION_FAILED", f"part_numbers rejected for {request.headers['authorization']}")
         body = await _json_object(request)
         numbers = _string_list(body, "part_numbers")
         names = _string_list(body, "part_names")

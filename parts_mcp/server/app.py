@@ -19,6 +19,7 @@ from typing import Any
 import httpx2
 from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel, SecretStr
 
 from parts_mcp import __version__, vendors
 from parts_mcp.config import Settings
@@ -26,7 +27,7 @@ from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, SQLiteLedger
 from parts_mcp.orders.service import GuardPolicy, KeyedLocks, OrdersService, PartCache
 from parts_mcp.sandbox import Sandbox
-from parts_mcp.server.errors import tool_errors
+from parts_mcp.server.errors import Redactor, tool_errors
 from parts_mcp.tools import get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
 from parts_mcp.tools.context import AppContext
 
@@ -102,6 +103,7 @@ def build_server(
         path = ":memory:" if settings.sandbox and settings.store.path is None else settings.store.resolved_path()
         ledger = SQLiteLedger(path)
     shared_ledger = ledger
+    redactor = Redactor(_secrets(settings))
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
@@ -123,7 +125,7 @@ def build_server(
                 owner=owner,
                 locks=locks,
             )
-            yield AppContext(service=service, sandbox=settings.sandbox)
+            yield AppContext(service=service, sandbox=settings.sandbox, redactor=redactor)
 
     server = MCPServer(
         "parts-mcp", title="Parts ordering", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
@@ -132,10 +134,21 @@ def build_server(
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them
         server.add_tool(
-            tool_errors(spec.fn),
+            tool_errors(spec.fn, redactor),
             name=spec.name,
             title=spec.title,
             description=inspect.cleandoc(spec.fn.__doc__ or ""),
             annotations=spec.annotations,
         )
     return server
+
+
+def _secrets(value: Any) -> list[str]:
+    """Every SecretStr value in the settings (API keys, client ids and secrets, the token secret)."""
+    if isinstance(value, SecretStr):
+        return [value.get_secret_value()]
+    if isinstance(value, BaseModel):
+        return [s for name in type(value).model_fields for s in _secrets(getattr(value, name))]
+    if isinstance(value, dict):
+        return [s for item in value.values() for s in _secrets(item)]
+    return []

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, ParamSpec, TypeVar
 
 from mcp import MCPError
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import CallToolResult
 
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.vendors.base import (
@@ -28,6 +30,7 @@ from parts_mcp.vendors.base import (
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
+MIN_SECRET_LENGTH = 6  # shorter values (a test's "x") would blank ordinary words
 R = TypeVar("R")
 
 
@@ -60,20 +63,56 @@ def describe(exc: Exception) -> str:
     return "Internal error in parts-mcp; it has been logged. Nothing further is known about the outcome."
 
 
-def tool_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Wrap a tool or resolver so every failure reaches the model as a ToolError with our message."""
+class Redactor:
+    """Blanks out configured secrets wherever text leaves the server: the last line of defence.
+
+    Vendor clients already redact what they know (keys, current tokens); vendor text can still
+    quote a credential in places they do not see, so every tool result and error passes here too.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is blanked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            value = value.replace(secret, "***")
+        return value
+
+    def result(self, value: Any) -> Any:
+        if not self._secrets or not isinstance(value, CallToolResult):
+            return value
+        dumped = value.model_dump_json(by_alias=True)
+        cleaned = self.text(dumped)
+        return value if cleaned == dumped else CallToolResult.model_validate_json(cleaned)
+
+
+@contextmanager
+def boundary(redactor: Redactor | None = None) -> Iterator[None]:
+    """Turn whatever the body raises into a ToolError with our message, secrets blanked out."""
+    redact = redactor or Redactor()
+    try:
+        yield
+    except MCPError:
+        raise
+    except ToolError as exc:
+        raise ToolError(redact.text(str(exc))) from exc
+    except (GuardError, VendorError) as exc:
+        logger.info("refused: %s", getattr(exc, "code", type(exc).__name__))
+        raise ToolError(redact.text(describe(exc))) from exc
+    except Exception as exc:
+        logger.exception("failed unexpectedly")
+        raise ToolError(describe(exc)) from exc
+
+
+def tool_errors(fn: Callable[P, Awaitable[R]], redactor: Redactor | None = None) -> Callable[P, Awaitable[R]]:
+    """Wrap a tool: every failure reaches the model as a ToolError, and no configured secret appears
+    in its result or its errors."""
+    redact = redactor or Redactor()
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except (ToolError, MCPError):
-            raise
-        except (GuardError, VendorError) as exc:
-            logger.info("%s refused: %s", fn.__name__, getattr(exc, "code", type(exc).__name__))
-            raise ToolError(describe(exc)) from exc
-        except Exception as exc:
-            logger.exception("%s failed unexpectedly", fn.__name__)
-            raise ToolError(describe(exc)) from exc
+        with boundary(redact):
+            return redact.result(await fn(*args, **kwargs))
 
     return wrapper

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from parts_mcp.domain import Model, Order, OrderItem, Preview
 from parts_mcp.orders.service import ConfirmationRequired, OutcomeUnknown, Placed, Prepared
-from parts_mcp.server.errors import tool_errors
+from parts_mcp.server.errors import boundary
 from parts_mcp.tools.context import AppCtx, actor, app
 
 TITLE = "Place a purchase order"
@@ -50,14 +50,14 @@ class PlaceOrderResult(Model):
     next_steps: str | None = None
 
 
-@tool_errors
 async def prepare(
     vendor: str, po_number: str, items: list[OrderItem], notes: str | None, options: dict[str, Any] | None, ctx: AppCtx
 ) -> Prepared:
-    return await app(ctx).service.prepare(vendor, po_number, items, notes, options)
+    # Resolvers run before the tool body, outside its error boundary: they need their own.
+    with boundary(app(ctx).redactor):
+        return await app(ctx).service.prepare(vendor, po_number, items, notes, options)
 
 
-@tool_errors
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
     if prepared.existing is not None:
         return None  # a repeat of a confirmed order: nothing new will be written
