@@ -40,6 +40,10 @@ class GuardSettings(_Strict):
     confirmation: Literal["auto", "elicit", "token"] = "auto"
     po_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$"
     max_order_total: Decimal | None = Decimal("25000.00")
+    # Per vendor and UTC day, over every order confirmed that day (placed, or possibly placed).
+    max_daily_total_per_vendor: Decimal | None = None
+    # Vendors that may receive orders; None = every configured vendor. The others stay readable.
+    order_vendors: list[str] | None = None
     read_only: bool = False
     token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
     # Only needed when several server processes must accept each other's confirmation tokens.

@@ -428,3 +428,33 @@ async def test_audit_log_records_every_decision_and_write(world: World) -> None:
     recorded = next(e for e in await world.ledger.audit_log() if e.event == "intent_recorded")
     assert recorded.detail["confirmed_total"] == "12.40 USD"
     assert recorded.actor  # who: the client's declared name
+
+
+async def test_daily_spend_limit_per_vendor_counts_the_days_orders(tmp_path: Any) -> None:
+    world = World(tmp_path, confirmation="token", max_daily_total_per_vendor="30.00")
+    async with Client(world.server) as client:
+        ids = await part_ids(client, "MS21042L3")
+        item = {"part_id": ids["MS21042L3"], "quantity": 2}
+        placed = await confirm_and_place(client, {"vendor": "skynet", "po_number": "PO-D1", "items": [item]})
+        assert placed["status"] == "placed"
+        text = error_text(
+            await client.call_tool("place_order", {"vendor": "skynet", "po_number": "PO-D2", "items": [item]})
+        )
+    assert "OVER_DAILY_LIMIT" in text and "30.00" in text
+    assert len(world.skynet_orders) == 1
+
+
+async def test_vendors_outside_the_order_allow_list_stay_read_only(tmp_path: Any) -> None:
+    world = World(tmp_path, confirmation="token", order_vendors=["skynet"])
+    async with Client(world.server) as client:
+        ids = await part_ids(client, "SKF-6204", vendor="factoryai")
+        text = error_text(
+            await client.call_tool(
+                "place_order",
+                {"vendor": "factoryai", "po_number": "PO-A1", "items": [{"part_id": ids["SKF-6204"], "quantity": 1}]},
+            )
+        )
+        assert "VENDOR_NOT_ALLOWED" in text and "vendor" in text
+        listed = structured(await client.call_tool("list_purchase_orders", {"vendor": "factoryai", "limit": 1}))
+        assert listed["orders"]
+    assert world.sandbox.factoryai.orders == []

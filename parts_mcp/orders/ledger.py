@@ -107,6 +107,10 @@ class Ledger(Protocol):
 
     async def placed_orders(self, vendor: str | None = None) -> list[Intent]: ...
 
+    async def confirmed_totals(self, vendor: str, since: datetime) -> list[str]:
+        """The confirmed totals of every intent for `vendor` since `since` that was not rejected."""
+        ...
+
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None: ...
 
     async def audit_log(self, limit: int = 1000) -> list[AuditEvent]: ...
@@ -348,6 +352,15 @@ class SQLiteLedger:
         sql = "SELECT * FROM intents WHERE state = 'placed'" + (" AND vendor = ?" if vendor else "")  # noqa: S608
         args: Sequence[Any] = (vendor,) if vendor else ()
         return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *args)])
+
+    async def confirmed_totals(self, vendor: str, since: datetime) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT confirmed_total FROM intents WHERE vendor = ? AND state != 'rejected' AND created_at >= ?",
+                (vendor, since.isoformat()),
+            ).fetchall()
+        )
+        return [row[0] for row in rows]
 
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None:
         await self._run(lambda db: self._insert_audit(db, event, actor, intent, detail))

@@ -62,6 +62,8 @@ class GuardPolicy:
     confirmation: ConfirmationMode = "auto"
     po_pattern: re.Pattern[str] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$")
     max_order_total: Decimal | None = Decimal("25000.00")
+    max_daily_total_per_vendor: Decimal | None = None
+    order_vendors: frozenset[str] | None = None
     read_only: bool = False
     token_ttl: timedelta = timedelta(minutes=10)
 
@@ -314,6 +316,14 @@ class OrdersService:
         """
         client = self.vendor(vendor)
         po = check_po_number(po_number, self.policy.po_pattern)
+        allowed = self.policy.order_vendors
+        if allowed is not None and vendor not in allowed:
+            raise GuardError(
+                f"vendor: this server does not place orders with {vendor!r} (guard.order_vendors allows "
+                f"{', '.join(sorted(allowed)) or 'none'}); it can still look parts up and read orders there.",
+                field="vendor",
+                code="VENDOR_NOT_ALLOWED",
+            )
         if not client.capabilities.place:
             # The client knows what its users can do instead; its own refusal carries that advice.
             await client.preview(OrderRequest(vendor=vendor, po_number=po, items=tuple(items)), {})
@@ -359,7 +369,7 @@ class OrdersService:
         parts = await self._known_parts(client, request)
         prepared.content_hash = self._identity_hash(client, request, parts)
         prepared.preview = await client.preview(request, parts)
-        self._check_limits(prepared.preview)
+        await self._check_limits(prepared.preview)
         return prepared
 
     @staticmethod
@@ -396,15 +406,36 @@ class OrdersService:
                 )
         return known
 
-    def _check_limits(self, preview: Preview) -> None:
+    async def _check_limits(self, preview: Preview) -> None:
+        total = preview.total
         limit = self.policy.max_order_total
-        if limit is not None and preview.total.amount > limit:
+        if limit is not None and total.amount > limit:
             raise GuardError(
-                f"The order total {preview.total} exceeds this server's limit of {limit} per order "
+                f"The order total {total} exceeds this server's limit of {limit} per order "
                 "(guard.max_order_total). Split it only if the user's purchasing policy allows, or ask an "
                 "administrator to raise the limit.",
                 field="items",
                 code="OVER_LIMIT",
+            )
+        daily = self.policy.max_daily_total_per_vendor
+        if daily is None:
+            return
+        midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        spent = Money.total(
+            (
+                m
+                for m in map(Money.parse, await self.ledger.confirmed_totals(preview.vendor, midnight))
+                if m.currency == total.currency
+            ),
+            total.currency,
+        )
+        if (spent + total).amount > daily:
+            raise GuardError(
+                f"This order ({total}) would take today's orders with {preview.vendor} to {(spent + total).rounded()}, "
+                f"over this server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). "
+                "Ask an administrator, or order tomorrow.",
+                field="items",
+                code="OVER_DAILY_LIMIT",
             )
 
     async def confirmation_required(self, prepared: Prepared, actor: str) -> ConfirmationRequired:
@@ -464,7 +495,7 @@ class OrdersService:
                     reason=exc.code,
                 )
                 raise
-        self._check_limits(preview)
+        await self._check_limits(preview)
 
         attempt = prepared.previous_attempt + 1
         now = datetime.now(UTC)

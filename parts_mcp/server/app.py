@@ -89,6 +89,8 @@ def build_server(
         confirmation=guard.confirmation,
         po_pattern=re.compile(guard.po_pattern),
         max_order_total=guard.max_order_total,
+        max_daily_total_per_vendor=guard.max_daily_total_per_vendor,
+        order_vendors=frozenset(guard.order_vendors) if guard.order_vendors is not None else None,
         read_only=guard.read_only,
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
     )
