@@ -283,6 +283,13 @@ class OrdersService:
             except VendorError as exc:
                 errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
                 return
+            except Exception:
+                # One vendor's unreadable answer must not cost the others' results.
+                logger.exception("look-up at %s failed", client.key)
+                errors.append(
+                    VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read.")
+                )
+                return
             for part in result.parts:
                 self.parts.put(part)
                 parts.append(part)
@@ -809,6 +816,12 @@ class OrdersService:
                 return
             except VendorError as exc:
                 errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
+                return
+            except Exception:
+                logger.exception("listing at %s failed", client.key)
+                errors.append(
+                    VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read.")
+                )
                 return
             if len(found) >= MAX_LISTED_PER_VENDOR:
                 notes.append(

@@ -621,7 +621,8 @@ class PartsSourceClient:
         found = [
             o
             for o in await self._search(f"poNumber:{_quoted(po_number)}", SEARCH_PAGE)
-            if (o.po_number or "").casefold() == po_number.casefold()
+            # Exact: the ledger tells POs apart by case, so reconciliation must not adopt another PO's order.
+            if (o.po_number or "") == po_number
         ]
         if not found:
             return None
