@@ -103,6 +103,11 @@ async def place_order(
     confirmation_token and confirmed_total (the previewed total). Any change to the order needs a new
     preview. Repeating a call with the same po_number and items never orders twice: it returns the
     existing order (replayed: true). "outcome_unknown" means do not re-order; follow next_steps.
+
+    options by vendor (list_vendors has the details): factoryai supplier_id, priority,
+    requested_delivery_date, shipping_address, requires_approval, justification; keyloop order_type,
+    vehicle_references, contact, delivery_address; partssource shipping_method, use_shipping_account,
+    required_fields; skynet none. shopmonkey cannot take orders through its API.
     """
     state = app(ctx)
     service = state.service
