@@ -9,9 +9,6 @@ same idempotency key; it never creates a second order.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 import logging
 import re
 import uuid
@@ -27,6 +24,7 @@ from typing import Any, Literal
 import anyio
 
 from parts_mcp.domain import Money, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
+from parts_mcp.orders import listing
 from parts_mcp.orders.guard import (
     ConfirmationTokens,
     GuardError,
@@ -796,8 +794,8 @@ class OrdersService:
             created_after=_aware(created_after) if created_after else None,
             created_before=_aware(created_before) if created_before else None,
         )
-        fingerprint = _fingerprint({"vendor": vendor, **vars(query)})
-        position = _decode_cursor(cursor, fingerprint) if cursor else None
+        filters = listing.fingerprint({"vendor": vendor, **vars(query)})
+        position = listing.decode_cursor(cursor, filters) if cursor else None
         clients = [self.vendor(vendor)] if vendor else list(self.vendors.values())
         notes: list[str] = []
         errors: list[VendorFailure] = []
@@ -846,22 +844,8 @@ class OrdersService:
                 if intent.vendor in ledger_vendors:
                     summaries.append(OrderSummary.of(_ledger_order(intent)))
 
-        ordered = sorted((o for o in summaries if _matches(o, query)), key=_sort_key, reverse=True)
-        if position is not None:
-            ordered = [o for o in ordered if _sort_key(o) < position]
-        page = ordered[:limit]
-        next_cursor = _encode_cursor(_sort_key(page[-1]), fingerprint) if len(ordered) > limit else None
-        return OrderPage(orders=page, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
-
-
-def _matches(order: OrderSummary, query: OrderQuery) -> bool:
-    created = order.created_at or datetime.min.replace(tzinfo=UTC)
-    return (
-        (query.status is None or order.status is query.status)
-        and (query.po_number is None or (order.po_number or "").casefold() == query.po_number.casefold())
-        and (query.created_after is None or created >= query.created_after)
-        and (query.created_before is None or created < query.created_before)
-    )
+        orders, next_cursor = listing.page(summaries, query, limit, position, filters)
+        return OrderPage(orders=orders, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
 
 
 def _total_warnings(order: Order, confirmed: Money, excludes: Sequence[str]) -> list[str]:
@@ -891,32 +875,3 @@ def _ledger_order(intent: Intent) -> Order:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _sort_key(order: OrderSummary) -> tuple[str, str, str]:
-    created = order.created_at.astimezone(UTC).isoformat() if order.created_at else ""
-    return (created, order.vendor, order.order_id)
-
-
-def _fingerprint(filters: Mapping[str, Any]) -> str:
-    # A cursor only resumes the listing it came from: other filters would skip or repeat orders.
-    return hashlib.sha256(json.dumps(filters, default=str, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _encode_cursor(position: tuple[str, str, str], fingerprint: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"p": position, "f": fingerprint}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, fingerprint: str) -> tuple[str, str, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        position = tuple(data["p"])
-        if data["f"] != fingerprint or len(position) != 3:
-            raise ValueError
-    except (ValueError, KeyError, TypeError):
-        raise GuardError(
-            "cursor is not one this server issued for these filters; repeat the call without cursor.",
-            field="cursor",
-            code="BAD_CURSOR",
-        ) from None
-    return position  # type: ignore[return-value]
