@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -167,3 +168,38 @@ async def test_a_non_ascii_confirmation_token_is_refused_naming_the_field(world:
         )
     assert result.is_error and "TOKEN_INVALID" in result.content[0].text  # type: ignore[union-attr]
     assert world.skynet_orders == []
+
+
+@pytest.mark.parametrize("vendor", ["skynet", "factoryai", "keyloop", "partssource"])
+async def test_twenty_identical_confirmations_at_once_make_one_order(world: World, vendor: str) -> None:
+    """A double (or twenty-fold) click: the same confirmed call arriving concurrently places one order."""
+    number = {"skynet": "MS21042L3", "factoryai": "SKF-6204", "keyloop": "1K0698151A", "partssource": "M1191BL"}[vendor]
+    async with Client(world.server) as client:
+        found = structured(await client.call_tool("lookup_parts", {"query": [number], "vendors": [vendor]}))
+        part_id = found["parts"][0]["part_id"]
+        args = {"vendor": vendor, "po_number": f"PO-C-{vendor}", "items": [{"part_id": part_id, "quantity": 1}]}
+        preview = structured(await client.call_tool("place_order", args))
+        total = preview["preview"]["total"]
+        confirm = {
+            **args,
+            "confirmation_token": preview["confirmation_token"],
+            "confirmed_total": f"{total['amount']} {total['currency']}",
+        }
+        results: list[dict[str, Any]] = []
+
+        async def click() -> None:
+            results.append(structured(await client.call_tool("place_order", confirm)))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(20):
+                group.start_soon(click)
+    assert {r["status"] for r in results} == {"placed"}
+    assert len({r["order"]["order_id"] for r in results}) == 1
+    assert sum(not r["replayed"] for r in results) == 1
+    created = {
+        "skynet": lambda: world.sandbox.skynet.orders,
+        "factoryai": lambda: world.sandbox.factoryai.orders,
+        "keyloop": lambda: world.sandbox.keyloop.orders,
+        "partssource": lambda: world.sandbox.partssource.created_orders,
+    }[vendor]()
+    assert len(created) == 1
