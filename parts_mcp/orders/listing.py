@@ -11,7 +11,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from parts_mcp.domain import OrderSummary
@@ -25,21 +25,11 @@ def page(
     orders: Sequence[OrderSummary], query: OrderQuery, limit: int, after: Position | None, fingerprint: str
 ) -> tuple[list[OrderSummary], str | None]:
     """One page of `orders` matching `query`, newest first, starting after `after`; and the next cursor."""
-    ordered = sorted((o for o in orders if matches(o, query)), key=sort_key, reverse=True)
+    ordered = sorted(filter(query.matches, orders), key=sort_key, reverse=True)
     if after is not None:
         ordered = [o for o in ordered if sort_key(o) < after]
     chosen = ordered[:limit]
     return chosen, (encode_cursor(sort_key(chosen[-1]), fingerprint) if len(ordered) > limit else None)
-
-
-def matches(order: OrderSummary, query: OrderQuery) -> bool:
-    created = order.created_at or datetime.min.replace(tzinfo=UTC)
-    return (
-        (query.status is None or order.status is query.status)
-        and (query.po_number is None or (order.po_number or "").casefold() == query.po_number.casefold())
-        and (query.created_after is None or created >= query.created_after)
-        and (query.created_before is None or created < query.created_before)
-    )
 
 
 def sort_key(order: OrderSummary) -> tuple[str, str, str]:

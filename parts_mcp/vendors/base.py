@@ -192,8 +192,18 @@ class OrderQuery:
 
     status: OrderStatus | None = None
     po_number: str | None = None
-    created_after: datetime | None = None
+    created_after: datetime | None = None  # timezone-aware
     created_before: datetime | None = None
+
+    def matches(self, order: OrderSummary) -> bool:
+        """Whether `order` passes every filter; an order without a date passes no date filter."""
+        created = order.created_at
+        return (
+            (self.status is None or order.status is self.status)
+            and (self.po_number is None or (order.po_number or "").casefold() == self.po_number.casefold())
+            and (self.created_after is None or (created is not None and created >= self.created_after))
+            and (self.created_before is None or (created is not None and created < self.created_before))
+        )
 
 
 @runtime_checkable

@@ -513,7 +513,7 @@ class FactoryAIClient:
         async with aclosing(self._pages(params)) as pages:
             async for raw in pages:
                 summary = self._summary(raw)
-                if _matches(summary, query):
+                if query.matches(summary):
                     result.append(summary)
                     if len(result) >= max_orders:
                         break
@@ -703,16 +703,6 @@ def split_po_note(notes: Any) -> tuple[str | None, str | None]:
     if match is None:
         return None, notes
     return match["po"], match["rest"]
-
-
-def _matches(order: OrderSummary, query: OrderQuery) -> bool:
-    created = order.created_at
-    return (
-        (query.status is None or order.status is query.status)
-        and (query.po_number is None or (order.po_number or "").casefold() == query.po_number.casefold())
-        and (query.created_after is None or (created is not None and created >= _aware(query.created_after)))
-        and (query.created_before is None or (created is not None and created < _aware(query.created_before)))
-    )
 
 
 def _aware(moment: datetime) -> datetime:
