@@ -203,3 +203,40 @@ async def test_twenty_identical_confirmations_at_once_make_one_order(world: Worl
         "partssource": lambda: world.sandbox.partssource.created_orders,
     }[vendor]()
     assert len(created) == 1
+
+
+async def test_one_po_number_in_another_case_is_the_same_po(world: World) -> None:
+    async with Client(world.server) as client:
+        ids = await part_ids(client, "MS21042L3")
+        item = {"part_id": ids["MS21042L3"], "quantity": 1}
+        placed = await confirm_and_place(client, {"vendor": "skynet", "po_number": "PO-Case-1", "items": [item]})
+        again = structured(
+            await client.call_tool("place_order", {"vendor": "skynet", "po_number": "po-case-1", "items": [item]})
+        )
+    assert again["replayed"] is True and again["order"]["order_id"] == placed["order"]["order_id"]
+    assert len(world.skynet_orders) == 1
+
+
+async def test_a_call_cancelled_mid_send_leaves_no_lease_behind(world: World, tmp_path: Any) -> None:
+    """The client gives up while the vendor is still working: the next process may carry on at once."""
+    world.sandbox.factoryai.faults.latency = 0.5
+    async with Client(world.server) as client:
+        ids = await part_ids(client, "SKF-6204", vendor="factoryai")
+        args = {"vendor": "factoryai", "po_number": "PO-X-8", "items": [{"part_id": ids["SKF-6204"], "quantity": 1}]}
+        preview = structured(await client.call_tool("place_order", args))
+        total = preview["preview"]["total"]
+        with anyio.move_on_after(0.8):  # past the preview's read, inside the POST's wait
+            await client.call_tool(
+                "place_order",
+                {
+                    **args,
+                    "confirmation_token": preview["confirmation_token"],
+                    "confirmed_total": f"{total['amount']} {total['currency']}",
+                },
+            )
+    world.sandbox.factoryai.faults.latency = 0.0
+    other = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
+    async with Client(other) as client:
+        done = structured(await client.call_tool("place_order", args))
+    assert "Another parts-mcp process" not in " ".join(done.get("warnings", []))
+    assert len(world.sandbox.factoryai.orders) <= 1

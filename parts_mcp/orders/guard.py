@@ -66,7 +66,7 @@ def content_hash(request: OrderRequest, identity: Mapping[str, str] | None = Non
     identity = identity or {}
     canonical = {
         "vendor": request.vendor,
-        "po_number": request.po_number,
+        "po_number": request.po_number.casefold(),
         "items": [[identity.get(item.part_id, item.part_id), item.quantity] for item in request.items],
         "notes": request.notes or "",
         "options": dict(sorted((request.options or {}).items())),
@@ -89,7 +89,8 @@ def idempotency_key(account: str, po_number: str, digest: str, attempt: int) -> 
 
     `attempt` moves on only after the vendor definitively refused the previous one.
     """
-    raw = bytearray(hashlib.sha256(f"{account}\n{po_number}\n{digest}\n{attempt}".encode()).digest()[:16])
+    text = f"{account}\n{po_number.casefold()}\n{digest}\n{attempt}"
+    raw = bytearray(hashlib.sha256(text.encode()).digest()[:16])
     # A UUID-shaped key suits every vendor: Skynet takes any string, PartsSource requires a UUID.
     raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom (RFC 9562)
     raw[8] = (raw[8] & 0x3F) | 0x80

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -53,6 +54,16 @@ class Intent:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """A spend limit checked in the same transaction that records the intent, so no race beats it."""
+
+    limit: Decimal
+    since: datetime
+    amount: Decimal  # this intent's total
+    currency: str
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     seq: int
     at: datetime
@@ -67,12 +78,20 @@ class AuditEvent:
 class ClaimResult(StrEnum):
     CREATED = "created"  # a fresh intent, the caller must send it
     EXISTS = "exists"  # an intent for this (vendor, PO) already exists; it is returned
+    OVER_BUDGET = "over_budget"  # the vendor's daily budget would be exceeded
     TOKEN_USED = "token_used"  # noqa: S105 - a state name, not a secret
 
 
 class Ledger(Protocol):
     async def claim(
-        self, intent: Intent, token_id: str | None, actor: str, *, owner: str = "", lease_seconds: float = 0
+        self,
+        intent: Intent,
+        token_id: str | None,
+        actor: str,
+        *,
+        owner: str = "",
+        lease_seconds: float = 0,
+        budget: Budget | None = None,
     ) -> tuple[ClaimResult, Intent | None]:
         """Record a new intent atomically with spending its confirmation token (and leasing it to `owner`).
 
@@ -82,10 +101,10 @@ class Ledger(Protocol):
 
     async def get(self, vendor: str, po_number: str) -> Intent | None: ...
 
-    async def lease(self, intent_id: str, owner: str, seconds: float) -> bool:
-        """Take the right to drive this intent (send, resend, reconcile) for `seconds`.
+    async def lease(self, intent_id: str, owner: str, seconds: float) -> Intent | None:
+        """Take the right to drive this intent (send, resend, reconcile) for `seconds`; the row as it is now.
 
-        False while another owner's lease runs: that process is talking to the vendor right now.
+        None while another owner's lease runs: that process is talking to the vendor right now.
         The claimant of a new intent holds its lease already.
         """
         ...
@@ -118,6 +137,9 @@ class Ledger(Protocol):
     def close(self) -> None: ...
 
 
+# PO numbers compare without case: "PO-77" and "po-77" are one purchase order, so one order.
+_BY_PO = "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE"
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
     id TEXT PRIMARY KEY,
@@ -138,7 +160,7 @@ CREATE TABLE IF NOT EXISTS intents (
     updated_at TEXT NOT NULL,
     lease_owner TEXT,
     lease_until TEXT,
-    UNIQUE (vendor, po_number)
+    UNIQUE (vendor, po_number COLLATE NOCASE)
 );
 CREATE INDEX IF NOT EXISTS intents_order ON intents (vendor, order_id);
 CREATE TABLE IF NOT EXISTS spent_tokens (
@@ -209,17 +231,30 @@ class SQLiteLedger:
         )
 
     async def claim(
-        self, intent: Intent, token_id: str | None, actor: str, *, owner: str = "", lease_seconds: float = 0
+        self,
+        intent: Intent,
+        token_id: str | None,
+        actor: str,
+        *,
+        owner: str = "",
+        lease_seconds: float = 0,
+        budget: Budget | None = None,
     ) -> tuple[ClaimResult, Intent | None]:
         def do(db: sqlite3.Connection) -> tuple[ClaimResult, Intent | None]:
             db.execute("BEGIN IMMEDIATE")
             try:
                 existing = _one(
-                    db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ?", intent.vendor, intent.po_number
+                    db,
+                    "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE",
+                    intent.vendor,
+                    intent.po_number,
                 )
                 if existing is not None and existing.state is not IntentState.REJECTED:
                     db.execute("ROLLBACK")
                     return ClaimResult.EXISTS, existing
+                if budget is not None and _spent(db, intent.vendor, budget) + budget.amount > budget.limit:
+                    db.execute("ROLLBACK")
+                    return ClaimResult.OVER_BUDGET, None
                 if token_id is not None:
                     spent = db.execute("SELECT 1 FROM spent_tokens WHERE token_id = ?", (token_id,)).fetchone()
                     if spent:
@@ -276,15 +311,16 @@ class SQLiteLedger:
     def _after(self, seconds: float) -> str:
         return (self._clock() + timedelta(seconds=seconds)).isoformat()
 
-    async def lease(self, intent_id: str, owner: str, seconds: float) -> bool:
-        def do(db: sqlite3.Connection) -> bool:
+    async def lease(self, intent_id: str, owner: str, seconds: float) -> Intent | None:
+        def do(db: sqlite3.Connection) -> Intent | None:
             # One compare-and-set: whoever's UPDATE matches holds the intent; ISO UTC text orders like time.
+            # The row is read in the same locked step, so the holder drives what is there *now*.
             cursor = db.execute(
                 "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ? "
                 "AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
                 (owner, self._after(seconds), intent_id, owner, self._now()),
             )
-            return cursor.rowcount == 1
+            return _one(db, "SELECT * FROM intents WHERE id = ?", intent_id) if cursor.rowcount == 1 else None
 
         return await self._run(do)
 
@@ -298,7 +334,9 @@ class SQLiteLedger:
 
     async def get(self, vendor: str, po_number: str) -> Intent | None:
         return await self._run(
-            lambda db: _one(db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ?", vendor, po_number)
+            lambda db: _one(
+                db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE", vendor, po_number
+            )
         )
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
@@ -380,6 +418,15 @@ class SQLiteLedger:
             )
             for row in reversed(rows)
         ]
+
+
+def _spent(db: sqlite3.Connection, vendor: str, budget: Budget) -> Decimal:
+    rows = db.execute(
+        "SELECT confirmed_total FROM intents WHERE vendor = ? AND state != 'rejected' AND created_at >= ?",
+        (vendor, budget.since.isoformat()),
+    ).fetchall()
+    totals = (str(row[0]).split() for row in rows)
+    return sum((Decimal(t[0]) for t in totals if len(t) == 2 and t[1] == budget.currency), Decimal(0))
 
 
 def _rows(db: sqlite3.Connection, sql: str, *args: Any) -> list[sqlite3.Row]:

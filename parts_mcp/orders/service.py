@@ -33,7 +33,7 @@ from parts_mcp.orders.guard import (
     content_hash,
     idempotency_key,
 )
-from parts_mcp.orders.ledger import ClaimResult, Intent, IntentState, Ledger
+from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, IntentState, Ledger
 from parts_mcp.vendors.base import (
     NotSupported,
     OrderQuery,
@@ -52,7 +52,7 @@ MAX_QUERIES = 200
 NOTES_LIMIT = 1000
 MAX_LISTED_PER_VENDOR = 1000
 # How long one process may drive an intent before another may take over: longer than any send takes.
-LEASE_SECONDS = 300.0
+LEASE_SECONDS = 900.0
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class ConfirmationRequired:
 class Placed:
     order: Order
     idempotency_key: str
-    replayed: bool
+    replayed: bool | None  # None: a resend under the same key, so the vendor may or may not have replayed
     warnings: list[str] = field(default_factory=list)
 
 
@@ -527,9 +527,21 @@ class OrdersService:
             updated_at=now,
         )
         async with self._locks.hold((request.vendor, request.po_number)):
-            claim, stored = await self.ledger.claim(
-                intent, token_id, actor, owner=self._owner, lease_seconds=LEASE_SECONDS
+            daily = self.policy.max_daily_total_per_vendor
+            budget = (
+                Budget(daily, _midnight(), preview.total.amount, preview.total.currency) if daily is not None else None
             )
+            claim, stored = await self.ledger.claim(
+                intent, token_id, actor, owner=self._owner, lease_seconds=LEASE_SECONDS, budget=budget
+            )
+            if claim is ClaimResult.OVER_BUDGET:
+                raise GuardError(
+                    f"This order ({preview.total}) would take today's orders with {request.vendor} over this "
+                    f"server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). Nothing was "
+                    "ordered. Ask an administrator, or order tomorrow.",
+                    field="items",
+                    code="OVER_DAILY_LIMIT",
+                )
             if claim is ClaimResult.TOKEN_USED:
                 raise TokenError(
                     "confirmation_token was already used. Call place_order without it for a new preview.",
@@ -548,7 +560,7 @@ class OrdersService:
             try:
                 return await self._send(intent, request, preview, actor, first=True)
             finally:
-                await self.ledger.release(intent.id, self._owner)
+                await self._release(intent.id)
 
     async def resume(self, prepared: Prepared, actor: str = "unknown") -> Placed | OutcomeUnknown:
         """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
@@ -566,13 +578,10 @@ class OrdersService:
         a vendor that deduplicates by key, or a search that *succeeded* and found nothing, allows a send.
         """
         client = self.vendor(intent.vendor)
-        if intent.state is IntentState.PLACED:
-            assert intent.order is not None
-            await self.ledger.audit("replayed", actor=actor, intent=intent)
-            return Placed(
-                order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
-            )
-        if not await self.ledger.lease(intent.id, self._owner, LEASE_SECONDS):
+        if intent.state in (IntentState.PLACED, IntentState.REJECTED):
+            return await self._settled(client, intent, prepared, actor)
+        current = await self.ledger.lease(intent.id, self._owner, LEASE_SECONDS)
+        if current is None:
             return self._unknown(
                 client,
                 intent,
@@ -580,9 +589,36 @@ class OrdersService:
                 "with the same arguments; do not create a new PO.",
             )
         try:
-            return await self._drive(client, intent, prepared, actor)
+            if current.state is not intent.state:
+                # It moved on while we waited for the lease: answer from what it is now.
+                return await self._settled(client, current, prepared, actor)
+            return await self._drive(client, current, prepared, actor)
         finally:
-            await self.ledger.release(intent.id, self._owner)
+            await self._release(intent.id)
+
+    async def _settled(
+        self, client: VendorClient, intent: Intent, prepared: Prepared, actor: str
+    ) -> Placed | OutcomeUnknown:
+        if intent.state is IntentState.PLACED:
+            assert intent.order is not None
+            await self.ledger.audit("replayed", actor=actor, intent=intent)
+            return Placed(
+                order=Order.model_validate(intent.order), idempotency_key=intent.idempotency_key, replayed=True
+            )
+        if intent.state is IntentState.REJECTED:
+            # The vendor refused it: nothing was ordered, and a new order needs a new confirmation.
+            raise GuardError(
+                f"{client.display_name} refused the order under po_number {intent.po_number!r}; nothing was ordered. "
+                "Call place_order again without confirmation_token for a new preview.",
+                field="po_number",
+                code="REFUSED_BY_VENDOR",
+            )
+        return await self._drive(client, intent, prepared, actor)
+
+    async def _release(self, intent_id: str) -> None:
+        # Even when the call is being cancelled: a lease left behind would block other processes for minutes.
+        with anyio.CancelScope(shield=True):
+            await self.ledger.release(intent_id, self._owner)
 
     async def _drive(
         self, client: VendorClient, intent: Intent, prepared: Prepared, actor: str
@@ -641,7 +677,7 @@ class OrdersService:
         try:
             return await self._send(successor, request, preview, actor, first=True)
         finally:
-            await self.ledger.release(successor.id, self._owner)
+            await self._release(successor.id)
 
     async def _search(self, client: VendorClient, intent: Intent) -> tuple[Order | None, bool]:
         """(the order carrying this PO, whether the search itself worked). A failed search proves nothing."""
@@ -687,6 +723,15 @@ class OrdersService:
             await self.ledger.transition(
                 intent.id, IntentState.UNKNOWN, actor=actor, error=error, order_id=exc.order_id
             )
+            if not exc.maybe_committed:
+                # The resend was refused, but the first attempt may still have gone through: the vendor's
+                # own advice ("place it again with new part_ids") would risk a second order.
+                return self._unknown(
+                    client,
+                    intent,
+                    f"A resend was refused ({exc.code}); whether the first attempt went through is unknown.",
+                    check_vendor=True,
+                )
             return self._unknown(client, intent, exc.message)
         except Exception:
             # An answer we could not read is no proof either way: the order may exist.
@@ -708,11 +753,20 @@ class OrdersService:
                     else ", sent after a search found no order with this PO."
                 )
             )
-        return Placed(order=order, idempotency_key=intent.idempotency_key, replayed=False, warnings=warnings)
+        # A resend under the same key may have returned the first attempt's order: then nobody knows.
+        replayed = False if first or not client.capabilities.idempotency_key else None
+        return Placed(order=order, idempotency_key=intent.idempotency_key, replayed=replayed, warnings=warnings)
 
-    def _unknown(self, client: VendorClient, intent: Intent, reason: str) -> OutcomeUnknown:
+    def _unknown(
+        self, client: VendorClient, intent: Intent, reason: str, *, check_vendor: bool = False
+    ) -> OutcomeUnknown:
         again = f"Call place_order again with the same vendor, po_number {intent.po_number!r} and the same items"
-        if client.capabilities.find_by_po:
+        if check_vendor:
+            steps = (
+                f"Do not place this order again and do not create a new PO for it. Check {client.display_name}'s "
+                f"own records (for Skynet: the draft orders in its web account) for PO {intent.po_number!r}."
+            )
+        elif client.capabilities.find_by_po:
             steps = (
                 f"Do not create a new PO for this. {again}: this server first searches {client.display_name} for "
                 "that PO and sends the order only if it is not there, so nothing is ordered twice."
@@ -871,6 +925,10 @@ def _total_warnings(order: Order, confirmed: Money, excludes: Sequence[str]) -> 
 def _ledger_order(intent: Intent) -> Order:
     assert intent.order is not None
     return Order.model_validate(intent.order).model_copy(update={"source": "ledger"})
+
+
+def _midnight() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _aware(moment: datetime) -> datetime:

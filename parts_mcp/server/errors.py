@@ -82,9 +82,17 @@ class Redactor:
     def result(self, value: Any) -> Any:
         if not self._secrets or not isinstance(value, CallToolResult):
             return value
-        dumped = value.model_dump_json(by_alias=True)
-        cleaned = self.text(dumped)
-        return value if cleaned == dumped else CallToolResult.model_validate_json(cleaned)
+        # Each string on its own: in a JSON dump a secret with a quote or backslash would be escaped, and missed.
+        return CallToolResult.model_validate(self._walk(value.model_dump(by_alias=True)))
+
+    def _walk(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {key: self._walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._walk(item) for item in value]
+        return value
 
 
 @contextmanager

@@ -22,7 +22,6 @@ from parts_mcp.vendors.base import (
     VendorConnectionError,
     VendorError,
     VendorRateLimited,
-    VendorTimeout,
     VendorUnavailable,
     clean_text,
     retry_after_seconds,
@@ -109,7 +108,10 @@ class ClientCredentials:
             with anyio.fail_after(policy.deadline):
                 response = await self._http.post(self._url, data=form, headers=headers, timeout=timeout)
         except (TimeoutError, httpx2.TimeoutException) as exc:
-            raise VendorTimeout(self._vendor, f"{self._vendor}'s token endpoint did not answer in time") from exc
+            # No API request has been sent while we wait for a token: nothing can have been committed.
+            raise VendorConnectionError(
+                self._vendor, f"{self._vendor}'s token endpoint did not answer in time", sent=False
+            ) from exc
         except httpx2.TransportError as exc:
             raise VendorConnectionError(
                 self._vendor, f"could not reach {self._vendor}'s token endpoint", sent=False

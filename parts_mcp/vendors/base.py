@@ -307,8 +307,9 @@ class VendorSettingsBase(BaseModel):
     # Each vendor's subclass adds `kind: Literal[...]` (the discriminator) and its credentials.
     base_url: str
     connect_timeout: float = Field(default=5.0, gt=0)
-    read_timeout: float = Field(default=30.0, gt=0)
-    deadline: float = Field(default=60.0, gt=0, description="One logical call, all attempts and waits included")
+    read_timeout: float = Field(default=30.0, gt=0, le=120)
+    # Capped so that any send, with the searches around it, ends well inside the ledger's intent lease.
+    deadline: float = Field(default=60.0, gt=0, le=120, description="One logical call, all attempts and waits included")
     attempts: int = Field(default=3, ge=1, le=10)
     wait_initial: float = Field(default=0.25, ge=0)
     wait_max: float = Field(default=4.0, ge=0)
@@ -451,6 +452,7 @@ class VendorHttp:
             return response, data
         error = self._map_error(response, None if data is _UNREADABLE else data)
         error.message = self.redact(error.message)
+        error.args = (error.message,)  # str() and repr() (which retry logs print) must not keep the raw text
         raise error
 
     async def _send_with_token(
