@@ -45,7 +45,11 @@ class PlaceOrderResult(Model):
     expires_at: datetime | None = None
     order: Order | None = Field(default=None, description="placed: the vendor's order")
     idempotency_key: str | None = None
-    replayed: bool | None = Field(default=None, description="placed: true when no new order was created now")
+    replayed: bool | None = Field(
+        default=None,
+        description="placed: true = an existing order returned; false = created now; absent = resent under the same "
+        "idempotency key after a lost answer (the vendor may have returned the earlier order)",
+    )
     warnings: list[str] = Field(default_factory=list)
     next_steps: str | None = None
 
