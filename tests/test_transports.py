@@ -6,9 +6,11 @@ loopback by `Sandbox.asgi_app()`, and a wrong API key that must never show up an
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +202,69 @@ async def test_a_vendor_that_echoes_the_key_never_gets_it_to_the_model_or_the_lo
     assert failure["code"] == "VALIDATION_FAILED" and "***" in failure["message"]
     assert failed.is_error
     assert CANARY not in str(found) + str(failed) and CANARY not in caplog.text
+
+
+class _OnOrderPost:
+    """ASGI wrapper: sets `arrived` when an order POST reaches the simulators (so a test knows it is in flight)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.arrived = app, threading.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"].endswith("/orders"):
+            self.arrived.set()
+        await self.app(scope, receive, send)
+
+
+async def test_a_server_killed_mid_order_is_finished_by_the_next_one_with_one_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RELIABILITY F10: kill -9 while the order POST is in flight; a restarted server completes it, once."""
+    sandbox = Sandbox()
+    monkeypatch.setenv("SKYNET_TEST_KEY", sandbox.vendors()["skynet"].settings["api_key"])
+    watched = _OnOrderPost(sandbox.asgi_app())
+    with serve(watched) as base:
+        path = config_file(tmp_path, f"{base}/skynet/api/b2b")
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "parts_mcp", "serve", "--config", str(path)],
+            env=dict(os.environ),
+            cwd=str(tmp_path),
+        )
+        with (tmp_path / "first.err").open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
+                args = {
+                    "vendor": "skynet",
+                    "po_number": "PO-KILL-1",
+                    "items": [{"part_id": found["parts"][0]["part_id"], "quantity": 1}],
+                }
+                preview = structured(await client.call_tool("place_order", args))
+                sandbox.skynet.faults.latency = 1.0  # the POST stays in flight long enough to kill the server
+
+                async def kill_when_in_flight() -> None:
+                    await anyio.to_thread.run_sync(watched.arrived.wait, 30)
+                    await anyio.run_process(["pkill", "-9", "-f", str(path)], check=False)
+
+                with anyio.fail_after(30):
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(kill_when_in_flight)
+                        # The server dies under this call, as intended.
+                        with contextlib.suppress(Exception):
+                            await client.call_tool(
+                                "place_order",
+                                {
+                                    **args,
+                                    "confirmation_token": preview["confirmation_token"],
+                                    "confirmed_total": "{amount} {currency}".format(**preview["preview"]["total"]),
+                                },
+                            )
+        sandbox.skynet.faults.latency = 0.0
+        with (tmp_path / "second.err").open("w") as errlog:
+            async with Client(stdio_client(params, errlog=errlog)) as client:
+                again = structured(await client.call_tool("place_order", args))
+    assert again["status"] == "placed"
+    # Finished through the dead server's intent (a resend under its key), not as a fresh order.
+    assert "replayed" not in again and any("same idempotency key" in w for w in again["warnings"])
+    assert len(sandbox.skynet.orders) == 1
+    assert again["order"]["order_id"] == sandbox.skynet.orders[0]["order_id"]

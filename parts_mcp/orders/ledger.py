@@ -10,8 +10,11 @@ when several server replicas run.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -73,6 +76,25 @@ class AuditEvent:
     po_number: str | None
     intent_id: str | None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def lease_owner() -> str:
+    """A lease owner name for this process: host and pid let another process see that it died."""
+    return f"parts-mcp:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """False only when `owner` names a process on this host that no longer exists; unsure means alive."""
+    parts = owner.split(":")
+    if len(parts) != 4 or parts[0] != "parts-mcp" or parts[1] != socket.gethostname() or not parts[2].isdigit():
+        return True
+    try:
+        os.kill(int(parts[2]), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, but is someone else's
+    return True
 
 
 class ClaimResult(StrEnum):
@@ -320,6 +342,14 @@ class SQLiteLedger:
                 "AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
                 (owner, self._after(seconds), intent_id, owner, self._now()),
             )
+            if cursor.rowcount == 0:
+                holder = db.execute("SELECT lease_owner FROM intents WHERE id = ?", (intent_id,)).fetchone()
+                if holder and holder[0] and not owner_alive(holder[0]):
+                    # Its process died on this machine (a crash, kill -9): no need to wait for the lease to run out.
+                    cursor = db.execute(
+                        "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
+                        (owner, self._after(seconds), intent_id, holder[0]),
+                    )
             return _one(db, "SELECT * FROM intents WHERE id = ?", intent_id) if cursor.rowcount == 1 else None
 
         return await self._run(do)

@@ -33,7 +33,7 @@ from parts_mcp.orders.guard import (
     content_hash,
     idempotency_key,
 )
-from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, IntentState, Ledger
+from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, IntentState, Ledger, lease_owner
 from parts_mcp.vendors.base import (
     NotSupported,
     OrderQuery,
@@ -229,7 +229,7 @@ class OrdersService:
         self._lookup_deadline = lookup_deadline
         # Within a process, same-PO calls queue on a lock; across processes sharing the ledger, a lease decides.
         self._locks = locks or KeyedLocks()
-        self._owner = owner or f"parts-mcp:{uuid.uuid4()}"
+        self._owner = owner or lease_owner()
 
     def vendor(self, key: str, *, field_name: str = "vendor") -> VendorClient:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pydantic import BaseModel, SecretStr
 from parts_mcp import __version__, vendors
 from parts_mcp.config import Settings
 from parts_mcp.orders.guard import ConfirmationTokens
-from parts_mcp.orders.ledger import Ledger, SQLiteLedger
+from parts_mcp.orders.ledger import Ledger, SQLiteLedger, lease_owner
 from parts_mcp.orders.service import GuardPolicy, KeyedLocks, OrdersService, PartCache
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.errors import Redactor, tool_errors
@@ -98,7 +97,7 @@ def build_server(
     tokens = ConfirmationTokens(secret, policy.token_ttl, clock)
     parts = PartCache()
     # One writer identity and one set of per-PO locks for this server, whatever the lifespans.
-    owner = f"parts-mcp:{uuid.uuid4()}"
+    owner = lease_owner()
     locks = KeyedLocks()
     if ledger is None:
         # The sandbox forgets its orders when the process ends, so its ledger must too.
