@@ -1,13 +1,15 @@
-"""parts-mcp serve | sandbox."""
+"""parts-mcp serve | sandbox | intents."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from parts_mcp import __version__
 from parts_mcp.config import ConfigError, load
+from parts_mcp.domain import Order, OrderStatus
 
 logger = logging.getLogger("parts_mcp")
 
@@ -48,6 +50,64 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _intents(args: argparse.Namespace) -> int:
+    """List the intents that need a person, or settle one after checking the vendor by hand."""
+    import anyio
+
+    from parts_mcp.orders.ledger import IntentState, SQLiteLedger
+
+    try:
+        settings = load(args.config)
+    except ConfigError as exc:
+        print(f"parts-mcp: {exc}", file=sys.stderr)
+        return 2
+    if settings.sandbox and settings.store.path is None:
+        print("parts-mcp: the embedded sandbox keeps no ledger on disk; pass --config", file=sys.stderr)
+        return 2
+    ledger = SQLiteLedger(settings.store.resolved_path())
+    actor = f"operator:{os.environ.get('USER') or 'unknown'}"
+
+    async def run() -> int:
+        if args.action == "list":
+            for intent in await ledger.unsettled():
+                error = (intent.error or {}).get("code", "")
+                print(
+                    f"{intent.vendor}\t{intent.po_number}\t{intent.state.value}\t{intent.updated_at.isoformat()}"
+                    f"\t{intent.confirmed_total}\t{intent.order_id or '-'}\t{error}"
+                )
+            return 0
+        intent = await ledger.get(args.vendor, args.po_number)
+        if intent is None or intent.state not in (IntentState.PENDING, IntentState.SENT, IntentState.UNKNOWN):
+            print(f"parts-mcp: no unsettled intent for {args.vendor} PO {args.po_number}", file=sys.stderr)
+            return 1
+        if args.action == "placed":
+            order = Order(
+                vendor=intent.vendor,
+                order_id=args.order_id,
+                po_number=intent.po_number,
+                status=OrderStatus.UNKNOWN,
+                source="ledger",
+                details={"settled_by": actor, "confirmed_total": intent.confirmed_total},
+            )
+            await ledger.transition(
+                intent.id, IntentState.PLACED, actor=actor, order_id=args.order_id, order=order.model_dump(mode="json")
+            )
+        else:
+            await ledger.transition(
+                intent.id,
+                IntentState.REJECTED,
+                actor=actor,
+                error={"code": "SETTLED_NOT_PLACED", "message": "checked at the vendor: no order"},
+            )
+        print(f"{args.vendor} PO {args.po_number}: settled as {args.action.replace('-', ' ')}")
+        return 0
+
+    try:
+        return anyio.run(run)
+    finally:
+        ledger.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parts-mcp", description="MCP server for guarded parts ordering")
     parser.add_argument("--version", action="version", version=f"parts-mcp {__version__}")
@@ -65,6 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8766)
     sandbox.set_defaults(run=_sandbox)
+
+    intents = commands.add_parser(
+        "intents", help="orders whose outcome is unknown: list them, or settle one after checking the vendor"
+    )
+    intents.add_argument("--config", help="TOML config file (default: $PARTS_MCP_CONFIG)")
+    actions = intents.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="pending, sent and unknown intents, oldest first (tab-separated)")
+    placed = actions.add_parser("placed", help="the vendor has this order: record it (frees nothing)")
+    placed.add_argument("vendor")
+    placed.add_argument("po_number")
+    placed.add_argument("--order-id", required=True, help="the vendor's order id, as found in its own system")
+    not_placed = actions.add_parser("not-placed", help="the vendor has no such order: the PO may be used again")
+    not_placed.add_argument("vendor")
+    not_placed.add_argument("po_number")
+    intents.set_defaults(run=_intents)
 
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -148,6 +148,10 @@ class Ledger(Protocol):
 
     async def placed_orders(self, vendor: str | None = None) -> list[Intent]: ...
 
+    async def unsettled(self) -> list[Intent]:
+        """Intents not yet placed or rejected (pending, sent, unknown), oldest first: what needs a look."""
+        ...
+
     async def confirmed_totals(self, vendor: str, since: datetime) -> list[str]:
         """The confirmed totals of every intent for `vendor` since `since` that was not rejected."""
         ...
@@ -420,6 +424,10 @@ class SQLiteLedger:
         sql = "SELECT * FROM intents WHERE state = 'placed'" + (" AND vendor = ?" if vendor else "")  # noqa: S608
         args: Sequence[Any] = (vendor,) if vendor else ()
         return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *args)])
+
+    async def unsettled(self) -> list[Intent]:
+        sql = "SELECT * FROM intents WHERE state IN ('pending', 'sent', 'unknown') ORDER BY created_at"
+        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql)])
 
     async def confirmed_totals(self, vendor: str, since: datetime) -> list[str]:
         rows = await self._run(
