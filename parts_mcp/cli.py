@@ -8,19 +8,26 @@ import os
 import sys
 
 from parts_mcp import __version__
-from parts_mcp.config import ConfigError, load
+from parts_mcp.config import ConfigError, Settings, load
 from parts_mcp.domain import Order, OrderStatus
 
 logger = logging.getLogger("parts_mcp")
 
 
+def _settings(args: argparse.Namespace) -> Settings | None:
+    """The configuration, or None after saying on stderr what is wrong with it."""
+    try:
+        return load(args.config)
+    except ConfigError as exc:
+        print(f"parts-mcp: {exc}", file=sys.stderr)
+        return None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from parts_mcp.server.app import build_server
 
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(f"parts-mcp: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     transport = args.transport or settings.server.transport
     host = args.host or settings.server.host
@@ -56,10 +63,8 @@ def _intents(args: argparse.Namespace) -> int:
 
     from parts_mcp.orders.ledger import IntentState, SQLiteLedger
 
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(f"parts-mcp: {exc}", file=sys.stderr)
+    settings = _settings(args)
+    if settings is None:
         return 2
     if settings.sandbox and settings.store.path is None:
         print("parts-mcp: the embedded sandbox keeps no ledger on disk; pass --config", file=sys.stderr)

@@ -224,6 +224,20 @@ class OrderLine(Model):
     vendor_status: str | None = None
     received_quantity: int | None = None
 
+    @classmethod
+    def priced(
+        cls, *, part_id: str | None, part_number: str, name: str | None, quantity: int, unit_price: Money
+    ) -> OrderLine:
+        """A line to order, its total the unit price times the quantity at the currency's minor unit."""
+        return cls(
+            part_id=part_id,
+            part_number=part_number,
+            name=name,
+            quantity=quantity,
+            unit_price=unit_price,
+            line_total=(unit_price * quantity).rounded(),
+        )
+
 
 class Preview(Model):
     """Exactly what would be sent to the vendor, priced, before anything is written."""

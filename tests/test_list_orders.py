@@ -90,12 +90,16 @@ def test_filters_apply_to_every_source(listed_world: World) -> None:
             assert drafts["orders"] and {o["status"] for o in drafts["orders"]} == {"draft"}
             newest = structured(await client.call_tool("list_purchase_orders", {"vendor": "skynet", "limit": 1}))
             after = newest["orders"][0]["created_at"]
-            none_newer = structured(
+            since = structured(
+                await client.call_tool("list_purchase_orders", {"vendor": "skynet", "created_after": after})
+            )
+            assert [o["po_number"] for o in since["orders"]] == ["PO-L6"]  # created_after is inclusive
+            before = structured(
                 await client.call_tool(
-                    "list_purchase_orders", {"vendor": "skynet", "created_after": after, "created_before": after}
+                    "list_purchase_orders", {"vendor": "skynet", "created_before": after, "limit": 100}
                 )
             )
-            assert none_newer["orders"] == []
+            assert [o["po_number"] for o in before["orders"]] == [f"PO-L{i}" for i in reversed(range(6))]
 
     anyio.run(check)
 

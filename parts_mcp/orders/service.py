@@ -13,13 +13,13 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from http import HTTPStatus
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 
@@ -45,6 +45,7 @@ from parts_mcp.vendors.base import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ConfirmationMode = Literal["auto", "elicit", "token"]
 MAX_ITEMS = 100
@@ -265,28 +266,8 @@ class OrdersService:
                     VendorFailure(client.key, "NOT_SUPPORTED", f"{client.display_name} cannot look up parts.")
                 )
                 return
-            try:
-                with anyio.fail_after(self._lookup_deadline):
-                    result = await client.lookup(wanted)
-            except TimeoutError:
-                errors.append(
-                    VendorFailure(
-                        client.key,
-                        "TIMEOUT",
-                        f"{client.display_name} did not answer within {self._lookup_deadline:g}s.",
-                        retryable=True,
-                    )
-                )
-                return
-            except VendorError as exc:
-                errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
-                return
-            except Exception:
-                # One vendor's unreadable answer must not cost the others' results.
-                logger.exception("look-up at %s failed", client.key)
-                errors.append(
-                    VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read.")
-                )
+            result = await self._each_vendor(client, client.lookup(wanted), errors)
+            if result is None:
                 return
             for part in result.parts:
                 self.parts.put(part)
@@ -302,6 +283,22 @@ class OrdersService:
         errors.sort(key=lambda e: order[e.vendor])
         not_found = [q for q in wanted if answered and all(q.casefold() in nf for nf in answered.values())]
         return LookupOutcome(parts=parts, not_found=not_found, vendor_errors=errors)
+
+    async def _each_vendor(self, client: VendorClient, call: Awaitable[T], errors: list[VendorFailure]) -> T | None:
+        """One vendor's part of a fan-out, under its own deadline: a failure becomes an entry in `errors`."""
+        try:
+            with anyio.fail_after(self._lookup_deadline):
+                return await call
+        except TimeoutError:
+            message = f"{client.display_name} did not answer within {self._lookup_deadline:g}s."
+            errors.append(VendorFailure(client.key, "TIMEOUT", message, retryable=True))
+        except VendorError as exc:
+            errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
+        except Exception:
+            # One vendor's unreadable answer must not cost the others' results.
+            logger.exception("call to %s failed", client.key)
+            errors.append(VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read."))
+        return None
 
     # -------------------------------------------------------------------------------- placement
 
@@ -856,24 +853,8 @@ class OrdersService:
         summaries: list[OrderSummary] = []
 
         async def from_vendor(client: VendorClient) -> None:
-            try:
-                with anyio.fail_after(self._lookup_deadline):
-                    found = await client.list_orders(query, MAX_LISTED_PER_VENDOR)
-            except TimeoutError:
-                errors.append(
-                    VendorFailure(
-                        client.key, "TIMEOUT", f"{client.display_name} did not answer in time.", retryable=True
-                    )
-                )
-                return
-            except VendorError as exc:
-                errors.append(VendorFailure(client.key, exc.code, exc.message, exc.retryable))
-                return
-            except Exception:
-                logger.exception("listing at %s failed", client.key)
-                errors.append(
-                    VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read.")
-                )
+            found = await self._each_vendor(client, client.list_orders(query, MAX_LISTED_PER_VENDOR), errors)
+            if found is None:
                 return
             if len(found) >= MAX_LISTED_PER_VENDOR:
                 notes.append(

@@ -40,27 +40,30 @@ def describe(exc: Exception) -> str:
         return f"[{exc.code}] {exc.message}"
     if isinstance(exc, NotSupported):
         return f"[NOT_SUPPORTED] {exc.message}"
+    if not isinstance(exc, VendorError):
+        return "Internal error in parts-mcp; it has been logged. Nothing further is known about the outcome."
+    # Only an error that proves nothing was written may say so (a key conflict, say, proves the opposite).
+    outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
     if isinstance(exc, VendorAuthError):
         return (
-            f"[VENDOR_AUTH] {exc.message} Nothing was ordered. The server's credentials for {exc.vendor!r} "
+            f"[VENDOR_AUTH] {exc.message}{outcome} The server's credentials for {exc.vendor!r} "
             "need fixing by an administrator; retrying will not help."
         )
     if isinstance(exc, VendorInvalidRequest):
         where = f" (field: {exc.field})" if exc.field else ""
-        return f"[VENDOR_REJECTED{where}] {exc.message} Nothing was ordered."
+        return f"[VENDOR_REJECTED{where}] {exc.message}{outcome}"
     if isinstance(exc, VendorNotFound):
         return f"[NOT_FOUND] {exc.message}"
     if isinstance(exc, VendorConflict):
-        return f"[VENDOR_CONFLICT: {exc.code}] {exc.message} Nothing was ordered."
+        return f"[VENDOR_CONFLICT: {exc.code}] {exc.message}{outcome}"
     if isinstance(exc, VendorRateLimited):
         after = f" Try again in {exc.retry_after:g}s." if exc.retry_after is not None else " Try again shortly."
         return f"[RATE_LIMITED] {exc.vendor} is rate limiting.{after}"
     if isinstance(exc, VendorUnavailable):
+        # Writes that may have landed become outcome_unknown before this point; this is a read, or nothing landed.
         done = " Nothing was ordered." if exc.not_processed else ""
         return f"[VENDOR_UNAVAILABLE: {exc.code}] {exc.message}{done} It is safe to try again in a minute."
-    if isinstance(exc, VendorError):
-        return f"[{exc.code}] {exc.message}"
-    return "Internal error in parts-mcp; it has been logged. Nothing further is known about the outcome."
+    return f"[{exc.code}] {exc.message}"
 
 
 class Redactor:

@@ -308,13 +308,12 @@ class FactoryAIClient:
                     field=f"items[{index}].part_id",
                 )
             lines.append(
-                OrderLine(
+                OrderLine.priced(
                     part_id=part_id,
                     part_number=clean_text(raw.get("partNumber") or known.part_number, 80),
                     name=clean_text(raw.get("name") or known.name, 200),
                     quantity=item.quantity,
                     unit_price=cost,
-                    line_total=(cost * item.quantity).rounded(),
                 )
             )
         subtotal = Money.total((line.line_total for line in lines if line.line_total), self._currency)

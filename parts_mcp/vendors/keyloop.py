@@ -732,13 +732,12 @@ class KeyloopClient:
                 )
             prices.append(price)
             lines.append(
-                OrderLine(
+                OrderLine.priced(
                     part_id=item.part_id,
                     part_number=known.part_number,
                     name=known.name,
                     quantity=item.quantity,
                     unit_price=price.net,
-                    line_total=(price.net * item.quantity).rounded(),
                 )
             )
         if missing:

@@ -411,13 +411,12 @@ class PartsSourceClient:
             if choice.casefold() == "exchange":
                 caveats.append(f"{current.part_number}: exchange price; send your old unit back as a core.")
             lines.append(
-                OrderLine(
+                OrderLine.priced(
                     part_id=current.part_id,
                     part_number=current.part_number,
                     name=current.name,
                     quantity=item.quantity,
                     unit_price=current.unit_price,
-                    line_total=(current.unit_price * item.quantity).rounded(),
                 )
             )
         currency = lines[0].unit_price.currency if lines[0].unit_price else self._currency

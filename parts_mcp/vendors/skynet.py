@@ -159,13 +159,12 @@ class SkynetClient:
                 )
             currency = currency or current.unit_price.currency
             lines.append(
-                OrderLine(
+                OrderLine.priced(
                     part_id=current.part_id,
                     part_number=current.part_number,
                     name=current.name,
                     quantity=item.quantity,
                     unit_price=current.unit_price,
-                    line_total=(current.unit_price * item.quantity).rounded(),
                 )
             )
         assert currency is not None  # items is never empty: the service checks before calling
