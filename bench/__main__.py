@@ -4,11 +4,14 @@
   (vendor simulators in-process, so this is parts-mcp + SDK + simulator, no network).
 - fanout: lookup_parts across every sandbox vendor while one vendor is slow: total time should be
   about the slowest vendor's, not the sum.
+- tokens: what a model pays to read tools/list and typical results (characters / 4, compact JSON as
+  the SDK sends it), the text a model reads beside the structured content a client may also get.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import tempfile
@@ -95,6 +98,39 @@ async def overhead(n: int, workdir: Path) -> None:
     ledger.close()
 
 
+def tokens_of(value: Any) -> int:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+    return len(text) // 4
+
+
+def report_result(name: str, result: Any) -> None:
+    text = tokens_of("".join(getattr(block, "text", "") for block in result.content))
+    structured = tokens_of(result.structured_content or {})
+    print(f"{name:<34} text {text:6} tokens   structured {structured:6} tokens   total {text + structured:6}")
+
+
+async def tokens(workdir: Path) -> None:
+    server = build_server(
+        Settings(sandbox=True, guard=GuardSettings(confirmation="token")),
+        ledger=SQLiteLedger(workdir / "tokens.sqlite3"),
+    )
+    async with Client(server) as client:
+        listed = [
+            t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await client.list_tools()).tools
+        ]
+        print(f"{'tools/list':<34} {tokens_of(listed):6} tokens ({len(listed)} tools)")
+        for tool in listed:
+            print(f"  {tool['name']:<32} {tokens_of(tool):6} tokens")
+        five = ["MS21042L3", "SKF-6204", "1K0698151A", "M3538A", "PF63E"]
+        report_result("lookup_parts (5 part numbers)", await client.call_tool("lookup_parts", {"query": five}))
+        found = await client.call_tool("lookup_parts", {"query": ["MS21042L3"], "vendors": ["skynet"]})
+        part_id = found.structured_content["parts"][0]["part_id"]
+        args = {"vendor": "skynet", "po_number": "BENCH-TOK-1", "items": [{"part_id": part_id, "quantity": 3}]}
+        report_result("place_order preview (1 line)", await client.call_tool("place_order", args))
+        report_result("list_purchase_orders (20 orders)", await client.call_tool("list_purchase_orders", {"limit": 20}))
+        report_result("list_vendors", await client.call_tool("list_vendors", {}))
+
+
 async def fanout(slow: float, workdir: Path) -> None:
     sandbox = Sandbox()
     server = build_server(Settings(sandbox=True), sandbox=sandbox, ledger=SQLiteLedger(workdir / "fan.sqlite3"))
@@ -132,6 +168,7 @@ def main() -> None:
     parser.add_argument("--slow", type=float, default=0.5, help="latency given to the slow vendor(s), seconds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        anyio.run(tokens, Path(tmp))
         anyio.run(overhead, args.n, Path(tmp))
         anyio.run(fanout, args.slow, Path(tmp))
 

@@ -14,7 +14,19 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
+
+from parts_mcp.untrusted import ID_LIMIT, clean_data, clean_text, safe_id
 
 # Minor-unit exponents that differ from the usual 2; enough for the currencies these vendors use.
 _EXPONENTS = {"JPY": 0, "KRW": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3}
@@ -28,6 +40,42 @@ DecimalText = Annotated[
     PlainSerializer(lambda d: format(d, "f"), return_type=str, when_used="json"),
     WithJsonSchema({"type": "string", "pattern": r"^-?\d+(\.\d+)?$"}),
 ]
+
+
+def no_bool(value: Any) -> Any:
+    # JSON true is not 1 unit: a model that sends a boolean meant something else.
+    if isinstance(value, bool):
+        raise ValueError("should be a whole number, not true/false")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(no_bool)]
+"""A whole number of things, as callers give it; booleans refused."""
+
+
+NOTE_LIMIT = 1000
+
+
+def _vendor_id(value: str, info: ValidationInfo) -> str:
+    if safe_id(value) is None:
+        # Not a ValueError, which pydantic would wrap: raised as the vendor error it is, so each flow treats
+        # it as an answer it cannot use (a look-up's vendor_errors, a read's error, a write's outcome_unknown).
+        from parts_mcp.vendors.base import UnsafeVendorId  # the vendor layer imports this module
+
+        raise UnsafeVendorId(str(info.data.get("vendor") or "vendor"), ID_LIMIT)
+    return value
+
+
+# Vendor-originated fields are cleaned (or, for ids, checked) here, once, whoever builds the model: a
+# vendor client cannot forget it. See parts_mcp.untrusted for what is removed and why.
+VendorText = Annotated[str, AfterValidator(clean_text)]
+"""A vendor's name, number, status or short message: one plain line, capped."""
+VendorNote = Annotated[str, AfterValidator(lambda value: clean_text(value, NOTE_LIMIT))]
+"""A longer vendor (or assistant) note or caveat: one plain line, capped at NOTE_LIMIT."""
+VendorId = Annotated[str, AfterValidator(_vendor_id)]
+"""A vendor's id, kept exactly: one that cleaning would change is refused (`UnsafeVendorId`), never altered."""
+VendorData = Annotated[dict[str, Any], AfterValidator(clean_data)]
+"""Vendor extras: every string in them, keys included, cleaned."""
 
 
 def _lean_schema(schema: dict[str, Any]) -> None:
@@ -185,24 +233,37 @@ class Part(Model):
     """A part as a vendor offers it."""
 
     vendor: str = Field(description="Vendor key to pass to place_order")
-    part_id: str = Field(description="Opaque id to pass to place_order items[].part_id")
-    part_number: str
-    name: str
-    manufacturer: str | None = None
+    part_id: VendorId = Field(description="Opaque id to pass to place_order items[].part_id")
+    part_number: VendorText
+    name: VendorText
+    manufacturer: VendorText | None = None
     unit_price: Money | None = None
     price_basis: PriceBasis = Field(description="list | contract | quote | estimate | actual")
     available_quantity: int | None = Field(default=None, description="Units in stock, when the vendor says")
-    vendor_status: str | None = Field(default=None, description="The vendor's own lifecycle marker for the part")
+    vendor_status: VendorText | None = Field(default=None, description="The vendor's own lifecycle marker for the part")
     orderable: bool = True
     expires_at: datetime | None = Field(default=None, description="When part_id (or its quoted price) stops working")
-    notes: list[str] = Field(default_factory=list, description="Caveats about this offer")
+    notes: list[VendorNote] = Field(default_factory=list, description="Caveats about this offer")
+
+
+class Suggestion(Model):
+    """A part a vendor has that is near a query nobody found: look its part_number up to order it."""
+
+    model_config = ConfigDict(frozen=True, json_schema_extra=_lean_schema)
+
+    query: VendorText = Field(description="The not-found query this is near")
+    vendor: str
+    part_number: VendorText
+    name: VendorText
+    similarity: float = Field(description="0..1: how close to the query")
 
 
 class LookupResult(Model):
-    """Parts one vendor found for a set of queries."""
+    """Parts one vendor found for a set of queries, and near misses for the ones it did not find."""
 
     parts: list[Part]
-    not_found: list[str]
+    not_found: list[VendorText]
+    suggestions: list[Suggestion] = Field(default_factory=list)
 
 
 class OrderItem(Model):
@@ -211,17 +272,17 @@ class OrderItem(Model):
     model_config = ConfigDict(extra="forbid", json_schema_extra=_lean_schema)
 
     part_id: str = Field(min_length=1, max_length=512, description="part_id from lookup_parts")
-    quantity: int = Field(ge=1, le=1_000_000, description="Units to order, a positive whole number")
+    quantity: Count = Field(ge=1, le=1_000_000)
 
 
 class OrderLine(Model):
-    part_id: str | None = None
-    part_number: str
-    name: str | None = None
+    part_id: VendorId | None = None
+    part_number: VendorText
+    name: VendorText | None = None
     quantity: int
     unit_price: Money | None = None
     line_total: Money | None = None
-    vendor_status: str | None = None
+    vendor_status: VendorText | None = None
     received_quantity: int | None = None
 
     @classmethod
@@ -245,7 +306,7 @@ class Preview(Model):
     vendor: str
     po_number: str
     lines: list[OrderLine]
-    notes: str | None = None
+    notes: VendorNote | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     subtotal: Money
     total: Money = Field(description='The total to confirm, as confirmed_total (e.g. "123.40 USD")')
@@ -254,42 +315,42 @@ class Preview(Model):
     total_is_upper_bound: bool = Field(
         default=False, description="True when the vendor may invoice less (list prices), never more"
     )
-    excludes: list[str] = Field(
+    excludes: list[VendorText] = Field(
         default_factory=list,
         description="Charges the vendor adds when the order is created, not in total (e.g. tax, shipping)",
     )
-    caveats: list[str] = Field(default_factory=list)
+    caveats: list[VendorNote] = Field(default_factory=list)
 
 
 class Order(Model):
     """An order as the vendor (or, where the vendor cannot be asked, our ledger) knows it."""
 
     vendor: str
-    order_id: str
-    po_number: str | None = None
+    order_id: VendorId
+    po_number: VendorText | None = None
     status: OrderStatus
-    vendor_status: str | None = None
+    vendor_status: VendorText | None = None
     lines: list[OrderLine] = Field(default_factory=list)
     subtotal: Money | None = None
     tax: Money | None = None
     shipping: Money | None = None
     total: Money | None = None
-    currency: str | None = None
+    currency: VendorText | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    notes: str | None = None
+    notes: VendorNote | None = None
     source: Literal["vendor", "ledger"] = Field(
         default="vendor", description="ledger = recorded by this server when it placed the order"
     )
-    details: dict[str, Any] = Field(default_factory=dict, description="Vendor-specific extras (tracking, invoice ...)")
+    details: VendorData = Field(default_factory=dict, description="Vendor-specific extras (tracking, invoice ...)")
 
 
 class OrderSummary(Model):
     vendor: str
-    order_id: str
-    po_number: str | None = None
+    order_id: VendorId
+    po_number: VendorText | None = None
     status: OrderStatus
-    vendor_status: str | None = None
+    vendor_status: VendorText | None = None
     total: Money | None = None
     created_at: datetime | None = None
     source: Literal["vendor", "ledger"] = "vendor"

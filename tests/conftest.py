@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -73,9 +74,16 @@ def structured(result: CallToolResult) -> dict[str, Any]:
     return result.structured_content
 
 
+# Every refusal reads "[CODE] field: what is wrong. What to do next." (README, "Errors").
+ERROR_SHAPE = re.compile(r"^\[[A-Z][A-Z_]*\] [a-z_][\w\[\].]*: \S")
+
+
 def error_text(result: CallToolResult) -> str:
     assert result.is_error, result.structured_content
-    return "\n".join(getattr(block, "text", "") for block in result.content)
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    assert ERROR_SHAPE.match(text), text
+    assert "Error executing tool" not in text and "pydantic.dev" not in text, text
+    return text
 
 
 async def part_ids(client: Client, *numbers: str, vendor: str = "skynet") -> dict[str, str]:

@@ -78,10 +78,10 @@ async def test_accepting_the_form_places_exactly_the_order_shown(auto_world: Wor
     for expected in (
         "Skynet Parts",
         "PO-E1",
-        "2 x MS21042L3",
-        "100 x AN960C10",
+        "2 x «MS21042L3»",
+        "100 x «AN960C10»",
         "dock 4",
-        f"Total: {list_total:.2f} USD (list prices, an upper bound)",
+        f"Total: {list_total:.2f} USD (list prices; an upper bound",
     ):
         assert expected in message
     assert {(i["part_number"], i["quantity"]) for i in truth["items"]} == {("MS21042L3", 2), ("AN960C10", 100)}

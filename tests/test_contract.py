@@ -59,7 +59,10 @@ async def test_tool_names_and_arguments_are_exactly_the_contract(tmp_path: Path)
         assert set(schema.get("properties", {})) == allowed, name
 
 
-async def test_every_tool_declares_all_hints_an_output_schema_and_a_title(tmp_path: Path) -> None:
+async def test_every_tool_declares_all_hints_and_a_title_and_strict_friendly_inputs(tmp_path: Path) -> None:
+    """Output schemas are optional in the spec and cost every conversation tokens: results carry their
+    facts in text (tests/test_text_only.py), so none is declared. Input schemas convert cleanly to
+    strict function-calling schemas: no $ref, every object closed and declared."""
     for tool in await tools(tmp_path):
         hints = tool.annotations
         assert hints is not None, tool.name
@@ -69,7 +72,10 @@ async def test_every_tool_declares_all_hints_an_output_schema_and_a_title(tmp_pa
             hints.idempotent_hint,
             hints.open_world_hint,
         ), tool.name
-        assert tool.output_schema is not None and tool.title, tool.name
+        assert tool.output_schema is None and tool.title, tool.name
+        assert "$ref" not in json.dumps(tool.input_schema) and "$defs" not in tool.input_schema, tool.name
+        for node in _objects(tool.input_schema):
+            assert node.get("additionalProperties") is False and "properties" in node, (tool.name, node)
         assert tool.description and len(tool.description) > 40, tool.name
         assert not {"anyOf", "oneOf", "allOf"} & set(tool.input_schema), tool.name
         if not hints.read_only_hint:
@@ -79,8 +85,16 @@ async def test_every_tool_declares_all_hints_an_output_schema_and_a_title(tmp_pa
 async def test_tool_definitions_stay_within_the_token_budget(tmp_path: Path) -> None:
     """Every client pays for tools/list in tokens on each turn: growth must be a decision, not drift.
 
-    About 4 characters a token for JSON. ANCHORS.md aims at 2.5k tokens; the typed output schemas
-    (Money, Order, Preview) are most of today's size.
+    About 4 characters a token for compact JSON, as the SDK sends it. Issue 7 set the ceiling at 2,000.
     """
     size = len(json.dumps([dump(t) for t in await tools(tmp_path)], separators=(",", ":")))
-    assert size / 4 < 5500, f"tools/list is {size} characters, about {size // 4} tokens"
+    assert size / 4 <= 2000, f"tools/list is {size} characters, about {size // 4} tokens"
+
+
+def _objects(schema: Any) -> list[dict[str, Any]]:
+    if isinstance(schema, list):
+        return [o for item in schema for o in _objects(item)]  # type: ignore[misc]
+    if not isinstance(schema, dict):
+        return []
+    own = [schema] if schema.get("type") == "object" else []
+    return own + [o for value in schema.values() for o in _objects(value)]  # type: ignore[misc]

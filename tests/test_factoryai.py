@@ -209,7 +209,7 @@ async def test_a_part_deleted_after_the_look_up_is_refused_by_the_preview(world:
         ({"shipping_address": "dock 4"}, "options.shipping_address", "postal_code"),
         ({"shipping_address": {"name": "Dock 4"}}, "options.shipping_address.address1", "required"),
         ({"shipping_address": {**_ADDRESS, "zip": "90210"}}, "options.shipping_address.zip", "remove zip"),
-        ({"colour": "red"}, "options.colour", "allowed: supplier_id, priority"),
+        ({"colour": "red"}, "options.colour", "accepted: supplier_id, priority"),
     ],
 )
 async def test_bad_options_are_refused_naming_the_field(
@@ -285,7 +285,7 @@ async def test_an_unknown_supplier_is_refused_with_the_field_from_the_details(wo
     async with Client(world.server) as client:
         await _ids(client, "FILTER-001")
         text = error_text(await client.call_tool("place_order", {**args, **await _confirmation(client, args)}))
-    assert "field: options.supplier_id" in text and "supplier-999 not found" in text
+    assert "[VENDOR_REJECTED] options.supplier_id:" in text and "supplier-999 not found" in text
     assert "Nothing was ordered" in text
     assert world.sandbox.factoryai.orders == []
 

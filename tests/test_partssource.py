@@ -370,8 +370,10 @@ async def test_get_order_maps_every_status_and_keeps_the_raw_one(world: World) -
         assert "NOT_FOUND" in error_text(await client.call_tool("get_order", {"vendor": VENDOR, "order_id": "99999"}))
         # Another organisation's order: PartsSource answers 403 across tenants.
         assert "VENDOR_AUTH" in error_text(await client.call_tool("get_order", {"vendor": VENDOR, "order_id": "10006"}))
-        text = error_text(await client.call_tool("get_order", {"vendor": VENDOR, "order_id": "PO-456"}))
-        assert "order_id" in text
+        # A PO number given as order_id is recognised: the answer is that PO's order, and says so.
+        by_po = await client.call_tool("get_order", {"vendor": VENDOR, "order_id": "PO-456"})
+        assert structured(by_po)["order"]["po_number"] == "PO-456"
+        assert "is a PO number, not an order id" in by_po.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.asyncio

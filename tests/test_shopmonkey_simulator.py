@@ -243,8 +243,8 @@ async def test_the_client_filters_lists_on_the_server_where_it_can() -> None:
     vendor = sandbox.vendors()["shopmonkey"]
     async with httpx2.AsyncClient(transport=vendor.transport) as transport:
         sm = ShopmonkeyClient("shopmonkey", base_url=vendor.base_url, api_key=SANDBOX_API_KEY, http=transport)
-        cancelled = await sm.list_orders(OrderQuery(status=OrderStatus.CANCELLED), 1000)
-        shipped = await sm.list_orders(OrderQuery(status=OrderStatus.SHIPPED), 1000)
+        cancelled = await sm.list_orders(OrderQuery(statuses=frozenset({OrderStatus.CANCELLED})), 1000)
+        shipped = await sm.list_orders(OrderQuery(statuses=frozenset({OrderStatus.SHIPPED})), 1000)
     expected = {po["id"] for po in sandbox.shopmonkey.purchase_orders if po["status"] == "Cancelled"}
     assert {o.order_id for o in cancelled} == expected
     assert shipped == []  # no Shopmonkey status maps to shipped: not even asked

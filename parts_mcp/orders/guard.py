@@ -158,7 +158,9 @@ class ConfirmationTokens:
             )
         if payload["v"] != request.vendor or payload["po"] != request.po_number:
             raise TokenError(
-                f"confirmation_token was issued for vendor {payload['v']!r}, PO {payload['po']!r}, not this order.",
+                f"was issued for vendor {payload['v']!r}, PO {payload['po']!r}, not this order. Nothing was ordered. "
+                "Use the token from this order's own preview, or call place_order without confirmation_token for "
+                "a new preview and confirm it with the user.",
                 field="confirmation_token",
                 code="TOKEN_MISMATCH",
             )

@@ -135,6 +135,10 @@ class Ledger(Protocol):
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None: ...
 
+    async def by_po(self, po_number: str) -> list[Intent]:
+        """Every vendor's intent under this PO number (compared without case)."""
+        ...
+
     async def transition(
         self,
         intent_id: str,
@@ -377,6 +381,10 @@ class SQLiteLedger:
         return await self._run(
             lambda db: _one(db, "SELECT * FROM intents WHERE vendor = ? AND order_id = ?", vendor, order_id)
         )
+
+    async def by_po(self, po_number: str) -> list[Intent]:
+        sql = "SELECT * FROM intents WHERE po_number = ? COLLATE NOCASE ORDER BY vendor"
+        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, po_number)])
 
     async def transition(
         self,

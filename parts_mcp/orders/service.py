@@ -13,7 +13,7 @@ import logging
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,17 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 
-from parts_mcp.domain import Money, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
+from parts_mcp.domain import (
+    LookupResult,
+    Money,
+    Order,
+    OrderItem,
+    OrderStatus,
+    OrderSummary,
+    Part,
+    Preview,
+    Suggestion,
+)
 from parts_mcp.orders import listing
 from parts_mcp.orders.guard import (
     ConfirmationTokens,
@@ -34,15 +44,18 @@ from parts_mcp.orders.guard import (
     idempotency_key,
 )
 from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, IntentState, Ledger, lease_owner
+from parts_mcp.vendors._search import MAX_SUGGESTED_QUERIES
 from parts_mcp.vendors.base import (
     NotSupported,
     OrderQuery,
     OrderRequest,
     VendorClient,
     VendorError,
+    VendorInvalidRequest,
     VendorNotFound,
     clean_text,
 )
+from parts_mcp.vendors.part_ids import PartResolver
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +63,9 @@ T = TypeVar("T")
 ConfirmationMode = Literal["auto", "elicit", "token"]
 MAX_ITEMS = 100
 MAX_QUERIES = 200
+# A vendor that missed more queries than this is being bulk-checked, not searched: no second look there.
+MAX_LOOKED_AGAIN = MAX_SUGGESTED_QUERIES
+MAX_SUGGESTIONS = 3  # per not-found query, across vendors
 NOTES_LIMIT = 1000
 MAX_LISTED_PER_VENDOR = 1000
 # How long one process may drive an intent before another may take over: longer than any send takes.
@@ -83,6 +99,9 @@ class LookupOutcome:
     parts: list[Part]
     not_found: list[str]
     vendor_errors: list[VendorFailure]
+    # Near misses for the not_found queries, in not_found's order, best first within each query
+    # (at most MAX_SUGGESTIONS a query, across vendors).
+    suggestions: list[Suggestion] = field(default_factory=list)
 
 
 @dataclass
@@ -95,10 +114,8 @@ class Prepared:
     existing: Intent | None = None
     preview: Preview | None = None
     previous_attempt: int = 0
-
-    def describe(self) -> str:
-        assert self.preview is not None
-        return describe_preview(self.preview, self.display_name)
+    # What the human must know before confirming that is not about the vendor's pricing.
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -106,7 +123,6 @@ class ConfirmationRequired:
     preview: Preview
     confirmation_token: str
     expires_at: datetime
-    text: str
 
 
 @dataclass(frozen=True)
@@ -127,6 +143,12 @@ class OutcomeUnknown:
 
 
 @dataclass(frozen=True)
+class FoundOrder:
+    order: Order
+    note: str | None = None  # how the order was found, when not by its own id
+
+
+@dataclass(frozen=True)
 class OrderPage:
     orders: list[OrderSummary]
     next_cursor: str | None
@@ -138,7 +160,10 @@ class OrderPage:
 
 
 class PartCache:
-    """Offers from recent look-ups, so place_order can price the part_ids the model passes back."""
+    """Offers from this process's recent look-ups, so place_order can price the part_ids passed back.
+
+    Only a shortcut: a part_id missing here was looked up elsewhere and is re-found at the vendor.
+    """
 
     def __init__(self, capacity: int = 10_000) -> None:
         self._capacity = capacity
@@ -176,22 +201,19 @@ class KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
-def describe_preview(preview: Preview, display_name: str) -> str:
-    """The order as the human must see it before confirming: vendor, PO, every line, the total."""
-    lines = [f"Order from {display_name} ({preview.vendor}), PO {preview.po_number}:"]
-    for line in preview.lines:
-        price = f" @ {line.unit_price} = {line.line_total}" if line.unit_price else ""
-        lines.append(f"- {line.quantity} x {line.part_number} {line.name or ''}".rstrip() + price)
-    if preview.notes:
-        lines.append(f"Notes: {preview.notes}")
-    for key, value in sorted(preview.options.items()):
-        lines.append(f"Option {key}: {value}")
-    basis = f"{preview.price_basis.value} prices" + (", an upper bound" if preview.total_is_upper_bound else "")
-    lines.append(f"Total: {preview.total} ({basis})")
-    if preview.excludes:
-        lines.append(f"Not included: {', '.join(preview.excludes)} (the vendor adds them when the order is created)")
-    lines += [f"Note: {caveat}" for caveat in preview.caveats]
-    return "\n".join(lines)
+def _nearest(
+    suggestions: Sequence[Suggestion], not_found: Sequence[str], vendors: Mapping[str, int]
+) -> list[Suggestion]:
+    """The few best suggestions for each not-found query, across vendors, in the order of `not_found`."""
+    chosen: dict[str, list[Suggestion]] = {q.casefold(): [] for q in not_found}
+    for suggestion in sorted(suggestions, key=lambda s: (-s.similarity, vendors.get(s.vendor, 0), s.part_number)):
+        picked = chosen.get(suggestion.query.casefold())
+        duplicate = picked is not None and any(
+            (s.vendor, s.part_number) == (suggestion.vendor, suggestion.part_number) for s in picked
+        )
+        if picked is not None and not duplicate and len(picked) < MAX_SUGGESTIONS:
+            picked.append(suggestion)
+    return [s for q in not_found for s in chosen[q.casefold()]]
 
 
 def _clean_notes(notes: str | None) -> str | None:
@@ -259,6 +281,7 @@ class OrdersService:
         answered: dict[str, set[str]] = {}
         parts: list[Part] = []
         errors: list[VendorFailure] = []
+        suggestions: list[Suggestion] = []
 
         async def ask(client: VendorClient) -> None:
             if not client.capabilities.lookup:
@@ -266,13 +289,16 @@ class OrdersService:
                     VendorFailure(client.key, "NOT_SUPPORTED", f"{client.display_name} cannot look up parts.")
                 )
                 return
+            deadline = anyio.current_time() + self._lookup_deadline
             result = await self._each_vendor(client, client.lookup(wanted), errors)
             if result is None:
                 return
+            result = await self._look_again(client, wanted, result, deadline)
             for part in result.parts:
                 self.parts.put(part)
                 parts.append(part)
             answered[client.key] = {q.casefold() for q in result.not_found}
+            suggestions.extend(result.suggestions)
 
         async with anyio.create_task_group() as group:
             for client in clients:
@@ -282,7 +308,38 @@ class OrdersService:
         parts.sort(key=lambda p: order[p.vendor])
         errors.sort(key=lambda e: order[e.vendor])
         not_found = [q for q in wanted if answered and all(q.casefold() in nf for nf in answered.values())]
-        return LookupOutcome(parts=parts, not_found=not_found, vendor_errors=errors)
+        return LookupOutcome(
+            parts=parts, not_found=not_found, vendor_errors=errors, suggestions=_nearest(suggestions, not_found, order)
+        )
+
+    async def _look_again(
+        self, client: VendorClient, wanted: Sequence[str], first: LookupResult, deadline: float
+    ) -> LookupResult:
+        """One more round at this vendor for what `first` missed, within what is left of its deadline.
+
+        Best effort: a failure or a timeout here costs only what the second round would have added.
+        """
+        missed = {q.casefold() for q in first.not_found}
+        again = [q for q in wanted if q.casefold() in missed]
+        if not again or len(again) > MAX_LOOKED_AGAIN:
+            return first
+        second: LookupResult | None = None
+        with anyio.move_on_after(deadline - anyio.current_time()):
+            try:
+                second = await client.look_again(again)
+            except VendorError as exc:
+                logger.info("second look-up at %s failed: %s", client.key, exc.code)
+            except Exception:
+                logger.exception("second look-up at %s failed", client.key)
+        if second is None:
+            return first
+        found_again = {q.casefold() for q in again} - {q.casefold() for q in second.not_found}
+        known = {p.part_id for p in first.parts}
+        return LookupResult(
+            parts=[*first.parts, *(p for p in second.parts if p.part_id not in known)],
+            not_found=[q for q in first.not_found if q.casefold() not in found_again],
+            suggestions=[*first.suggestions, *second.suggestions],
+        )
 
     async def _each_vendor(self, client: VendorClient, call: Awaitable[T], errors: list[VendorFailure]) -> T | None:
         """One vendor's part of a fan-out, under its own deadline: a failure becomes an entry in `errors`."""
@@ -372,7 +429,17 @@ class OrdersService:
         prepared.content_hash = self._identity_hash(client, request, parts)
         prepared.preview = await client.preview(request, parts)
         await self._check_limits(prepared.preview)
+        prepared.warnings = await self._po_elsewhere(vendor, po)
         return prepared
+
+    async def _po_elsewhere(self, vendor: str, po_number: str) -> list[str]:
+        """Allowed, but never silent: the same PO number already names an order at another vendor."""
+        return [
+            f"PO {po_number} is also {'order ' + other.order_id if other.order_id else 'an order'} at "
+            f"{other.vendor} ({other.state.value}, {other.created_at:%Y-%m-%d}). Check that this is a separate order."
+            for other in await self.ledger.by_po(po_number)
+            if other.vendor != vendor and other.state is not IntentState.REJECTED
+        ]
 
     @staticmethod
     def _identity_hash(client: VendorClient, request: OrderRequest, parts: Mapping[str, Part]) -> str:
@@ -390,23 +457,37 @@ class OrdersService:
             else:
                 known[item.part_id] = part
         if missing:
-            # A part number in place of a part_id is forgiven when it names exactly one part.
-            found = await client.lookup(missing)
-            for part in found.parts:
-                self.parts.put(part)
-            for part_id in missing:
-                matches = [p for p in found.parts if p.part_number.casefold() == part_id.casefold()]
-                if len(matches) == 1:
-                    known[part_id] = matches[0]
+            known |= await self._refind(client, missing)
         for index, item in enumerate(request.items):
             if item.part_id not in known:
                 raise GuardError(
-                    f"items[{index}].part_id {clean_text(item.part_id, 60)!r} is not a part this server has looked up "
-                    f"at {client.display_name}. Call lookup_parts and use a part_id from its results.",
+                    f"items[{index}].part_id {clean_text(item.part_id, 60)!r} names no part {client.display_name} "
+                    "offers now (not a part_id from lookup_parts, or the offer is gone). Call lookup_parts and use a "
+                    "part_id from its results.",
                     field=f"items[{index}].part_id",
                     code="UNKNOWN_PART",
                 )
         return known
+
+    async def _refind(self, client: VendorClient, part_ids: Sequence[str]) -> dict[str, Part]:
+        """Offers for part_ids this process has not looked up (another process did, or it restarted).
+
+        A self-describing part_id is re-found at the vendor from the id alone; what is left is tried
+        as a part number, forgiven when it names exactly one part. Either way the vendor prices it.
+        """
+        found = await client.resolve_parts(part_ids) if isinstance(client, PartResolver) else {}
+        rest = [part_id for part_id in part_ids if part_id not in found]
+        if rest:
+            looked_up = await client.lookup(rest)
+            for part in looked_up.parts:
+                self.parts.put(part)
+            for part_id in rest:
+                matches = [p for p in looked_up.parts if p.part_number.casefold() == part_id.casefold()]
+                if len(matches) == 1:
+                    found[part_id] = matches[0]
+        for part in found.values():
+            self.parts.put(part)
+        return found
 
     async def _check_limits(self, preview: Preview) -> None:
         total = preview.total
@@ -457,7 +538,6 @@ class OrdersService:
             preview=prepared.preview,
             confirmation_token=confirmation.token,
             expires_at=confirmation.expires_at,
-            text=prepared.describe(),
         )
 
     async def place(
@@ -788,41 +868,69 @@ class OrdersService:
 
     # ------------------------------------------------------------------------------- get and list
 
-    async def get_order(self, vendor: str, order_id: str) -> Order:
+    async def get_order(self, vendor: str, order_id: str) -> FoundOrder:
         """The vendor's view of an order, or the ledger's where the vendor cannot be asked.
+
+        A PO number given as the order id is recognised: the answer is that PO's order, with a note.
 
         Raises:
             NotSupported: the vendor cannot be asked and this server did not place the order.
             VendorError: the vendor's own failure (not found, auth ...).
         """
         client = self.vendor(vendor)
+        try:
+            return FoundOrder(await self._get_order(client, order_id))
+        except (VendorNotFound, VendorInvalidRequest, NotSupported):
+            found = await self._order_for_po(client, order_id)
+            if found is None:
+                raise
+            note = f"{order_id!r} is a PO number, not an order id: this is the order for that PO ({found.order_id})."
+            return FoundOrder(found, note)
+
+    async def _get_order(self, client: VendorClient, order_id: str) -> Order:
         if client.capabilities.get:
             try:
                 return await client.get_order(order_id)
             except VendorNotFound:
                 # A vendor may stop retaining old orders (Keyloop does); ours is still the record of what we placed.
-                kept = await self.ledger.get_by_order_id(vendor, order_id)
+                kept = await self.ledger.get_by_order_id(client.key, order_id)
                 if kept is None or kept.order is None:
                     raise
                 order = _ledger_order(kept)
                 return order.model_copy(
                     update={"details": {**order.details, "vendor_note": f"{client.display_name} no longer has it."}}
                 )
-        intent = await self.ledger.get_by_order_id(vendor, order_id)
+        intent = await self.ledger.get_by_order_id(client.key, order_id)
         if intent is None or intent.order is None:
             raise NotSupported(
-                vendor,
-                f"{client.display_name}'s API cannot look up orders, and {order_id!r} is not an order this server "
-                f"placed. Check it in {client.display_name}'s own web account.",
+                client.key,
+                f"{client.display_name}'s API cannot look up orders, and {clean_text(order_id, 60)!r} is neither an "
+                f"order id nor a PO number of an order this server placed. Check it in {client.display_name}'s own "
+                "web account, or list_purchase_orders to see the orders this server placed.",
                 capability="get",
             )
         return _ledger_order(intent)
+
+    async def _order_for_po(self, client: VendorClient, po_number: str) -> Order | None:
+        """The order a PO number names at this vendor: ours first, then the vendor's own search."""
+        intent = await self.ledger.get(client.key, po_number)
+        if intent is not None and intent.order_id:
+            try:
+                return await self._get_order(client, intent.order_id)
+            except VendorError:
+                return _ledger_order(intent) if intent.order is not None else None
+        if client.capabilities.find_by_po:
+            try:
+                return await client.find_order_by_po(po_number)
+            except VendorError:
+                return None
+        return None
 
     async def list_orders(
         self,
         *,
         vendor: str | None,
-        status: OrderStatus | None,
+        statuses: Collection[OrderStatus] | None,
         po_number: str | None,
         created_after: datetime | None,
         created_before: datetime | None,
@@ -840,12 +948,13 @@ class OrdersService:
             GuardError: an unknown vendor or a cursor issued for other filters.
         """
         query = OrderQuery(
-            status=status,
+            statuses=frozenset(statuses) if statuses else None,
             po_number=po_number.strip() if po_number else None,
             created_after=_aware(created_after) if created_after else None,
             created_before=_aware(created_before) if created_before else None,
         )
-        filters = listing.fingerprint({"vendor": vendor, **vars(query)})
+        # Sorted: a set's order varies between processes, and a cursor must work in any of them.
+        filters = listing.fingerprint({"vendor": vendor, **vars(query), "statuses": sorted(query.statuses or ())})
         position = listing.decode_cursor(cursor, filters) if cursor else None
         clients = [self.vendor(vendor)] if vendor else list(self.vendors.values())
         notes: list[str] = []

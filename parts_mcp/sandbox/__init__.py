@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
-from parts_mcp.sandbox._faults import ADMIN_PREFIX, Faults, ManualClock, SimulatorTransport
+from parts_mcp.sandbox._faults import ADMIN_PREFIX, Faults, ManualClock, SimulatorTransport, with_shared_faults
 from parts_mcp.sandbox.factoryai import SANDBOX_SETTINGS as FACTORYAI_SANDBOX_SETTINGS
 from parts_mcp.sandbox.factoryai import FactoryAISimulator
 from parts_mcp.sandbox.keyloop import SANDBOX_SETTINGS as KEYLOOP_SANDBOX_SETTINGS
@@ -75,14 +75,23 @@ class Sandbox:
         self.shopmonkey = ShopmonkeySimulator(clock=clock)
         self.keyloop = KeyloopSimulator(clock=clock)
         self.partssource = PartsSourceSimulator(clock=clock)
-        # Adding a simulator: create it above, mount it here.
+        # Adding a simulator: create it above, mount it here (with_shared_faults: it can turn hostile).
         self._mounted = [
-            _Mounted("skynet", "/api/b2b", self.skynet.app, {"kind": "skynet", "api_key": SANDBOX_API_KEY}),
-            _Mounted("factoryai", "/prod", self.factoryai.app, FACTORYAI_SANDBOX_SETTINGS),
-            _Mounted("shopmonkey", "/v3", self.shopmonkey.app, {"kind": "shopmonkey", "api_key": SHOPMONKEY_API_KEY}),
+            _Mounted(
+                "skynet", "/api/b2b", with_shared_faults(self.skynet), {"kind": "skynet", "api_key": SANDBOX_API_KEY}
+            ),
+            _Mounted("factoryai", "/prod", with_shared_faults(self.factoryai), FACTORYAI_SANDBOX_SETTINGS),
+            _Mounted(
+                "shopmonkey",
+                "/v3",
+                with_shared_faults(self.shopmonkey),
+                {"kind": "shopmonkey", "api_key": SHOPMONKEY_API_KEY},
+            ),
             # Keyloop's base_url is the host root: the token endpoint and the API share it.
-            _Mounted("keyloop", "", self.keyloop.app, KEYLOOP_SANDBOX_SETTINGS),
-            _Mounted("partssource", "/customer/api", self.partssource.app, PARTSSOURCE_SANDBOX_SETTINGS),
+            _Mounted("keyloop", "", with_shared_faults(self.keyloop), KEYLOOP_SANDBOX_SETTINGS),
+            _Mounted(
+                "partssource", "/customer/api", with_shared_faults(self.partssource), PARTSSOURCE_SANDBOX_SETTINGS
+            ),
         ]
         self._transports = {
             m.key: SimulatorTransport(Starlette(routes=[Mount(m.api_path, app=m.app)])) for m in self._mounted

@@ -8,6 +8,7 @@ enters once per stdio process or HTTP app (and once per in-memory connection in 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,9 +17,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx2
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, SecretStr
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.types import CallToolResult, InputRequiredResult, Tool, ToolAnnotations
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from parts_mcp import __version__, vendors
 from parts_mcp.config import Settings
@@ -26,9 +28,19 @@ from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, SQLiteLedger, lease_owner
 from parts_mcp.orders.service import GuardPolicy, KeyedLocks, OrdersService, PartCache
 from parts_mcp.sandbox import Sandbox
-from parts_mcp.server.errors import Redactor, tool_errors
+from parts_mcp.server.errors import (
+    Redactor,
+    describe,
+    invalid_arguments,
+    root_cause,
+    unknown_arguments,
+    unknown_tool,
+)
+from parts_mcp.server.schema import lean_schema
 from parts_mcp.tools import get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
 from parts_mcp.tools.context import AppContext
+
+logger = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 Look up parts, place purchase orders, and track them across the configured parts vendors.
@@ -59,6 +71,68 @@ TOOLS = (
     ),
     ToolSpec(list_vendors.list_vendors, "list_vendors", list_vendors.TITLE, list_vendors.ANNOTATIONS, writes=False),
 )
+
+
+class PartsServer(MCPServer):
+    """MCPServer with one error boundary around every tool call.
+
+    Arguments the SDK refuses, our own refusals and vendor failures all become
+    `[CODE] field: what is wrong. What to do next.` here, without the SDK's "Error executing tool"
+    prefix, and no configured secret leaves in a result or an error.
+    """
+
+    def __init__(self, *args: Any, redactor: Redactor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redactor = redactor
+        self._schemas: dict[str, dict[str, Any]] = {}
+        self._writes: set[str] = set()
+
+    def add_guarded_tool(self, spec: ToolSpec) -> None:
+        self.add_tool(
+            spec.fn,
+            name=spec.name,
+            title=spec.title,
+            description=inspect.cleandoc(spec.fn.__doc__ or ""),
+            annotations=spec.annotations,
+            structured_output=False,
+        )
+        if spec.writes:
+            self._writes.add(spec.name)
+
+    async def list_tools(self) -> list[Tool]:
+        # Every conversation pays for tools/list in tokens: inline, untitled, no null unions or $refs
+        # (strict function-calling converters refuse $ref targets and open objects).
+        return [
+            tool.model_copy(update={"input_schema": lean_schema(tool.input_schema)})
+            for tool in await super().list_tools()
+        ]
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        if not self._schemas:
+            self._schemas = {tool.name: tool.input_schema for tool in await self.list_tools()}
+        schema = self._schemas.get(name)
+        if schema is None:
+            return unknown_tool(name, self._schemas)
+        allowed = schema.get("properties", {})
+        if extra := set(arguments) - set(allowed):
+            return unknown_arguments(extra, allowed)
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = root_cause(exc)
+            if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
+                result = invalid_arguments(exc.__cause__, schema)
+            else:
+                result = describe(cause, tool=name, writes=name in self._writes)
+            logger.info("%s refused: %s", name, _first_word(result))
+        return self._redactor.result(result)
+
+
+def _first_word(result: CallToolResult) -> str:
+    text = getattr(result.content[0], "text", "") if result.content else ""
+    return text.split(" ", 1)[0]
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
@@ -128,19 +202,18 @@ def build_server(
             )
             yield AppContext(service=service, sandbox=settings.sandbox, redactor=redactor)
 
-    server = MCPServer(
-        "parts-mcp", title="Parts ordering", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan
+    server = PartsServer(
+        "parts-mcp",
+        title="Parts ordering",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+        redactor=redactor,
     )
     for spec in TOOLS:
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them
-        server.add_tool(
-            tool_errors(spec.fn, redactor),
-            name=spec.name,
-            title=spec.title,
-            description=inspect.cleandoc(spec.fn.__doc__ or ""),
-            annotations=spec.annotations,
-        )
+        server.add_guarded_tool(spec)
     return server
 
 

@@ -1,20 +1,20 @@
 """The one place where failures become tool errors the model can act on.
 
-The test is the SDK's: could a smarter model have avoided this? Then say what to change. Every
-message is ours or sanitized vendor text; no raw vendor body, stack trace or secret gets through.
+Every refusal reads `[CODE] field: what is wrong. What to do next.` — our own refusals, vendor
+failures, and the arguments the SDK rejects before any of our code runs. The test is the SDK's:
+could a smarter model have avoided this? Then say what to change. Every message is ours or
+sanitized vendor text; no raw vendor body, stack trace or secret gets through.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any
 
-from mcp import MCPError
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, TextContent
+from pydantic import ValidationError
 
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.vendors.base import (
@@ -26,44 +26,141 @@ from parts_mcp.vendors.base import (
     VendorNotFound,
     VendorRateLimited,
     VendorUnavailable,
+    clean_text,
 )
 
 logger = logging.getLogger(__name__)
-P = ParamSpec("P")
 MIN_SECRET_LENGTH = 6  # shorter values (a test's "x") would blank ordinary words
-R = TypeVar("R")
 
 
-def describe(exc: Exception) -> str:
-    """The message a model sees for a failure: what happened, the field at fault, what to do next."""
+def error_result(code: str, field: str, message: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=f"[{code}] {field}: {message}")], is_error=True)
+
+
+def describe(exc: BaseException, *, tool: str, writes: bool) -> CallToolResult:
+    """The tool error a model sees for a failure of `tool`: code, the field at fault, what to do next.
+
+    `writes` is False for read tools, whose failures never say anything about orders.
+    """
     if isinstance(exc, GuardError):
-        return f"[{exc.code}] {exc.message}"
+        field = exc.field or tool
+        # Messages often open with their field ("po_number is required"); the prefix names it already.
+        message = exc.message.removeprefix(f"{field}: ").removeprefix(f"{field} ")
+        return error_result(exc.code, field, message)
+    if isinstance(exc, VendorError):
+        return error_result(*_vendor(exc, tool, writes))
+    logger.error("%s failed unexpectedly", tool, exc_info=exc)
+    outcome = " Whether the order reached the vendor is not known: check get_order or list_purchase_orders by PO."
+    return error_result(
+        "INTERNAL",
+        tool,
+        "parts-mcp failed unexpectedly; the details are in its log." + (outcome if writes else " Try again."),
+    )
+
+
+def _vendor(exc: VendorError, tool: str, writes: bool) -> tuple[str, str, str]:
+    where = "vendor"
+    # Only an error that proves nothing was written may say so (a key conflict proves the opposite).
+    outcome = ""
+    if writes:
+        outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
     if isinstance(exc, NotSupported):
-        return f"[NOT_SUPPORTED] {exc.message}"
-    if not isinstance(exc, VendorError):
-        return "Internal error in parts-mcp; it has been logged. Nothing further is known about the outcome."
-    # Only an error that proves nothing was written may say so (a key conflict, say, proves the opposite).
-    outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
+        return "NOT_SUPPORTED", where, f"{exc.vendor}: {exc.message}"
     if isinstance(exc, VendorAuthError):
         return (
-            f"[VENDOR_AUTH] {exc.message}{outcome} The server's credentials for {exc.vendor!r} "
-            "need fixing by an administrator; retrying will not help."
+            "VENDOR_AUTH",
+            where,
+            f"{exc.vendor}: {exc.message}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
+            "administrator; retrying will not help.",
         )
     if isinstance(exc, VendorInvalidRequest):
-        where = f" (field: {exc.field})" if exc.field else ""
-        return f"[VENDOR_REJECTED{where}] {exc.message}{outcome}"
+        return "VENDOR_REJECTED", exc.field or where, f"{exc.message}{outcome} Change that value and try again."
     if isinstance(exc, VendorNotFound):
-        return f"[NOT_FOUND] {exc.message}"
+        field = "order_id" if tool == "get_order" else where
+        return "NOT_FOUND", field, f"{exc.vendor}: {exc.message} Check the id (list_purchase_orders shows the ids)."
     if isinstance(exc, VendorConflict):
-        return f"[VENDOR_CONFLICT: {exc.code}] {exc.message}{outcome}"
+        return "VENDOR_CONFLICT", where, f"{exc.vendor} said {exc.code}: {exc.message}{outcome}"
     if isinstance(exc, VendorRateLimited):
-        after = f" Try again in {exc.retry_after:g}s." if exc.retry_after is not None else " Try again shortly."
-        return f"[RATE_LIMITED] {exc.vendor} is rate limiting.{after}"
+        after = f"in {exc.retry_after:g}s" if exc.retry_after is not None else "shortly"
+        return "RATE_LIMITED", where, f"{exc.vendor} is rate limiting.{outcome} Try again {after}."
     if isinstance(exc, VendorUnavailable):
-        # Writes that may have landed become outcome_unknown before this point; this is a read, or nothing landed.
-        done = " Nothing was ordered." if exc.not_processed else ""
-        return f"[VENDOR_UNAVAILABLE: {exc.code}] {exc.message}{done} It is safe to try again in a minute."
-    return f"[{exc.code}] {exc.message}"
+        # Writes that may have landed become outcome_unknown before this point: this is a read, or nothing landed.
+        done = " Nothing was ordered." if writes and exc.not_processed else ""
+        return "VENDOR_UNAVAILABLE", where, f"{exc.vendor} said {exc.code}: {exc.message}{done} Try again in a minute."
+    return exc.code, where, f"{exc.vendor}: {exc.message}{outcome}"
+
+
+def invalid_arguments(exc: ValidationError, schema: Mapping[str, Any]) -> CallToolResult:
+    """Arguments the SDK's validation refused, in our words: each field, what is wrong, what it takes."""
+    problems: list[str] = []
+    for error in exc.errors(include_url=False)[:5]:
+        loc = [part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+        field = _path(loc) or "arguments"
+        problems.append(f"{field}: {_what(error, loc, schema)}.")
+    code = "MISSING_ARGUMENT" if all(e["type"] == "missing" for e in exc.errors()) else "INVALID_ARGUMENT"
+    first, *rest = problems
+    text = first + "".join(f" Also {p}" for p in rest) + " Fix the arguments and call the tool again."
+    field, message = text.split(": ", 1)
+    return error_result(code, field, message)
+
+
+def _what(error: Any, loc: list[int | str], schema: Mapping[str, Any]) -> str:
+    node = _at(schema, loc)
+    kind = error["type"]
+    if kind == "missing":
+        hint = node.get("description") if node else None
+        return "is required" + (f" ({hint})" if hint else "")
+    if kind == "extra_forbidden":
+        accepted = ", ".join(_at(schema, loc[:-1]).get("properties", {}))
+        return f"is not accepted here: remove {loc[-1]}; accepted: {accepted}"
+    got = clean_text(repr(error.get("input")), 60)
+    if node and node.get("properties"):
+        return f"should be an object with {', '.join(node['properties'])} (got {got})"
+    expected = f"; expected {node['description']}" if node and node.get("description") else ""
+    return f"{_message(error['msg'])} (got {got}){expected}"
+
+
+def _at(schema: Mapping[str, Any], loc: list[int | str]) -> Mapping[str, Any]:
+    """The (lean, inlined) schema node at a validation error's location; {} where it cannot be followed."""
+    node: Mapping[str, Any] = schema
+    for part in loc:
+        node = node.get("items", {}) if isinstance(part, int) else node.get("properties", {}).get(part, {})
+    return node
+
+
+def unknown_arguments(names: Iterable[str], allowed: Iterable[str]) -> CallToolResult:
+    wrong = sorted(names)
+    return error_result(
+        "UNKNOWN_ARGUMENT",
+        wrong[0],
+        f"this tool takes no argument {' or '.join(map(repr, wrong))}. Valid arguments: {', '.join(sorted(allowed))}.",
+    )
+
+
+def unknown_tool(name: str, known: Iterable[str]) -> CallToolResult:
+    return error_result(
+        "UNKNOWN_TOOL", "name", f"there is no tool {clean_text(name, 60)!r}. Tools: {', '.join(sorted(known))}."
+    )
+
+
+def _path(loc: list[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _message(msg: str) -> str:
+    # pydantic's wording, made to read after a field name ("Input should be ..." -> "should be ...").
+    msg = msg.removeprefix("Value error, ").replace("a valid boolean", "true or false")
+    return msg[len("Input ") :] if msg.startswith("Input ") else msg[:1].lower() + msg[1:]
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """What our code raised, under the SDK's ToolError wrappers ("Error executing tool ...")."""
+    while isinstance(exc, ToolError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 class Redactor:
@@ -96,34 +193,3 @@ class Redactor:
         if isinstance(value, list):
             return [self._walk(item) for item in value]
         return value
-
-
-@contextmanager
-def boundary(redactor: Redactor | None = None) -> Iterator[None]:
-    """Turn whatever the body raises into a ToolError with our message, secrets blanked out."""
-    redact = redactor or Redactor()
-    try:
-        yield
-    except MCPError:
-        raise
-    except ToolError as exc:
-        raise ToolError(redact.text(str(exc))) from exc
-    except (GuardError, VendorError) as exc:
-        logger.info("refused: %s", getattr(exc, "code", type(exc).__name__))
-        raise ToolError(redact.text(describe(exc))) from exc
-    except Exception as exc:
-        logger.exception("failed unexpectedly")
-        raise ToolError(describe(exc)) from exc
-
-
-def tool_errors(fn: Callable[P, Awaitable[R]], redactor: Redactor | None = None) -> Callable[P, Awaitable[R]]:
-    """Wrap a tool: every failure reaches the model as a ToolError, and no configured secret appears
-    in its result or its errors."""
-    redact = redactor or Redactor()
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with boundary(redact):
-            return redact.result(await fn(*args, **kwargs))
-
-    return wrapper

@@ -8,6 +8,7 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
 from parts_mcp.domain import Model, Order
+from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, app
 
 TITLE = "Get an order"
@@ -19,27 +20,28 @@ ANNOTATIONS = ToolAnnotations(
 class GetOrderResult(Model):
     order: Order
     sandbox: bool
+    note: str | None = None
 
 
 async def get_order(
-    vendor: Annotated[str, Field(description="Vendor key, as in list_vendors")],
+    vendor: Annotated[str, Field(description="Vendor key")],
     order_id: Annotated[str, Field(min_length=1, max_length=200, description="The vendor's order id")],
     ctx: AppCtx,
-) -> Annotated[CallToolResult, GetOrderResult]:
-    """Get one order: status (normalized, with the vendor's own status), lines, totals and dates.
+) -> CallToolResult:
+    """Get one order: status and what it means, lines, totals, dates.
 
-    For vendors whose API cannot look orders up (Skynet), orders this server placed are answered
-    from its ledger (source: "ledger", status as recorded when placed).
+    Where the vendor's API cannot look orders up (Skynet), orders this server placed come from its
+    ledger. Given a PO number instead of an order id, finds the order for that PO.
     """
     state = app(ctx)
-    order = await state.service.get_order(vendor, order_id.strip())
-    result = GetOrderResult(order=order, sandbox=state.sandbox)
-    text = (
-        f"{order.vendor} order {order.order_id} (PO {order.po_number or '-'}): {order.status.value}"
-        f" [{order.vendor_status or '-'}], total {order.total or 'unknown'}, {len(order.lines)} line(s)"
-        + (", from this server's ledger" if order.source == "ledger" else "")
-        + "."
-    )
+    found = await state.service.get_order(vendor, order_id.strip())
+    result = GetOrderResult(order=found.order, sandbox=state.sandbox, note=found.note)
+    lines = text.order(found.order, state.service.vendor(vendor).status_help)
+    if found.note:
+        lines.insert(0, found.note)
+    if state.sandbox:
+        lines.append("(sandbox: a simulated vendor)")
     return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=result.model_dump(mode="json")
+        content=[TextContent(type="text", text="\n".join(lines))],
+        structured_content=result.model_dump(mode="json"),
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
-from parts_mcp.domain import Model, OrderStatus, OrderSummary
+from parts_mcp.domain import Model, OrderStatus, OrderSummary, no_bool
+from parts_mcp.orders.service import OrdersService
+from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, app
 from parts_mcp.tools.lookup_parts import VendorErrorInfo
 
@@ -18,35 +20,62 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
+StatusFilter = Literal[
+    "open",
+    "draft",
+    "pending_approval",
+    "approved",
+    "ordered",
+    "acknowledged",
+    "in_progress",
+    "shipped",
+    "partially_received",
+    "received",
+    "completed",
+    "cancelled",
+    "rejected",
+    "unknown",
+]
+# "open": anything that may still need someone's attention or money.
+OPEN = frozenset(OrderStatus) - {OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
 class ListPurchaseOrdersResult(Model):
     orders: list[OrderSummary]
-    next_cursor: str | None = Field(description="Pass as cursor for the next page; null on the last page")
-    notes: list[str] = Field(default_factory=list, description="Where the orders come from, per vendor")
-    vendor_errors: list[VendorErrorInfo] = Field(
-        default_factory=list, description="Vendors that failed; the other vendors' orders still stand"
-    )
+    next_cursor: str | None = None
+    notes: list[str] = Field(default_factory=list)
+    vendor_errors: list[VendorErrorInfo] = Field(default_factory=list)
     sandbox: bool
 
 
 async def list_purchase_orders(
     ctx: AppCtx,
-    vendor: Annotated[str | None, Field(description="Only this vendor; default: all vendors")] = None,
-    status: Annotated[OrderStatus | None, Field(description="Normalized status to keep")] = None,
-    po_number: Annotated[str | None, Field(max_length=100, description="Only orders with this PO number")] = None,
-    created_after: Annotated[datetime | None, Field(description="ISO 8601; orders created at or after")] = None,
-    created_before: Annotated[datetime | None, Field(description="ISO 8601; orders created before")] = None,
-    limit: Annotated[int, Field(ge=1, le=100, description="Orders per page")] = 20,
-    cursor: Annotated[str | None, Field(description="next_cursor from the previous page, same filters")] = None,
-) -> Annotated[CallToolResult, ListPurchaseOrdersResult]:
-    """List purchase orders newest first, filtered by vendor, status, PO number and creation date.
+    vendor: Annotated[str | None, Field(description="Vendor key; default all")] = None,
+    status: Annotated[
+        list[StatusFilter] | None,
+        BeforeValidator(_one_or_many),
+        Field(description='One status, several, or "open" (not completed, cancelled or rejected)'),
+    ] = None,
+    po_number: Annotated[str | None, Field(max_length=100)] = None,
+    created_after: Annotated[datetime | None, Field(description="ISO 8601, inclusive")] = None,
+    created_before: Annotated[datetime | None, Field(description="ISO 8601, exclusive")] = None,
+    limit: Annotated[int, Field(ge=1, le=100), BeforeValidator(no_bool)] = 20,
+    cursor: Annotated[str | None, Field(description="From the previous page; same filters")] = None,
+) -> CallToolResult:
+    """List purchase orders newest first, filtered by vendor, status, PO number and date.
 
-    Vendors without an order list in their API (Skynet) show the orders this server placed, from
-    its ledger. Page with next_cursor, keeping the same filters.
+    Where a vendor's API cannot list orders (Skynet, Keyloop), the orders this server placed are
+    listed from its ledger.
     """
     state = app(ctx)
+    statuses = {s for f in status or () for s in (OPEN if f == "open" else {OrderStatus(f)})}
     page = await state.service.list_orders(
         vendor=vendor,
-        status=status,
+        statuses=statuses or None,
         po_number=po_number,
         created_after=created_after,
         created_before=created_before,
@@ -60,12 +89,29 @@ async def list_purchase_orders(
         vendor_errors=[VendorErrorInfo(**vars(e)) for e in page.vendor_errors],
         sandbox=state.sandbox,
     )
-    lines = [f"{len(page.orders)} order(s)" + ("; more with next_cursor" if page.next_cursor else "") + "."]
-    lines += [
-        f"- [{o.vendor}] {o.order_id} PO {o.po_number or '-'}: {o.status.value}, {o.total or '-'}" for o in page.orders
-    ]
-    lines += page.notes
-    lines += [f"{e.vendor} failed ({e.code}): {e.message}" for e in result.vendor_errors]
     return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines))], structured_content=result.model_dump(mode="json")
+        content=[TextContent(type="text", text="\n".join(_text(result, state.service)))],
+        structured_content=result.model_dump(mode="json"),
     )
+
+
+def _text(result: ListPurchaseOrdersResult, service: OrdersService) -> list[str]:
+    more = "more pages follow" if result.next_cursor else "this is the last page"
+    lines = [f"{len(result.orders)} order(s), newest first; {more}. {text.VENDOR_TEXT}"]
+    lines += [text.summary(o) for o in result.orders]
+    seen = sorted({(o.vendor, o.status) for o in result.orders})
+    if seen:
+        lines.append("Statuses:")
+        lines += [f"  {vendor} {status.value}: {_meaning(service, vendor, status)}" for vendor, status in seen]
+    if result.next_cursor:
+        lines.append(f'Next page: call again with the same filters and cursor="{result.next_cursor}".')
+    lines += result.notes
+    lines += [text.vendor_error(e.vendor, e.code, e.message, e.retryable) for e in result.vendor_errors]
+    if result.sandbox:
+        lines.append("(sandbox: simulated vendors)")
+    return lines
+
+
+def _meaning(service: OrdersService, vendor: str, status: OrderStatus) -> str:
+    help = service.vendors[vendor].status_help if vendor in service.vendors else {}
+    return help.get(status) or text.STATUS_MEANINGS[status]

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from decimal import Decimal
 
-from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from parts_mcp.domain import Model
 from parts_mcp.tools.context import AppCtx, app
@@ -29,11 +29,12 @@ class VendorCapabilities(Model):
 
 
 class VendorInfo(Model):
-    vendor: str = Field(description="The key the other tools take as vendor")
+    vendor: str
     kind: str
     name: str
     capabilities: VendorCapabilities
-    options: str = Field(description="What place_order's options accept at this vendor")
+    options: str
+    search: str = ""
     sandbox: bool
 
 
@@ -42,6 +43,8 @@ class GuardInfo(Model):
     read_only: bool
     po_pattern: str
     max_order_total: str | None
+    max_daily_total_per_vendor: str | None = None
+    order_vendors: list[str] | None = None
 
 
 class ListVendorsResult(Model):
@@ -49,12 +52,20 @@ class ListVendorsResult(Model):
     guard: GuardInfo
 
 
-async def list_vendors(ctx: AppCtx) -> ListVendorsResult:
-    """List the configured vendors, what each can do (look up, place, get, list orders) and the order rules."""
+CONFIRMATION = {
+    "auto": "a person confirms each order in a form where the client can show one; otherwise place_order "
+    "returns a preview and a token that the user must approve",
+    "elicit": "a person confirms each order in a form; clients without forms cannot order",
+    "token": "place_order returns a preview and a token; the assistant confirms with it, so show the user the "
+    "preview and confirm only what they approve",
+}
+
+
+async def list_vendors(ctx: AppCtx) -> CallToolResult:
+    """List the vendors, what each can do and search by, its order options, and the order rules."""
     state = app(ctx)
-    service = state.service
-    policy = service.policy
-    return ListVendorsResult(
+    policy = state.service.policy
+    result = ListVendorsResult(
         vendors=[
             VendorInfo(
                 vendor=key,
@@ -62,14 +73,65 @@ async def list_vendors(ctx: AppCtx) -> ListVendorsResult:
                 name=client.display_name,
                 capabilities=VendorCapabilities(**asdict(client.capabilities)),
                 options=client.options_help,
+                search=getattr(client, "search_help", ""),
                 sandbox=state.sandbox,
             )
-            for key, client in service.vendors.items()
+            for key, client in state.service.vendors.items()
         ],
         guard=GuardInfo(
             confirmation=policy.confirmation,
             read_only=policy.read_only,
             po_pattern=policy.po_pattern.pattern,
-            max_order_total=str(policy.max_order_total) if policy.max_order_total is not None else None,
+            max_order_total=_amount(policy.max_order_total),
+            max_daily_total_per_vendor=_amount(policy.max_daily_total_per_vendor),
+            order_vendors=sorted(policy.order_vendors) if policy.order_vendors is not None else None,
         ),
     )
+    return CallToolResult(
+        content=[TextContent(type="text", text="\n".join(_text(result)))],
+        structured_content=result.model_dump(mode="json", exclude_none=True),
+    )
+
+
+def _text(result: ListVendorsResult) -> list[str]:
+    lines = [
+        f"{len(result.vendors)} vendor(s)"
+        + (" (sandbox: simulated)" if any(v.sandbox for v in result.vendors) else "")
+        + ":"
+    ]
+    for v in result.vendors:
+        caps = v.capabilities
+        can = [
+            name
+            for name, flag in (
+                ("look up parts", caps.lookup),
+                ("place orders", caps.place),
+                ("get orders", caps.get),
+                ("list orders", caps.list),
+            )
+            if flag
+        ]
+        cannot = "" if caps.place else " Cannot take orders through its API."
+        lines.append(f"- {v.vendor}: {v.name}. Can {', '.join(can) or 'nothing'}.{cannot}")
+        if v.search:
+            lines.append(f"  search: {v.search}")
+        if caps.place:
+            lines.append(f"  options: {v.options}")
+    g = result.guard
+    if g.read_only:
+        lines.append("Orders: this server is read-only; place_order does not exist.")
+        return lines
+    lines.append(f"Orders: confirmation {g.confirmation}: {CONFIRMATION.get(g.confirmation, '')}.")
+    rules = [f"PO number required, matching {g.po_pattern}"]
+    if g.max_order_total:
+        rules.append(f"at most {g.max_order_total} per order")
+    if g.max_daily_total_per_vendor:
+        rules.append(f"at most {g.max_daily_total_per_vendor} per vendor per day")
+    if g.order_vendors is not None:
+        rules.append(f"orders only with {', '.join(g.order_vendors) or 'no vendor'}")
+    lines.append("Rules: " + "; ".join(rules) + ".")
+    return lines
+
+
+def _amount(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None

@@ -7,7 +7,8 @@ from typing import Annotated
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from parts_mcp.domain import Model, Part
+from parts_mcp.domain import Model, Part, Suggestion
+from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, app
 
 TITLE = "Look up parts"
@@ -29,25 +30,22 @@ class LookupPartsResult(Model):
     parts: list[Part]
     not_found: list[str] = Field(description="Queries that no vendor that answered could find")
     vendor_errors: list[VendorErrorInfo] = Field(description="Vendors that failed; the other results still stand")
+    suggestions: list[Suggestion] = Field(default_factory=list, description="Near part numbers for not_found queries")
     sandbox: bool = Field(description="True when these are simulated vendors, not real ones")
 
 
 async def lookup_parts(
     query: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=120)]],
-        Field(min_length=1, max_length=200, description='Part numbers (most reliable, e.g. "MS21042L3") or names'),
+        Field(min_length=1, max_length=200, description='Part numbers (best, e.g. "MS21042L3") or names'),
     ],
     ctx: AppCtx,
-    vendors: Annotated[
-        list[str] | None,
-        Field(description="Vendor keys to ask (see list_vendors); default: every vendor that can look up parts"),
-    ] = None,
-) -> Annotated[CallToolResult, LookupPartsResult]:
-    """Find parts by part number or name at the configured vendors, all at once.
+    vendors: Annotated[list[str] | None, Field(description="Vendor keys; default all")] = None,
+) -> CallToolResult:
+    """Find parts by part number or name at every vendor at once.
 
-    Each part comes with the vendor's part_id (pass it to place_order), its unit price with a
-    price_basis (a "list" price may be above what the account is billed), and stock. A vendor that
-    fails or is slow is reported in vendor_errors while the others' results still come back.
+    Each part has a part_id for place_order, a unit price with its basis (a list price may be above
+    what the account is billed) and stock. Slow or failing vendors are listed; the rest still answer.
     """
     state = app(ctx)
     outcome = await state.service.lookup(query, vendors)
@@ -55,20 +53,25 @@ async def lookup_parts(
         parts=outcome.parts,
         not_found=outcome.not_found,
         vendor_errors=[VendorErrorInfo(**vars(e)) for e in outcome.vendor_errors],
+        suggestions=outcome.suggestions,
         sandbox=state.sandbox,
     )
-    lines = [f"{len(result.parts)} part(s) found" + (" (sandbox)" if state.sandbox else "") + "."]
-    for part in result.parts[:20]:
-        price = f"{part.unit_price} ({part.price_basis.value})" if part.unit_price else "no price"
-        stock = f", {part.available_quantity} in stock" if part.available_quantity is not None else ""
-        lines.append(f"- [{part.vendor}] {part.part_number} {part.name}: {price}{stock}; part_id {part.part_id}")
-    if len(result.parts) > 20:
-        lines.append(f"... and {len(result.parts) - 20} more in the structured result.")
-    if result.not_found:
-        lines.append("Not found: " + ", ".join(result.not_found))
-    for error in result.vendor_errors:
-        lines.append(f"{error.vendor} failed ({error.code}): {error.message}")
     return CallToolResult(
-        content=[TextContent(type="text", text="\n".join(lines))],
+        content=[TextContent(type="text", text="\n".join(_text(result)))],
         structured_content=result.model_dump(mode="json"),
     )
+
+
+def _text(result: LookupPartsResult) -> list[str]:
+    sandbox = " (sandbox: simulated vendors)" if result.sandbox else ""
+    lines = [f"{len(result.parts)} part(s) found{sandbox}. {text.VENDOR_TEXT}"]
+    lines += [text.part(p) for p in result.parts]
+    if result.not_found:
+        lines.append("Not found anywhere: " + ", ".join(text.quoted(q, 120) for q in result.not_found))
+    for s in result.suggestions:
+        lines.append(
+            f"  {text.quoted(s.query, 120)}: did you mean {text.quoted(s.part_number, 80)} at {s.vendor} "
+            f"({text.quoted(s.name, 120)})? Look it up to get its part_id and price."
+        )
+    lines += [text.vendor_error(e.vendor, e.code, e.message, e.retryable) for e in result.vendor_errors]
+    return lines

@@ -8,17 +8,18 @@ on handshake sessions, `InputRequiredResult` round trips on 2026-07-28.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
-from parts_mcp.domain import Model, Order, OrderItem, Preview
+from parts_mcp.domain import Model, Order, OrderItem, OrderStatus, Preview
+from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.service import ConfirmationRequired, OutcomeUnknown, Placed, Prepared
-from parts_mcp.server.errors import boundary
+from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app
 
 TITLE = "Place a purchase order"
@@ -33,6 +34,98 @@ class ConfirmOrder(BaseModel):  # a form: its field titles are what the human re
     place_order: bool = Field(title="Place this order", description="Tick to place exactly the order shown above")
 
 
+def _pairs(value: Any, *names: str) -> Any:
+    """{"A": "x"} -> [{names[0]: "A", names[1]: "x"}]: the vendors' mapping form, in the declared list form."""
+    if not isinstance(value, dict):
+        return value
+    listed: list[Any] = []
+    for key, inner in value.items():  # type: ignore[misc]
+        if isinstance(inner, dict):  # keyed by part_id: {"<part_id>": {"VIN": "..."}}
+            listed += [{"part_id": key, **row} for row in _pairs(inner, *names)]
+        elif isinstance(inner, list):  # {"<part_id>": [{"type": "VIN", "value": "..."}]}
+            listed += [{"part_id": key, **row} for row in inner if isinstance(row, dict)]  # type: ignore[misc]
+        else:
+            listed.append({names[0]: key, names[1]: inner})
+    return listed
+
+
+class _Strict(Model):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=Model.model_config.get("json_schema_extra"))
+
+
+class ShippingAddress(_Strict):
+    name: str | None = None
+    address1: str | None = None
+    city: str | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class Contact(_Strict):
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    company_name: str | None = None
+
+
+class DeliveryAddress(_Strict):
+    street_name: str | None = None
+    postal_code: str | None = None
+    city: str | None = None
+    country_code: str | None = None
+
+
+class VehicleReference(_Strict):
+    type: str = Field(description="VIN or KEYNUMBER")
+    value: str
+    part_id: str | None = Field(default=None, description="Only this line; default all")
+
+
+class RequiredField(_Strict):
+    part_id: str
+    name: str = Field(description="e.g. serialNumber")
+    value: str
+
+
+class OrderOptions(_Strict):
+    """Every vendor's order options in one declared shape; each vendor takes its own (list_vendors)."""
+
+    supplier_id: str | None = None
+    priority: str | None = Field(default=None, description="low|normal|high|urgent|critical")
+    requested_delivery_date: str | None = Field(default=None, description="YYYY-MM-DD")
+    requires_approval: StrictBool | None = None
+    justification: str | None = None
+    shipping_address: ShippingAddress | None = None
+    order_type: str | None = Field(default=None, description="EMG|VOR|STK|DPO|COL")
+    vehicle_references: Annotated[
+        list[VehicleReference] | None, BeforeValidator(lambda v: _pairs(v, "type", "value"))
+    ] = None
+    contact: Contact | None = None
+    delivery_address: DeliveryAddress | None = None
+    shipping_method: str | None = None
+    use_shipping_account: StrictBool | None = None
+    required_fields: Annotated[list[RequiredField] | None, BeforeValidator(lambda v: _pairs(v, "name", "value"))] = None
+
+    def for_vendor(self) -> dict[str, Any]:
+        """The options in the form the vendor clients read (mappings keyed by type, field name or part_id)."""
+        options = self.model_dump(exclude_none=True, exclude={"vehicle_references", "required_fields"})
+        if self.vehicle_references:
+            refs = self.vehicle_references
+            if any(r.part_id for r in refs):
+                options["vehicle_references"] = {
+                    r.part_id or "": {x.type: x.value for x in refs if x.part_id == r.part_id} for r in refs
+                }
+            else:
+                options["vehicle_references"] = {r.type: r.value for r in refs}
+        if self.required_fields:
+            fields = self.required_fields
+            options["required_fields"] = {
+                f.part_id: {x.name: x.value for x in fields if x.part_id == f.part_id} for f in fields
+            }
+        return options
+
+
 class PlaceOrderResult(Model):
     """One of three outcomes, told apart by `status`."""
 
@@ -40,26 +133,25 @@ class PlaceOrderResult(Model):
     vendor: str
     po_number: str
     sandbox: bool
-    preview: Preview | None = Field(default=None, description="confirmation_required: show this to the user")
-    confirmation_token: str | None = Field(default=None, description="confirmation_required: pass back to confirm")
+    preview: Preview | None = None
+    confirmation_token: str | None = None
     expires_at: datetime | None = None
-    order: Order | None = Field(default=None, description="placed: the vendor's order")
+    order: Order | None = None
     idempotency_key: str | None = None
-    replayed: bool | None = Field(
-        default=None,
-        description="placed: true = an existing order returned; false = created now; absent = resent under the same "
-        "idempotency key after a lost answer (the vendor may have returned the earlier order)",
-    )
+    replayed: bool | None = None
     warnings: list[str] = Field(default_factory=list)
     next_steps: str | None = None
 
 
 async def prepare(
-    vendor: str, po_number: str, items: list[OrderItem], notes: str | None, options: dict[str, Any] | None, ctx: AppCtx
+    vendor: str,
+    po_number: str,
+    items: list[OrderItem],
+    notes: str | None,
+    options: OrderOptions | None,
+    ctx: AppCtx,
 ) -> Prepared:
-    # Resolvers run before the tool body, outside its error boundary: they need their own.
-    with boundary(app(ctx).redactor):
-        return await app(ctx).service.prepare(vendor, po_number, items, notes, options)
+    return await app(ctx).service.prepare(vendor, po_number, items, notes, options.for_vendor() if options else None)
 
 
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
@@ -72,46 +164,37 @@ async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx
     if mode == "token" or (mode == "auto" and not can_ask):
         return None
     if not can_ask:
-        raise ToolError(
-            "[HUMAN_CONFIRMATION_REQUIRED] This server places orders only after a person confirms them in a form "
-            "(guard.confirmation = elicit), and this client cannot show forms. Nothing was ordered."
+        raise GuardError(
+            "this server places orders only after a person confirms them in a form (guard.confirmation = elicit), "
+            "and this client cannot show forms. Nothing was ordered. Use a client that supports forms "
+            "(elicitation), or ask the administrator about the confirmation mode.",
+            field="confirmation",
+            code="HUMAN_CONFIRMATION_REQUIRED",
         )
-    return Elicit(prepared.describe() + "\n\nPlace this order?", ConfirmOrder)
+    assert prepared.preview is not None
+    lines = text.preview(prepared.preview, prepared.display_name, prepared.warnings)
+    return Elicit("\n".join([*lines, text.VENDOR_TEXT, "Place this order?"]), ConfirmOrder)
 
 
 async def place_order(
-    vendor: Annotated[str, Field(description="Vendor key from lookup_parts / list_vendors")],
-    po_number: Annotated[str, Field(description="The buyer's purchase order number; required, one PO = one order")],
-    items: Annotated[
-        list[OrderItem], Field(min_length=1, max_length=100, description="Lines: part_id from lookup_parts + quantity")
-    ],
+    vendor: Annotated[str, Field(description="Vendor key")],
+    po_number: Annotated[str, Field(description="The buyer's PO number; ask the user, never invent one")],
+    items: Annotated[list[OrderItem], Field(min_length=1, max_length=100)],
     ctx: AppCtx,
     prepared: Annotated[Prepared, Resolve(prepare)],
     answer: Annotated[ElicitationResult[ConfirmOrder], Resolve(ask_human)],
-    notes: Annotated[str | None, Field(max_length=1000, description="Printed on the order paperwork")] = None,
-    options: Annotated[
-        dict[str, Any] | None, Field(description="Vendor-specific fields, as list_vendors shows per vendor")
-    ] = None,
+    notes: Annotated[str | None, Field(max_length=1000, description="Printed on the order")] = None,
+    options: Annotated[OrderOptions | None, Field(description="Vendor-specific; see list_vendors")] = None,
     confirmation_token: Annotated[
-        str | None, Field(description="From a confirmation_required result, after the user approved its preview")
+        str | None, Field(description="From confirmation_required, once the user approved")
     ] = None,
-    confirmed_total: Annotated[
-        str | None, Field(description='The previewed total the user approved, exactly, e.g. "123.40 USD"')
-    ] = None,
-) -> Annotated[CallToolResult, PlaceOrderResult]:
-    """Place a purchase order with one vendor, after the user has confirmed the exact order and total.
+    confirmed_total: Annotated[str | None, Field(description='The previewed total, e.g. "123.40 USD"')] = None,
+) -> CallToolResult:
+    """Place a purchase order, only after the user confirmed the exact order and total.
 
-    Either the user is asked directly in a form, or this returns status "confirmation_required" with a
-    preview and a confirmation_token and writes nothing: show the preview (lines, total, caveats) to
-    the user, and only when they approve call place_order again with the same arguments plus
-    confirmation_token and confirmed_total (the previewed total). Any change to the order needs a new
-    preview. Repeating a call with the same po_number and items never orders twice: it returns the
-    existing order (replayed: true). "outcome_unknown" means do not re-order; follow next_steps.
-
-    options by vendor (list_vendors has the details): factoryai supplier_id, priority,
-    requested_delivery_date, shipping_address, requires_approval, justification; keyloop order_type,
-    vehicle_references, contact, delivery_address; partssource shipping_method, use_shipping_account,
-    required_fields; skynet none. shopmonkey cannot take orders through its API.
+    The user is asked in a form, or this returns confirmation_required with a preview and a token,
+    writing nothing: show the preview, and only if the user approves call again with the same
+    arguments plus confirmation_token and confirmed_total. Repeating a PO never orders twice.
     """
     state = app(ctx)
     service = state.service
@@ -125,9 +208,18 @@ async def place_order(
             po_number=prepared.request.po_number,
             action=getattr(answer, "action", "decline"),
         )
-        raise ToolError(
-            "[DECLINED] The user did not approve this order, so nothing was ordered. Do not retry unless the user "
-            "asks for a changed order."
+        raise GuardError(
+            "the user did not approve this order, so nothing was ordered. Do not retry unless the user asks for a "
+            "changed order.",
+            field="confirmation",
+            code="DECLINED",
+        )
+    if confirmed_total is not None and confirmation_token is None and prepared.existing is None and human is None:
+        raise GuardError(
+            "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
+            "to get a preview and a token, show the preview to the user, then confirm with both.",
+            field="confirmed_total",
+            code="TOKEN_REQUIRED",
         )
 
     outcome: ConfirmationRequired | Placed | OutcomeUnknown
@@ -145,10 +237,15 @@ async def place_order(
             confirmation_token=confirmation_token,
             confirmed_total=confirmed_total,
         )
-    return _result(outcome, prepared, state.sandbox)
+    return _result(outcome, prepared, state.sandbox, service.vendor(vendor).status_help)
 
 
-def _result(outcome: ConfirmationRequired | Placed | OutcomeUnknown, prepared: Prepared, sandbox: bool) -> Any:
+def _result(
+    outcome: ConfirmationRequired | Placed | OutcomeUnknown,
+    prepared: Prepared,
+    sandbox: bool,
+    help: Mapping[OrderStatus, str],
+) -> CallToolResult:
     request = prepared.request
     base: dict[str, Any] = {"vendor": request.vendor, "po_number": request.po_number, "sandbox": sandbox}
     if isinstance(outcome, ConfirmationRequired):
@@ -157,30 +254,42 @@ def _result(outcome: ConfirmationRequired | Placed | OutcomeUnknown, prepared: P
             preview=outcome.preview,
             confirmation_token=outcome.confirmation_token,
             expires_at=outcome.expires_at,
-            warnings=outcome.preview.caveats,
-            **base,
+            warnings=prepared.warnings,
             next_steps=(
                 "Show this preview to the user. Only if they approve it, call place_order again with the same "
-                f'arguments plus confirmation_token and confirmed_total="{outcome.preview.total}".'
+                f'arguments plus confirmation_token and confirmed_total="{outcome.preview.total}". For any change, '
+                "call without confirmation_token for a new preview."
             ),
+            **base,
         )
-        text = f"Nothing ordered yet: confirmation required.\n{outcome.text}\n{result.next_steps}"
+        lines = [
+            f"status: confirmation_required (CONFIRMATION REQUIRED: nothing has been ordered yet). {text.VENDOR_TEXT}",
+            *text.preview(outcome.preview, prepared.display_name, prepared.warnings),
+            f"confirmation_token: {outcome.confirmation_token}",
+            f"token expires: {text.when(outcome.expires_at)}",
+        ]
     elif isinstance(outcome, Placed):
-        order = outcome.order
         result = PlaceOrderResult(
             status="placed",
-            order=order,
+            order=outcome.order,
             idempotency_key=outcome.idempotency_key,
             replayed=outcome.replayed,
             warnings=outcome.warnings,
             **base,
         )
-        verb = "Already placed earlier (no new order)" if outcome.replayed else "Placed"
-        text = (
-            f"{verb}: {request.vendor} order {order.order_id} for PO {request.po_number}, status "
-            f"{order.status.value}, total {order.total}."
-        )
-        text += "".join(f"\n{w}" for w in outcome.warnings)
+        how = {
+            True: "ALREADY PLACED earlier; no new order was created (replayed: true)",
+            False: "PLACED now (replayed: false)",
+            None: "PLACED: resent under the same idempotency key after a lost answer, so this may be the first "
+            "attempt's order (replayed: unknown)",
+        }[outcome.replayed]
+        how = f"status: placed ({how})"
+        lines = [
+            f"{how}. {text.VENDOR_TEXT}",
+            *text.order(outcome.order, help),
+            f"idempotency_key: {outcome.idempotency_key}",
+        ]
+        lines += [f"Warning: {w}" for w in outcome.warnings]
     else:
         result = PlaceOrderResult(
             status="outcome_unknown",
@@ -189,10 +298,17 @@ def _result(outcome: ConfirmationRequired | Placed | OutcomeUnknown, prepared: P
             warnings=[outcome.reason],
             **base,
         )
-        text = f"Outcome unknown for PO {request.po_number}: {outcome.reason}\n{outcome.next_steps}"
+        lines = [
+            f"status: outcome_unknown (OUTCOME UNKNOWN for PO {request.po_number} at {request.vendor}: the order "
+            "may or may not exist; do not order again under a new PO).",
+            f"Why: {outcome.reason}",
+            f"idempotency_key: {outcome.idempotency_key}",
+        ]
+    if result.next_steps:
+        lines.append(f"Next: {result.next_steps}")
     if sandbox:
-        text += "\n(sandbox: simulated vendor, nothing real was ordered)"
+        lines.append("(sandbox: simulated vendor, nothing real is ordered)")
     return CallToolResult(
-        content=[TextContent(type="text", text=text)],
+        content=[TextContent(type="text", text="\n".join(lines))],
         structured_content=result.model_dump(mode="json", exclude_none=True),
     )

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +33,8 @@ import stamina
 from pydantic import BaseModel, ConfigDict, Field
 
 from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
+from parts_mcp.untrusted import clean_code, clean_data, safe_id
+from parts_mcp.untrusted import clean_text as clean_text  # vendor clients import it from here
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,16 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------------------------- errors
 
 
+MESSAGE_LIMIT = 1000
+
+
 class VendorError(Exception):
-    """A vendor call failed. `message` is ours or sanitized vendor text: safe to show the model."""
+    """A vendor call failed. `message` is ours or sanitized vendor text: safe to show the model.
+
+    Everything a vendor may have put in it is cleaned here, whoever raises it and whenever the message
+    is replaced: `message` (one plain line), `code` (a bare token), `order_id` (kept only when it is a
+    safe id, never altered) and the subclasses' `field` and `items`.
+    """
 
     retryable: bool = False
 
@@ -56,14 +64,25 @@ class VendorError(Exception):
         status: int | None = None,
         order_id: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__()
         self.vendor = vendor
         self.message = message
-        self.code = code or type(self).__name__
+        self.code = clean_code(code) or type(self).__name__
         self.status = status
-        self.order_id = order_id  # the vendor's id for the order, when it named one before failing
+        # The vendor's id for the order, when it named one before failing. An unsafe one is dropped: the
+        # order is then found by PO, as when the vendor named none.
+        self.order_id = safe_id(order_id) if order_id else None
         # Set by the retry loop when an *earlier* attempt of the same call may have been committed.
         self.earlier_attempt_may_have_committed = False
+
+    @property
+    def message(self) -> str:
+        return self._message
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self._message = clean_text(value, MESSAGE_LIMIT)
+        self.args = (self._message,)  # str() and repr(), which logs print, show only the clean text
 
     @property
     def maybe_committed(self) -> bool:
@@ -85,7 +104,7 @@ class VendorNotFound(VendorError):
 class VendorInvalidRequest(VendorError):
     def __init__(self, vendor: str, message: str, *, field: str | None = None, **kw: Any) -> None:
         super().__init__(vendor, message, **kw)
-        self.field = field
+        self.field = clean_text(field, 120) if field else None
 
 
 class VendorConflict(VendorError):
@@ -103,7 +122,7 @@ class VendorKeyConflict(VendorConflict):
 class VendorOutOfStock(VendorConflict):
     def __init__(self, vendor: str, message: str, *, items: Sequence[Mapping[str, Any]] = (), **kw: Any) -> None:
         super().__init__(vendor, message, **kw)
-        self.items = list(items)
+        self.items: list[dict[str, Any]] = [clean_data(dict(item), 120) for item in items]
 
 
 class VendorRateLimited(VendorError):
@@ -128,6 +147,23 @@ class VendorUnavailable(VendorError):
 class VendorBadResponse(VendorError):
     def _this_attempt_may_have_committed(self) -> bool:
         return True
+
+
+class UnsafeVendorId(VendorBadResponse):
+    """The vendor answered with an id that cannot be shown as it is (raised by the domain models).
+
+    Changing an id would make it name nothing, or another record, at the vendor; so the answer is
+    refused instead, like any other answer that cannot be used.
+    """
+
+    def __init__(self, vendor: str, limit: int) -> None:
+        super().__init__(
+            vendor,
+            f"{vendor} answered with an id this server cannot pass on as it is: it holds markup, control, "
+            f"invisible or bidi characters, line breaks or doubled spaces, or is over {limit} characters. "
+            "The answer was refused rather than altered; the vendor's support can fix the record.",
+            code="UNSAFE_VENDOR_ID",
+        )
 
 
 class VendorTimeout(VendorError):
@@ -190,16 +226,21 @@ class OrderRequest:
 class OrderQuery:
     """Filters for listing orders. Vendors apply what their API can; the service re-checks every filter."""
 
-    status: OrderStatus | None = None
+    statuses: frozenset[OrderStatus] | None = None  # any of these
     po_number: str | None = None
     created_after: datetime | None = None  # timezone-aware
     created_before: datetime | None = None
+
+    @property
+    def status(self) -> OrderStatus | None:
+        """The one status asked for, which a vendor's API may filter by; None for none or several."""
+        return next(iter(self.statuses)) if self.statuses and len(self.statuses) == 1 else None
 
     def matches(self, order: OrderSummary) -> bool:
         """Whether `order` passes every filter; an order without a date passes no date filter."""
         created = order.created_at
         return (
-            (self.status is None or order.status is self.status)
+            (self.statuses is None or order.status in self.statuses)
             and (self.po_number is None or (order.po_number or "").casefold() == self.po_number.casefold())
             and (self.created_after is None or (created is not None and created >= self.created_after))
             and (self.created_before is None or (created is not None and created < self.created_before))
@@ -215,9 +256,25 @@ class VendorClient(Protocol):
     display_name: str
     capabilities: Capabilities
     options_help: str  # what place_order's `options` accepts at this vendor ("" for none); shown by list_vendors
+    # What a normalized status means at this vendor, where it says more than the generic meaning.
+    status_help: Mapping[OrderStatus, str]
+
+    @property
+    def search_help(self) -> str:
+        """How this vendor searches, in a sentence or two (list_vendors shows it): why a search came back
+        empty and what to try instead. A property, so a client may add what it learns (Keyloop's brands)."""
+        ...
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         """Find parts by part number or name; unknown queries land in `not_found`."""
+        ...
+
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        """One more, bounded round for queries `lookup` did not find: names as the vendor's search can
+        take them (singular, any word order), and the nearest part numbers it has as `suggestions`.
+
+        Parts found here count as found; `not_found` is what is still missing.
+        """
         ...
 
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
@@ -260,20 +317,6 @@ class VendorClient(Protocol):
         ...
 
     def map_status(self, vendor_status: str | None) -> OrderStatus: ...
-
-
-# --------------------------------------------------------------------------------------- text hygiene
-
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\U000e0000-\U000e007f]")
-
-
-def clean_text(value: Any, limit: int = 300) -> str:
-    """Vendor text is untrusted: drop control, bidi and invisible characters, collapse space, cap length."""
-    text = unicodedata.normalize("NFC", str(value))
-    text = _INVISIBLE.sub("", text)
-    text = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------------------ HTTP helper
@@ -370,6 +413,10 @@ class VendorHttp:
     def redact(self, text: str) -> str:
         for secret in [*self._secrets, *(self._tokens.secrets if self._tokens else [])]:
             text = text.replace(secret, "***")
+            # Messages are cleaned before they get here: a secret that cleaning changes is blanked in that form too.
+            cleaned = clean_text(secret, len(secret) + 16)
+            if cleaned != secret and len(cleaned) >= 6:  # a short remnant would blank ordinary words
+                text = text.replace(cleaned, "***")
         return text
 
     async def request(

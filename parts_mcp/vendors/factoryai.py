@@ -36,6 +36,7 @@ from parts_mcp.domain import (
     PriceBasis,
 )
 from parts_mcp.vendors import _parse as parse
+from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -171,6 +172,15 @@ class FactoryAIClient:
         "postal_code, country} (default from config); requires_approval (true/false) with justification (text, "
         "required when requires_approval is true). Tax and shipping are added by Factory AI."
     )
+    search_help = (
+        "Factory AI: this plant's own parts catalog (what the plant keeps, not a supplier's range), searched by "
+        "part number, name, description or manufacturer."
+    )
+    status_help: Mapping[OrderStatus, str] = {
+        OrderStatus.DRAFT: "created in Factory AI, not yet submitted for approval",
+        OrderStatus.PENDING_APPROVAL: "waiting for an approver in Factory AI",
+        OrderStatus.ORDERED: "sent to the supplier; Factory AI no longer allows changes",
+    }
 
     def __init__(
         self,
@@ -205,34 +215,42 @@ class FactoryAIClient:
     # ------------------------------------------------------------------------------------ look-up
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
-        matches: dict[str, list[dict[str, Any]]] = {}
-
-        async def search(query: str) -> None:
-            # Reads write nothing: safe to retry.
-            _, data = await self._http.request(
-                "GET", "/parts", params={"search": query, "limit": SEARCH_LIMIT}, retry=True
-            )
-            matches[query] = self._pick(query, _records(data))
-
-        await _gather([functools.partial(search, q) for q in queries])
-
-        found: dict[str, dict[str, Any]] = {}
-        for query in queries:
-            for raw in matches.get(query, []):
-                found.setdefault(str(raw["partId"]), raw)
-        stock = await self._stock(found.values())
-        parts = [self._part(raw, stock.get(part_id)) for part_id, raw in found.items()]
+        searched = await self._search({q: q for q in queries})
+        matches = {q: _exact_or_all(q, records) for q, records in searched.items()}
+        parts = await self._with_stock(raw for q in queries for raw in matches.get(q, []))
         not_found = [clean_text(q, 120) for q in queries if not matches.get(q)]
         return LookupResult(parts=parts, not_found=not_found)
 
-    def _pick(self, query: str, records: list[Any]) -> list[dict[str, Any]]:
-        parts = [r for r in records if isinstance(r, dict) and r.get("partId") and r.get("partNumber")]
-        if self._site:
-            parts = [r for r in parts if r.get("site") in (None, self._site)]
-        # A part number (or id) that matches exactly is what was meant; otherwise every search hit is.
-        needle = query.strip().casefold()
-        exact = [r for r in parts if needle in (str(r["partNumber"]).casefold(), str(r["partId"]).casefold())]
-        return exact or parts
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        # `search` matches text (how is undocumented): a name goes as its most selective word and a part
+        # number as its first two thirds, one call each; what comes back is judged here.
+        terms = {q: number_prefix(q) if is_part_number(q) else next(iter(search_words(q)), None) for q in queries}
+        searched = await self._search({q: term for q, term in terms.items() if term})
+        judged = judge(self.key, {q: searched.get(q, []) for q in queries}, _described)
+        parts = await self._with_stock(raw for hits in judged.found.values() for raw in hits)
+        return LookupResult(parts=parts, not_found=judged.not_found, suggestions=judged.suggestions)
+
+    async def _search(self, terms: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+        """GET /parts?search=<term> for each query: the usable part records, by query."""
+        found: dict[str, list[dict[str, Any]]] = {}
+
+        async def search(query: str, term: str) -> None:
+            # Reads write nothing: safe to retry.
+            _, data = await self._http.request(
+                "GET", "/parts", params={"search": term, "limit": SEARCH_LIMIT}, retry=True
+            )
+            records = [r for r in _records(data) if isinstance(r, dict) and r.get("partId") and r.get("partNumber")]
+            found[query] = [r for r in records if not self._site or r.get("site") in (None, self._site)]
+
+        await _gather([functools.partial(search, q, term) for q, term in terms.items()])
+        return found
+
+    async def _with_stock(self, raws: Iterable[dict[str, Any]]) -> list[Part]:
+        found: dict[str, dict[str, Any]] = {}
+        for raw in raws:
+            found.setdefault(str(raw["partId"]), raw)
+        stock = await self._stock(found.values())
+        return [self._part(raw, stock.get(part_id)) for part_id, raw in found.items()]
 
     async def _stock(self, parts: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         """Inventory records per partId, looked up by each part's number and joined on partId."""
@@ -344,6 +362,15 @@ class FactoryAIClient:
             excludes=["tax", "shipping"],
             caveats=caveats,
         )
+
+    async def resolve_parts(self, part_ids: Sequence[str]) -> dict[str, Part]:
+        # A part_id is the plant's own partId, stable for the record's life: reading that record re-finds it.
+        fresh = await self._fetch_parts(part_ids)
+        return {
+            part_id: self._part(raw, None)
+            for part_id, raw in fresh.items()
+            if raw.get("partNumber") and (not self._site or raw.get("site") in (None, self._site))
+        }
 
     async def _fetch_parts(self, part_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         fresh: dict[str, dict[str, Any]] = {}
@@ -559,7 +586,7 @@ class FactoryAIClient:
         vendor_status = clean_text(raw["status"], 40) if raw.get("status") else None
         return OrderSummary(
             vendor=self.key,
-            order_id=clean_text(raw["id"], 100),
+            order_id=str(raw["id"]),  # an id is checked, never altered (domain.VendorId)
             po_number=self._po_number(raw),
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
@@ -601,7 +628,7 @@ class FactoryAIClient:
         _, user_notes = split_po_note(raw.get("notes"))
         return Order(
             vendor=self.key,
-            order_id=clean_text(raw["id"], 100),
+            order_id=str(raw["id"]),  # an id is checked, never altered (domain.VendorId)
             po_number=self._po_number(raw, po_number),
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
@@ -766,6 +793,21 @@ def _safe(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [_safe(v, depth + 1) for v in value[:50]]
     return clean_text(value, 300)
+
+
+def _exact_or_all(query: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # A part number (or id) that matches exactly is what was meant; otherwise every search hit is.
+    needle = query.strip().casefold()
+    exact = [r for r in records if needle in (str(r["partNumber"]).casefold(), str(r["partId"]).casefold())]
+    return exact or records
+
+
+def _described(raw: dict[str, Any]) -> tuple[str, str, str]:
+    number = clean_text(raw["partNumber"], 80)
+    name = clean_text(raw.get("name") or number, 200)
+    # What Factory AI's search looks at: number, name, description and manufacturer.
+    text = " ".join(str(raw.get(k) or "") for k in ("partNumber", "name", "description", "manufacturer"))
+    return number, name, text
 
 
 async def _gather(calls: Sequence[Callable[[], Awaitable[None]]]) -> None:

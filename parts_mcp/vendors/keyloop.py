@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._oauth import ClientCredentials
+from parts_mcp.vendors._search import is_part_number, number_variants, suggest
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -91,6 +92,8 @@ OPTIONS = ("order_type", "vehicle_references", "contact", "delivery_address")
 _CONCURRENCY = 8  # parallel search and price-availability calls per look-up
 _MAX_BRAND_FANOUT = 12  # brands to try one by one when a search without a brand is refused
 _MAX_PARTS_PER_QUERY = 20
+_MAX_VARIANTS = 2  # near part codes tried per not-found query: each is a search of its own (or one per brand)
+_BRANDS_SHOWN = 12
 _BRANDS_TTL = 3600.0
 _URL_SEGMENT = r"^[A-Za-z0-9._~-]+$"
 _FIELD_PART_LINE = re.compile(r"^parts\[(\d+)\]")
@@ -363,6 +366,11 @@ class KeyloopClient:
         "company_name} (default from config); delivery_address {street_name, postal_code, city, country_code} "
         "for an alternate delivery. No notes."
     )
+    status_help: Mapping[OrderStatus, str] = {
+        OrderStatus.ORDERED: "created in the dealer's DMS; no part reserved or issued yet",
+        OrderStatus.ACKNOWLEDGED: "confirmed: the dealer reserved or issued some parts",
+        OrderStatus.COMPLETED: "closed by the dealer; Keyloop may drop it after a while",
+    }
 
     def __init__(
         self,
@@ -420,8 +428,48 @@ class KeyloopClient:
 
     # ------------------------------------------------------------------------------------ look-up
 
+    @property
+    def search_help(self) -> str:
+        known = list((self._brands or {}).items())
+        brands = ", ".join(f"{name} ({code})" for code, name in known[:_BRANDS_SHOWN])
+        more = f" and {len(known) - _BRANDS_SHOWN} more" if len(known) > _BRANDS_SHOWN else ""
+        return (
+            "Keyloop (car dealer's DMS): exact part codes only, no names (e.g. 1K0698151A, or V1K0698151A with the "
+            "brand code first)." + (f" The dealer carries {brands}{more}." if brands else "")
+        )
+
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         brands = await self._brand_names()
+        found = await self._search_all(queries, brands)
+        raws: dict[str, Mapping[str, Any]] = {}
+        for query in queries:
+            for raw in found.get(query, []):
+                raws.setdefault(_part_id(raw), raw)
+                self._remember_codes(raw)
+        offers = await self._price_availabilities(list(raws))
+        parts = [self._part(raw, offers.get(part_id), brands) for part_id, raw in raws.items()]
+        not_found = [clean_text(q, 120) for q in queries if not found.get(q)]
+        return LookupResult(parts=parts, not_found=not_found)
+
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        # The search takes exact part codes only: a few near codes per query are tried (a name cannot be
+        # searched at all), and what exists is only suggested, never taken for the part asked for.
+        brands = await self._brand_names()
+        codes = {q: "".join(q.split()) for q in queries}
+        variants = {q: number_variants(c, _MAX_VARIANTS) if is_part_number(c) else [] for q, c in codes.items()}
+        seen = await self._search_all([v for vs in variants.values() for v in vs], brands)
+        suggestions = [
+            # Ranked on the code as searched ("1K0 698 151 B" is 1K0698151B), reported for the query as asked.
+            near.model_copy(update={"query": q})
+            for q in queries
+            for near in suggest(codes[q], self.key, [_described(raw) for v in variants[q] for raw in seen.get(v, [])])
+        ]
+        return LookupResult(parts=[], not_found=list(queries), suggestions=suggestions)
+
+    async def _search_all(
+        self, queries: Iterable[str], brands: Mapping[str, str]
+    ) -> dict[str, list[Mapping[str, Any]]]:
+        """The search for each query, a few at a time; the first vendor error is raised."""
         limiter = anyio.CapacityLimiter(_CONCURRENCY)
         found: dict[str, list[Mapping[str, Any]]] = {}
         failures: list[VendorError] = []
@@ -438,16 +486,7 @@ class KeyloopClient:
                 group.start_soon(search, query)
         if failures:
             raise failures[0]
-
-        raws: dict[str, Mapping[str, Any]] = {}
-        for query in queries:
-            for raw in found.get(query, []):
-                raws.setdefault(_part_id(raw), raw)
-                self._remember_codes(raw)
-        offers = await self._price_availabilities(list(raws))
-        parts = [self._part(raw, offers.get(part_id), brands) for part_id, raw in raws.items()]
-        not_found = [clean_text(q, 120) for q in queries if not found.get(q)]
-        return LookupResult(parts=parts, not_found=not_found)
+        return found
 
     async def _brand_names(self) -> dict[str, str]:
         """Brand code -> name, cached: brands change rarely, and every look-up needs them."""
@@ -611,6 +650,12 @@ class KeyloopClient:
             orderable=not blocked,
             notes=notes,
         )
+
+    async def resolve_parts(self, part_ids: Sequence[str]) -> dict[str, Part]:
+        # A part_id is Keyloop's partId: brand code plus part code ("V1K0698151A"), so the brand tells one
+        # franchise's part from another's with the same code, and searching for it finds that one part again.
+        found = {part.part_id: part for part in (await self.lookup(part_ids)).parts}
+        return {part_id: found[part_id] for part_id in part_ids if part_id in found}
 
     # ------------------------------------------------------------------------------------- orders
 
@@ -955,7 +1000,7 @@ class KeyloopClient:
         reference = raw.get("orderReference")
         return Order(
             vendor=self.key,
-            order_id=clean_text(order_id, 80),
+            order_id=str(order_id),  # an id is checked, never altered (domain.VendorId)
             po_number=clean_text(reference, 80) if isinstance(reference, str) and reference else po_number,
             status=status,
             vendor_status=vendor_status,
@@ -1050,6 +1095,11 @@ def _part_id(raw: Mapping[str, Any]) -> str:
     if brand and code is not None and not isinstance(code, bool):
         return clean_text(f"{brand}{code}", 80)
     return ""
+
+
+def _described(raw: Mapping[str, Any]) -> tuple[str, str]:
+    part_id = _part_id(raw)
+    return part_id, clean_text(raw.get("description") or part_id, 200)
 
 
 def _alternatives(raw: Any) -> list[str]:

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
-from urllib.parse import quote, unquote
 
 import anyio
 import httpx2
@@ -34,7 +33,9 @@ from pydantic import Field, SecretStr
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import _parse as parse
+from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
+from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -173,15 +174,13 @@ class _KeyConflict(VendorKeyConflict):
 
 
 def encode_part_id(product_id: str, price_option_id: str) -> str:
-    """``<productId>:<priceOptionId>``, each percent-encoded so a colon inside either cannot confuse the split."""
-    return f"{quote(product_id, safe='')}:{quote(price_option_id, safe='')}"
+    """``<productId>:<priceOptionId>``: the product to read the quotes of, and the quote (the offer) among them."""
+    return part_ids.encode(product_id, price_option_id)
 
 
 def decode_part_id(part_id: str) -> tuple[str, str] | None:
-    product, sep, option = part_id.partition(":")
-    if not sep or not product or not option or ":" in option:
-        return None
-    return unquote(product), unquote(option)
+    fields = part_ids.decode(part_id, 2)
+    return (fields[0], fields[1]) if fields is not None else None
 
 
 K = TypeVar("K", bound=Hashable)
@@ -206,6 +205,14 @@ class PartsSourceClient:
         "(true to ship on your own carrier account); required_fields for flat-rate repairs: "
         '{"<part_id>": {"repairReason": "...", "serialNumber": "..."}} (one repair per line, quantity 1).'
     )
+    search_help = (
+        "PartsSource (medical-equipment parts marketplace): keywords, matched against part numbers, descriptions "
+        "and manufacturers; each price option is a quote valid 30 days."
+    )
+    status_help: Mapping[OrderStatus, str] = {
+        OrderStatus.ORDERED: "received by PartsSource, not yet worked on",
+        OrderStatus.IN_PROGRESS: "PartsSource is researching it or has ordered it from the supplier",
+    }
 
     def __init__(
         self,
@@ -247,29 +254,38 @@ class PartsSourceClient:
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         unique = list(dict.fromkeys(queries))
-        searched = await self._each(unique, self._find_products)
-        wanted = list(dict.fromkeys(pid for query in unique for pid in searched[query]))
-        details = await self._each(wanted, self._detail)
-        now = datetime.now(UTC)
-        parts: dict[str, Part] = {}
-        not_found: list[str] = []
-        for query in unique:
-            found = [part for pid in searched[query] for part in self._parts(details.get(pid), now)]
-            if not found:
-                not_found.append(clean_text(query, 120))
-            for part in found:
-                parts.setdefault(part.part_id, part)
+        searched = await self._each(unique, self._catalog_search)
+        offers = await self._offers({q: _exact_or_first(q, items) for q, items in searched.items()})
+        parts = {part.part_id: part for q in unique for part in offers[q]}
+        not_found = [clean_text(q, 120) for q in unique if not offers[q]]
         return LookupResult(parts=list(parts.values()), not_found=not_found)
 
-    async def _find_products(self, query: str) -> list[str]:
-        body = {"keywords": query, "pagination": {"limit": CATALOG_PAGE, "offset": 0}}
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        # The catalog search takes keywords and also matches inside part numbers: a name goes as its singular
+        # words, a part number as its first two thirds, one call each; what comes back is judged here.
+        terms = {q: number_prefix(q) if is_part_number(q) else " ".join(search_words(q)) for q in queries}
+        searched = await self._each([q for q in queries if terms[q]], lambda q: self._catalog_search(terms[q] or ""))
+        judged = judge(self.key, {q: searched.get(q, []) for q in queries}, _described)
+        offers = await self._offers({q: hits[:PRODUCTS_PER_QUERY] for q, hits in judged.found.items()})
+        parts = {part.part_id: part for found in offers.values() for part in found}
+        # A product whose every option has lapsed is as good as not found.
+        not_found = judged.not_found + [q for q, found in offers.items() if not found]
+        return LookupResult(parts=list(parts.values()), not_found=not_found, suggestions=judged.suggestions)
+
+    async def _catalog_search(self, keywords: str) -> list[dict[str, Any]]:
+        body = {"keywords": keywords, "pagination": {"limit": CATALOG_PAGE, "offset": 0}}
         _, data = await self._http.request("POST", "/catalog/search", json_body=body, retry=True)
-        items = [i for i in _items(self._data(data)) if parse.first(i, "productId", "id") is not None]
-        exact = [
-            i for i in items if _squash(str(parse.first(i, "partNumber", "oemPartNumber") or "")) == _squash(query)
-        ]
-        chosen = exact or items[:PRODUCTS_PER_QUERY]
-        return [str(parse.first(i, "productId", "id")) for i in chosen]
+        return [i for i in _items(self._data(data)) if parse.first(i, "productId", "id") is not None]
+
+    async def _offers(self, chosen: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list[Part]]:
+        """Every price option of each query's chosen catalog items, as parts, by query (one detail call per product)."""
+        wanted = list(dict.fromkeys(_product_id(i) for items in chosen.values() for i in items))
+        details = await self._each(wanted, self._detail)
+        now = datetime.now(UTC)
+        return {
+            q: [part for i in items for part in self._parts(details.get(_product_id(i)), now)]
+            for q, items in chosen.items()
+        }
 
     async def _detail(self, product_id: str) -> dict[str, Any] | None:
         params = {"productId": product_id, "requesterId": self.account.requester_id}
@@ -341,6 +357,18 @@ class PartsSourceClient:
                 )
             )
         return parts
+
+    async def resolve_parts(self, ids: Sequence[str]) -> dict[str, Part]:
+        wanted = {part_id: decoded for part_id in ids if (decoded := decode_part_id(part_id)) is not None}
+        details = await self._each(list(dict.fromkeys(product for product, _ in wanted.values())), self._detail)
+        now = datetime.now(UTC)
+        # Keyed by the id as re-encoded, so an id spelled with needless escapes still finds its quote.
+        offers = {part.part_id: part for detail in details.values() for part in self._parts(detail, now)}
+        return {
+            part_id: offers[encode_part_id(*decoded)]
+            for part_id, decoded in wanted.items()
+            if encode_part_id(*decoded) in offers
+        }
 
     # ------------------------------------------------------------------------------------- orders
 
@@ -888,6 +916,23 @@ def _required_names(raw: Any) -> list[str]:
 
 def _is_repair(condition: str) -> bool:
     return "flat rate repair" in condition.casefold()
+
+
+def _product_id(item: Mapping[str, Any]) -> str:
+    return str(parse.first(item, "productId", "id"))
+
+
+def _exact_or_first(query: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # An exact part-number match takes all its products; otherwise the first few hits.
+    exact = [i for i in items if _squash(str(parse.first(i, "partNumber", "oemPartNumber") or "")) == _squash(query)]
+    return exact or items[:PRODUCTS_PER_QUERY]
+
+
+def _described(item: Mapping[str, Any]) -> tuple[str, str, str]:
+    number = clean_text(parse.first(item, "partNumber", "oemPartNumber") or "", 80)
+    name = clean_text(parse.first(item, "description", "name", "title") or number, 200)
+    # What the catalog search looks at: part number, description and manufacturer.
+    return number, name, f"{number} {name} {parse.first(item, 'manufacturer', 'manufacturerName') or ''}"
 
 
 def _squash(value: str) -> str:

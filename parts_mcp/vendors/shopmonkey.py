@@ -36,8 +36,10 @@ from parts_mcp.domain import (
     Part,
     Preview,
     PriceBasis,
+    Suggestion,
 )
 from parts_mcp.vendors import _parse as parse
+from parts_mcp.vendors._search import MAX_SUGGESTED_QUERIES, name_matches, squash, suggest
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -100,6 +102,13 @@ class ShopmonkeyClient:
     display_name = "Shopmonkey"
     capabilities = Capabilities(lookup=True, place=False, get=True, list=True)
     options_help = "Shopmonkey's API cannot create purchase orders: create them in Shopmonkey, then track them here."
+    search_help = (
+        "Shopmonkey: the shop's own inventory (what the shop stocks), matched by part number or by the words of "
+        "the part's name."
+    )
+    status_help: Mapping[OrderStatus, str] = {
+        OrderStatus.DRAFT: "a draft purchase order in Shopmonkey; the shop orders it in Shopmonkey itself",
+    }
 
     def __init__(
         self,
@@ -128,18 +137,28 @@ class ShopmonkeyClient:
     # ------------------------------------------------------------------------------------ look-up
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
+        # The whole inventory is read anyway (the API has no text filter), so near misses cost no extra call.
         inventory = await self._inventory()
         parts: dict[str, Part] = {}
-        not_found: list[str] = []
+        missing: list[str] = []
+        suggestions: list[Suggestion] = []
         for query in queries:
             matches = _match(inventory, query)
             if not matches:
-                not_found.append(clean_text(query, 120))
+                missing.append(query)
             for raw in matches[:MAX_MATCHES_PER_QUERY]:
                 part = self._part(raw)
                 if part is not None:
                     parts.setdefault(part.part_id, part)
-        return LookupResult(parts=list(parts.values()), not_found=not_found)
+        if len(missing) <= MAX_SUGGESTED_QUERIES:
+            described = [_described(raw) for raw in inventory]
+            suggestions = [s for query in missing for s in suggest(query, self.key, described)]
+        not_found = [clean_text(q, 120) for q in missing]
+        return LookupResult(parts=list(parts.values()), not_found=not_found, suggestions=suggestions)
+
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        # `lookup` already matched every name form and suggested from the whole inventory: nothing more to ask.
+        return LookupResult(parts=[], not_found=list(queries))
 
     async def _inventory(self) -> list[dict[str, Any]]:
         where: dict[str, Any] = {"locationId": self.location_id} if self.location_id else {}
@@ -503,25 +522,21 @@ def _match(inventory: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[s
     """Inventory records for one query: the exact part number if there is one, else every word of the query.
 
     Part numbers are compared without case, spaces or punctuation ("17d-1210ch" is 17D1210CH). A query
-    word matches the start of a word in the name or number, so "oil" finds oil filters but not coils.
+    word, singular or plural, matches the start of a word in the name or number, in any order: "oil"
+    finds oil filters but not coils, "pads brake" finds a Brake Pad Set.
     """
-    words = _words(query)
-    if not words:
+    compact = squash(query)
+    if not compact:
         return []
-    compact = "".join(words)
-    exact = [r for r in inventory if r.get("number") and "".join(_words(str(r["number"]))) == compact]
+    exact = [r for r in inventory if r.get("number") and squash(str(r["number"])) == compact]
     if exact:
         return exact
-    matches = []
-    for record in inventory:
-        have = _words(f"{record.get('name') or ''} {record.get('number') or ''}")
-        if all(any(h.startswith(w) for h in have) for w in words):
-            matches.append(record)
-    return matches
+    return [r for r in inventory if name_matches(query, f"{r.get('name') or ''} {r.get('number') or ''}")]
 
 
-def _words(text: str) -> list[str]:
-    return re.findall(r"[^\W_]+", text.casefold())
+def _described(raw: Mapping[str, Any]) -> tuple[str, str]:
+    number = clean_text(raw.get("number") or "", 80)
+    return number, clean_text(raw.get("name") or number, 200)
 
 
 def create(key: str, settings: ShopmonkeySettings, http: httpx2.AsyncClient) -> ShopmonkeyClient:

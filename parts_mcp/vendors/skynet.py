@@ -5,6 +5,10 @@ opaque part_id tokens valid about an hour) and POST /orders (Idempotency-Key req
 body replays the original order). Not in the API: getting or listing orders, so those are served
 from our ledger for orders this server placed. The order response's total and timestamp names,
 and 200 vs 201, are undocumented: read tolerantly.
+
+Our part_id is the part number (percent-encoded), not Skynet's token: a token is new on every
+look-up and dies within the hour, while a number re-finds the same catalog entry from any server
+process. The preview re-reads the catalog by number, and the order carries the token just issued.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from pydantic import SecretStr
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import _parse as parse
+from parts_mcp.vendors import part_ids
+from parts_mcp.vendors._search import is_part_number, judge, number_variants, search_words
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -40,8 +46,8 @@ from parts_mcp.vendors.base import (
 )
 
 BATCH = 50  # the documented maximum entries per catalog call
-TOKEN_LIFETIME_SECONDS = 3600  # "re-look-up if not ordered within about an hour"
-_LOOKS_LIKE_PART_NUMBER = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9./_-]*$")
+# Skynet's own part tokens (valid about an hour): an old-style id that this process forgot names nothing.
+_TOKEN_PREFIX = "skynet_part_"  # noqa: S105 - a public id prefix, not a secret
 _FIELD_IN_MESSAGE = re.compile(
     r"\b(items(?:\[\d+\])?(?:\.\w+)?|po_number|notes|part_numbers|part_names|Idempotency-Key)\b"
 )
@@ -59,6 +65,13 @@ class SkynetClient:
     display_name = "Skynet Parts"
     capabilities = Capabilities(lookup=True, place=True, idempotency_key=True, ephemeral_part_ids=True)
     options_help = "Skynet orders take no options."
+    search_help = (
+        "Skynet Parts (aviation hardware): manufacturer part numbers, matched exactly (e.g. MS21042L3, AN960C10); "
+        "a name is matched against catalog titles. A near-miss number gets the nearest numbers Skynet has."
+    )
+    status_help: Mapping[OrderStatus, str] = {
+        OrderStatus.DRAFT: "Skynet's account manager confirms it in Skynet's web account before shipping",
+    }
 
     def __init__(
         self, key: str, *, base_url: str, api_key: str, http: httpx2.AsyncClient, policy: HttpPolicy | None = None
@@ -77,17 +90,31 @@ class SkynetClient:
     # ------------------------------------------------------------------------------------ look-up
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
+        parts, not_found = await self._catalog([_entry(q) for q in queries])
+        return LookupResult(parts=list(parts.values()), not_found=not_found)
+
+    async def look_again(self, queries: Sequence[str]) -> LookupResult:
+        # Skynet matches numbers exactly, so near numbers are asked for one by one (in the same call);
+        # its name matching is undocumented, so a name goes as its single words, judged here.
+        tries = {
+            q: [("part_numbers", v) for v in number_variants(q)]
+            if is_part_number(q)
+            else [("part_names", w) for w in search_words(q)]
+            for q in queries
+        }
+        seen, _ = await self._catalog(list(dict.fromkeys(e for entries in tries.values() for e in entries)))
+        judged = judge(self.key, {q: list(seen.values()) for q in queries}, _described)
+        found = {p.part_id: p for hits in judged.found.values() for p in hits}
+        return LookupResult(parts=list(found.values()), not_found=judged.not_found, suggestions=judged.suggestions)
+
+    async def _catalog(self, entries: Sequence[tuple[str, str]]) -> tuple[dict[str, Part], list[str]]:
+        """Ask /catalog for (part_numbers | part_names, text) entries, 50 a call: the parts, and what it lacked."""
         parts: dict[str, Part] = {}
         not_found: list[str] = []
-        for start in range(0, len(queries), BATCH):
-            batch = queries[start : start + BATCH]
-            numbers = [q for q in batch if _LOOKS_LIKE_PART_NUMBER.match(q)]
-            names = [q for q in batch if not _LOOKS_LIKE_PART_NUMBER.match(q)]
+        for start in range(0, len(entries), BATCH):
             body: dict[str, list[str]] = {}
-            if numbers:
-                body["part_numbers"] = numbers
-            if names:
-                body["part_names"] = names
+            for field, text in entries[start : start + BATCH]:
+                body.setdefault(field, []).append(text)
             # Catalog look-ups write nothing: safe to retry.
             _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
             data = data if isinstance(data, dict) else {}
@@ -97,17 +124,18 @@ class SkynetClient:
                 if part is not None:
                     parts.setdefault(part.part_id, part)
             not_found.extend(clean_text(q, 120) for q in data.get("not_found") or [] if isinstance(q, str))
-        return LookupResult(parts=list(parts.values()), not_found=not_found)
+        return parts, not_found
 
     def _part(self, raw: Any, now: datetime) -> Part | None:
         if not isinstance(raw, dict) or not raw.get("part_id") or not raw.get("part_number"):
             return None
         status = raw.get("status")
         price = parse.money(raw.get("price"))
+        number = clean_text(raw["part_number"], 80)
         return Part(
             vendor=self.key,
-            part_id=str(raw["part_id"]),
-            part_number=clean_text(raw["part_number"], 80),
+            part_id=part_ids.encode(number),
+            part_number=number,
             name=clean_text(raw.get("title") or raw["part_number"], 200),
             manufacturer=clean_text(raw["vendor"], 120) if raw.get("vendor") else None,
             unit_price=price,
@@ -116,9 +144,31 @@ class SkynetClient:
             vendor_status=clean_text(status, 40) if status else None,
             # Only ACTIVE is documented as orderable; anything else is treated as not orderable.
             orderable=status in (None, "ACTIVE"),
-            expires_at=datetime.fromtimestamp(now.timestamp() + TOKEN_LIFETIME_SECONDS, UTC),
             notes=["List price: your account's B2B price may be lower and is confirmed when the order is placed."],
         )
+
+    async def resolve_parts(self, ids: Sequence[str]) -> dict[str, Part]:
+        numbers: dict[str, str] = {}
+        for part_id in ids:
+            fields = part_ids.decode(part_id, 1)
+            if fields is not None and not part_id.startswith(_TOKEN_PREFIX):
+                numbers[part_id] = fields[0]
+        offers = await self._offers(sorted(set(numbers.values())))
+        return {part_id: offers[n.upper()][0] for part_id, n in numbers.items() if n.upper() in offers}
+
+    async def _offers(self, numbers: Sequence[str]) -> dict[str, tuple[Part, str]]:
+        """Each part number's catalog entry (by upper-case number), with the token Skynet issued for it."""
+        offers: dict[str, tuple[Part, str]] = {}
+        now = datetime.now(UTC)
+        for start in range(0, len(numbers), BATCH):
+            body = {"part_numbers": list(numbers[start : start + BATCH])}
+            # Catalog reads write nothing: safe to retry.
+            _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
+            for raw in (data.get("found_parts") if isinstance(data, dict) else None) or []:
+                part = self._part(raw, now)
+                if part is not None:
+                    offers.setdefault(part.part_number.upper(), (part, str(raw["part_id"])))
+        return offers
 
     # ------------------------------------------------------------------------------------- orders
 
@@ -132,14 +182,13 @@ class SkynetClient:
                 self.key, f"notes is longer than {_NOTES_LIMIT} characters; shorten it.", field="notes"
             )
         # Re-read the catalog so the preview shows today's price and stock, not the look-up's.
-        fresh = await self.lookup(sorted({parts[item.part_id].part_number for item in request.items}))
-        by_number = {p.part_number.upper(): p for p in fresh.parts}
+        offers = await self._offers(sorted({parts[item.part_id].part_number for item in request.items}))
         lines: list[OrderLine] = []
         caveats: list[str] = []
         currency: str | None = None
         for index, item in enumerate(request.items):
             known = parts[item.part_id]
-            current = by_number.get(known.part_number.upper())
+            current, token = offers.get(known.part_number.upper(), (None, None))
             if current is None or current.unit_price is None:
                 raise VendorInvalidRequest(
                     self.key,
@@ -160,7 +209,7 @@ class SkynetClient:
             currency = currency or current.unit_price.currency
             lines.append(
                 OrderLine.priced(
-                    part_id=current.part_id,
+                    part_id=token,  # Skynet's token, just issued: what place_order sends
                     part_number=current.part_number,
                     name=current.name,
                     quantity=item.quantity,
@@ -321,6 +370,14 @@ def _short_items(details: Mapping[str, Any]) -> list[dict[str, Any]]:
                 if isinstance(i, dict)
             ]
     return [{"part_number": clean_text(k, 80), "available": v} for k, v in details.items() if isinstance(v, int)]
+
+
+def _entry(query: str) -> tuple[str, str]:
+    return ("part_numbers" if is_part_number(query) else "part_names", query)
+
+
+def _described(part: Part) -> tuple[str, str, str]:
+    return part.part_number, part.name, f"{part.part_number} {part.name}"
 
 
 def create(key: str, settings: SkynetSettings, http: httpx2.AsyncClient) -> SkynetClient:
