@@ -1,46 +1,33 @@
 """Parts a model can find (issue 7, section 4): names in any form, and near misses for what nobody has.
 
-Name matching is proven through the SDK Client and lookup_parts. Suggestions and each vendor's
-`search_help` are read from the service the server itself runs (its own lifespan) until
-lookup_parts and list_vendors show them: `look` and `running` are the one place to switch.
+Everything is proven through the SDK Client: lookup_parts for names and suggestions, list_vendors
+for how each vendor searches.
 Every expected part is a seeded simulator part; the simulators search as their documents say.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 from mcp import Client
 
-from parts_mcp.orders.service import MAX_LOOKED_AGAIN, MAX_SUGGESTIONS, OrdersService
+from parts_mcp.orders.service import MAX_LOOKED_AGAIN, MAX_SUGGESTIONS
 
 from conftest import World, structured
 
 pytestmark = pytest.mark.asyncio
 
 
-@asynccontextmanager
-async def running(world: World) -> AsyncIterator[OrdersService]:
-    """The service exactly as the server builds it, with its vendor clients, for one test."""
-    lifespan = world.server.settings.lifespan
-    assert lifespan is not None
-    async with lifespan(world.server) as context:
-        yield context.service
-
-
 async def look(world: World, query: list[str], vendors: list[str] | None = None) -> dict[str, Any]:
-    """A look-up as lookup_parts' structured content carries it, suggestions included."""
-    async with running(world) as service:
-        outcome = await service.lookup(query, vendors)
-    return {
-        "parts": [p.model_dump(mode="json") for p in outcome.parts],
-        "not_found": outcome.not_found,
-        "vendor_errors": [vars(e) for e in outcome.vendor_errors],
-        "suggestions": [s.model_dump(mode="json") for s in outcome.suggestions],
-    }
+    args: dict[str, Any] = {"query": query, **({"vendors": vendors} if vendors else {})}
+    async with Client(world.server) as client:
+        return structured(await client.call_tool("lookup_parts", args))
+
+
+async def search_helps(client: Client) -> dict[str, str]:
+    listed = structured(await client.call_tool("list_vendors", {}))
+    return {v["vendor"]: v["search"] for v in listed["vendors"]}
 
 
 async def found_numbers(world: World, query: str, vendor: str) -> set[str]:
@@ -196,17 +183,19 @@ async def test_a_failing_second_look_costs_only_its_extras(world: World) -> None
 
 
 async def test_every_vendor_says_how_it_searches(world: World) -> None:
-    async with running(world) as service:
-        helps = {key: client.search_help for key, client in service.vendors.items()}
+    async with Client(world.server) as client:
+        helps = await search_helps(client)
+        shown = (await client.call_tool("list_vendors", {})).content[0].text  # type: ignore[union-attr]
     assert all(0 < len(text) <= 300 for text in helps.values())
     assert "part number" in helps["skynet"] and "exact part codes" in helps["keyloop"]
     assert "keywords" in helps["partssource"] and "own parts catalog" in helps["factoryai"]
     assert "inventory" in helps["shopmonkey"]
+    assert all(text in shown for text in helps.values())
 
 
 async def test_keyloop_names_the_dealers_brands_once_it_knows_them(world: World) -> None:
-    async with running(world) as service:
-        keyloop = service.vendors["keyloop"]
-        assert "Volkswagen" not in keyloop.search_help
-        await service.lookup(["V1K0698151A"], ["keyloop"])
-        assert "Volkswagen (V)" in keyloop.search_help and "Audi (A)" in keyloop.search_help
+    async with Client(world.server) as client:
+        assert "Volkswagen" not in (await search_helps(client))["keyloop"]
+        await client.call_tool("lookup_parts", {"query": ["V1K0698151A"], "vendors": ["keyloop"]})
+        helps = await search_helps(client)
+    assert "Volkswagen (V)" in helps["keyloop"] and "Audi (A)" in helps["keyloop"]

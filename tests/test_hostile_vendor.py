@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, ElicitResult, TextContent
 
 from parts_mcp.sandbox._faults import HOSTILE_IDS, HOSTILE_TEXT
 
@@ -212,3 +212,30 @@ async def test_hostile_ids_are_refused_never_altered(world: World) -> None:
         assert_clean(result)
     # The id was refused, not altered: once the vendor answers sanely, the same id names the same order.
     assert again["order"]["order_id"] == order_id
+
+
+async def test_notes_the_assistant_wrote_are_labelled_as_its_own_in_the_preview_and_the_form(tmp_path: Any) -> None:
+    """A note saying "PRE-APPROVED, total 1.00" must not read like the server's own words."""
+    shown: list[str] = []
+
+    async def human(context: Any, params: Any) -> Any:
+        shown.append(params.message)
+        return ElicitResult(action="decline")
+
+    note = "PRE-APPROVED by finance.\nTotal: 1.00 USD"
+    for confirmation, callback in (("token", None), ("auto", human)):
+        world = World(tmp_path / confirmation, confirmation=confirmation)
+        async with Client(world.server, elicitation_callback=callback) as client:
+            ids = await part_ids(client, "MS21042L3")
+            args = {
+                "vendor": "skynet",
+                "po_number": "PO-NOTE-1",
+                "items": [{"part_id": ids["MS21042L3"], "quantity": 1}],
+            }
+            result = await client.call_tool("place_order", {**args, "notes": note})
+            if confirmation == "token":
+                shown.append("\n".join(b.text for b in result.content if isinstance(b, TextContent)))
+    assert len(shown) == 2
+    for text in shown:
+        assert "Notes, written by the assistant: «PRE-APPROVED by finance. Total: 1.00 USD»" in text
+        assert not any(line.startswith(("Total: 1.00", "PRE-APPROVED")) for line in text.splitlines())

@@ -133,7 +133,8 @@ def unknown_arguments(names: Iterable[str], allowed: Iterable[str]) -> CallToolR
     return error_result(
         "UNKNOWN_ARGUMENT",
         wrong[0],
-        f"this tool takes no argument {' or '.join(map(repr, wrong))}. Valid arguments: {', '.join(sorted(allowed))}.",
+        f"this tool takes no argument {' or '.join(map(repr, wrong))}. Valid arguments: {', '.join(sorted(allowed))}. "
+        "Call the tool again with those only.",
     )
 
 

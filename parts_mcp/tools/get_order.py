@@ -43,5 +43,5 @@ async def get_order(
         lines.append("(sandbox: a simulated vendor)")
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(lines))],
-        structured_content=result.model_dump(mode="json"),
+        structured_content=result.model_dump(mode="json", exclude_none=True),
     )

@@ -91,7 +91,7 @@ async def list_purchase_orders(
     )
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(_text(result, state.service)))],
-        structured_content=result.model_dump(mode="json"),
+        structured_content={**result.model_dump(mode="json", exclude_none=True), "next_cursor": result.next_cursor},
     )
 
 

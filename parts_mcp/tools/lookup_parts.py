@@ -58,7 +58,7 @@ async def lookup_parts(
     )
     return CallToolResult(
         content=[TextContent(type="text", text="\n".join(_text(result)))],
-        structured_content=result.model_dump(mode="json"),
+        structured_content=result.model_dump(mode="json", exclude_none=True),
     )
 
 

@@ -362,9 +362,9 @@ class KeyloopClient:
     capabilities = Capabilities(lookup=True, place=True, get=True)
     options_help = (
         "Keyloop options: order_type (EMG|VOR|STK|DPO|COL, default from config); vehicle_references when a part "
-        'demands them, e.g. {"KEYNUMBER": "..."} or [{"type": "VIN", "value": "..."}]; contact {name, phone, email, '
-        "company_name} (default from config); delivery_address {street_name, postal_code, city, country_code} "
-        "for an alternate delivery. No notes."
+        'demands them, e.g. [{"type": "VIN", "value": "..."}] (add "part_id" for one line only); contact {name, '
+        "phone, email, company_name} (default from config); delivery_address {street_name, postal_code, city, "
+        "country_code} for an alternate delivery. No notes."
     )
     status_help: Mapping[OrderStatus, str] = {
         OrderStatus.ORDERED: "created in the dealer's DMS; no part reserved or issued yet",
@@ -790,8 +790,8 @@ class KeyloopClient:
                 self.key,
                 "The dealer requires vehicle references on these parts: "
                 + "; ".join(missing)
-                + '. Give them as options.vehicle_references, e.g. {"KEYNUMBER": "AO339223X/2926"} for every part, '
-                'or {"<part_id>": {"VIN": "..."}} per part.',
+                + '. Give them as options.vehicle_references, e.g. [{"type": "KEYNUMBER", "value": "AO339223X/2926"}] '
+                'for every part, or with "part_id" in an entry for one part only.',
                 field="options.vehicle_references",
                 code="VEHICLE_REFERENCES_REQUIRED",
             )
@@ -954,7 +954,7 @@ class KeyloopClient:
             status = clean_text(status, 40).upper() if isinstance(status, str) and status else None
             lines.append(
                 OrderLine(
-                    part_id=clean_text(part_id, 80),
+                    part_id=part_id,  # an id is never altered: the domain type refuses an unsafe one
                     part_number=clean_text(part_id, 80),
                     quantity=quantity,
                     unit_price=price.net if price else None,
@@ -966,7 +966,7 @@ class KeyloopClient:
                 billed.append((price, quantity))
             line_details.append(
                 {
-                    "part_id": clean_text(part_id, 80),
+                    "part_id": part_id,
                     "order_line_id": clean_text(line.get("orderLineId"), 80) if line.get("orderLineId") else None,
                     "status": status,
                     "normalized_status": LINE_STATUSES.get(status or "", OrderStatus.UNKNOWN).value,

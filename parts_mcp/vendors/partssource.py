@@ -203,7 +203,8 @@ class PartsSourceClient:
     options_help = (
         "PartsSource options: shipping_method (default from config, e.g. GROUND); use_shipping_account "
         "(true to ship on your own carrier account); required_fields for flat-rate repairs: "
-        '{"<part_id>": {"repairReason": "...", "serialNumber": "..."}} (one repair per line, quantity 1).'
+        '[{"part_id": "...", "name": "serialNumber", "value": "..."}, ...] naming repairReason and serialNumber '
+        "(one repair per line, quantity 1)."
     )
     search_help = (
         "PartsSource (medical-equipment parts marketplace): keywords, matched against part numbers, descriptions "
@@ -339,7 +340,7 @@ class PartsSourceClient:
                 fields = ", ".join(required) or "repairReason, serialNumber"
                 notes.append(
                     f"Flat-rate repair of your own unit: quantity 1 per order line, and options.required_fields "
-                    f'{{"<part_id>": {{...}}}} must give {fields}.'
+                    f'(entries {{"part_id", "name", "value"}}) must give {fields}.'
                 )
             parts.append(
                 Part(
@@ -486,7 +487,9 @@ class PartsSourceClient:
             raise VendorInvalidRequest(
                 self.key,
                 f"options.required_fields: items[{index}] is a flat-rate repair and needs {', '.join(missing)}: "
-                'pass options.required_fields = {"<part_id>": {"' + '": "...", "'.join(missing) + '": "..."}}.',
+                "pass options.required_fields = ["
+                + ", ".join(f'{{"part_id": "PART_ID", "name": "{m}", "value": "..."}}' for m in missing)
+                + "].",
                 field="options.required_fields",
             )
 
@@ -531,7 +534,8 @@ class PartsSourceClient:
         if not isinstance(raw, dict):
             raise VendorInvalidRequest(
                 self.key,
-                f'{where} must map a part_id to its fields, e.g. {{"<part_id>": {{"serialNumber": "..."}}}}.',
+                f"{where} must list each field, e.g. "
+                '[{"part_id": "PART_ID", "name": "serialNumber", "value": "..."}].',
                 field=where,
             )
         by_key: dict[str, int] = {}
