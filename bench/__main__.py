@@ -24,7 +24,7 @@ import anyio
 from mcp import Client
 
 from parts_mcp.config import GuardSettings, Settings
-from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 

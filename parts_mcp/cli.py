@@ -61,7 +61,9 @@ def _intents(args: argparse.Namespace) -> int:
     """List the intents that need a person, or settle one after checking the vendor by hand."""
     import anyio
 
-    from parts_mcp.orders.ledger import IntentState, SQLiteLedger
+    from parts_mcp.orders.ledger import Intent
+    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+    from parts_mcp.orders.states import IllegalTransition, IntentState
 
     settings = _settings(args)
     if settings is None:
@@ -82,9 +84,23 @@ def _intents(args: argparse.Namespace) -> int:
                 )
             return 0
         intent = await ledger.get(args.vendor, args.po_number)
-        if intent is None or intent.state not in (IntentState.PENDING, IntentState.SENT, IntentState.UNKNOWN):
-            print(f"parts-mcp: no unsettled intent for {args.vendor} PO {args.po_number}", file=sys.stderr)
+        if intent is None:
+            print(f"parts-mcp: no intent for {args.vendor} PO {args.po_number}", file=sys.stderr)
             return 1
+        try:
+            await settle(intent)
+        except IllegalTransition as exc:
+            # The state table decides, as it does for the server: a settled intent stays settled.
+            print(
+                f"parts-mcp: {args.vendor} PO {args.po_number} is {exc.current.value}: cannot settle it as "
+                f"{args.action.replace('-', ' ')}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{args.vendor} PO {args.po_number}: settled as {args.action.replace('-', ' ')}")
+        return 0
+
+    async def settle(intent: Intent) -> None:
         if args.action == "placed":
             order = Order(
                 vendor=intent.vendor,
@@ -104,8 +120,6 @@ def _intents(args: argparse.Namespace) -> int:
                 actor=actor,
                 error={"code": "SETTLED_NOT_PLACED", "message": "checked at the vendor: no order"},
             )
-        print(f"{args.vendor} PO {args.po_number}: settled as {args.action.replace('-', ' ')}")
-        return 0
 
     try:
         return anyio.run(run)

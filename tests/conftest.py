@@ -19,7 +19,7 @@ from mcp.types import CallToolResult
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parts_mcp.config import GuardSettings, Settings
-from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import ManualClock, Sandbox
 from parts_mcp.server.app import build_server
 

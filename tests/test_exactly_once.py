@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.server.app import build_server
 
 from conftest import World, confirm_and_place, part_ids, structured

@@ -14,7 +14,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from parts_mcp.orders.ledger import SQLiteLedger
+from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox.keyloop import SANDBOX_CLIENT_SECRET, SANDBOX_CUSTOMER_ID, KeyloopSimulator
 from parts_mcp.server.app import build_server
 

@@ -25,8 +25,12 @@ from pydantic import BaseModel, SecretStr, ValidationError
 from parts_mcp import __version__, vendors
 from parts_mcp.config import Settings
 from parts_mcp.orders.guard import ConfirmationTokens
-from parts_mcp.orders.ledger import Ledger, SQLiteLedger, lease_owner
-from parts_mcp.orders.service import GuardPolicy, KeyedLocks, OrdersService, PartCache
+from parts_mcp.orders.ledger import Ledger, lease_owner
+from parts_mcp.orders.parts import PartCache
+from parts_mcp.orders.placement import KeyedLocks
+from parts_mcp.orders.results import GuardPolicy, utc_now
+from parts_mcp.orders.service import OrdersService
+from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.errors import (
     Redactor,
@@ -150,8 +154,10 @@ def build_server(
 ) -> MCPServer:
     """The parts-mcp server for `settings`; with `settings.sandbox`, on `sandbox` (or a new one).
 
-    `ledger` and `clock` replace the configured store and the wall clock (tests move time on).
+    `ledger` and `clock` replace the configured store and the wall clock (tests move time on). The
+    one clock reaches the service, the confirmation tokens and the ledger this builds.
     """
+    clock = clock or utc_now
     transports: dict[str, httpx2.AsyncBaseTransport] = {}
     if settings.sandbox:
         sandbox = sandbox or Sandbox()
@@ -176,7 +182,7 @@ def build_server(
     if ledger is None:
         # The sandbox forgets its orders when the process ends, so its ledger must too.
         path = ":memory:" if settings.sandbox and settings.store.path is None else settings.store.resolved_path()
-        ledger = SQLiteLedger(path)
+        ledger = SQLiteLedger(path, clock=clock)
     shared_ledger = ledger
     redactor = Redactor(_secrets(settings))
 
@@ -199,8 +205,9 @@ def build_server(
                 lookup_deadline=settings.lookup_deadline,
                 owner=owner,
                 locks=locks,
+                clock=clock,
             )
-            yield AppContext(service=service, sandbox=settings.sandbox, redactor=redactor)
+            yield AppContext(service=service, sandbox=settings.sandbox)
 
     server = PartsServer(
         "parts-mcp",

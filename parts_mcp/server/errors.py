@@ -16,18 +16,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import CallToolResult, TextContent
 from pydantic import ValidationError
 
-from parts_mcp.orders.guard import GuardError
-from parts_mcp.vendors.base import (
-    NotSupported,
-    VendorAuthError,
-    VendorConflict,
-    VendorError,
-    VendorInvalidRequest,
-    VendorNotFound,
-    VendorRateLimited,
-    VendorUnavailable,
-    clean_text,
-)
+from parts_mcp.orders.refusals import Refusal, refusal
+from parts_mcp.untrusted import clean_text
 
 logger = logging.getLogger(__name__)
 MIN_SECRET_LENGTH = 6  # shorter values (a test's "x") would blank ordinary words
@@ -38,56 +28,12 @@ def error_result(code: str, field: str, message: str) -> CallToolResult:
 
 
 def describe(exc: BaseException, *, tool: str, writes: bool) -> CallToolResult:
-    """The tool error a model sees for a failure of `tool`: code, the field at fault, what to do next.
-
-    `writes` is False for read tools, whose failures never say anything about orders.
-    """
-    if isinstance(exc, GuardError):
-        field = exc.field or tool
-        # Messages often open with their field ("po_number is required"); the prefix names it already.
-        message = exc.message.removeprefix(f"{field}: ").removeprefix(f"{field} ")
-        return error_result(exc.code, field, message)
-    if isinstance(exc, VendorError):
-        return error_result(*_vendor(exc, tool, writes))
-    logger.error("%s failed unexpectedly", tool, exc_info=exc)
-    outcome = " Whether the order reached the vendor is not known: check get_order or list_purchase_orders by PO."
-    return error_result(
-        "INTERNAL",
-        tool,
-        "parts-mcp failed unexpectedly; the details are in its log." + (outcome if writes else " Try again."),
-    )
+    """The tool error a model sees for a failure of `tool` (reads never speak of orders)."""
+    return error_result_of(refusal(exc, subject=tool, writes=writes))
 
 
-def _vendor(exc: VendorError, tool: str, writes: bool) -> tuple[str, str, str]:
-    where = "vendor"
-    # Only an error that proves nothing was written may say so (a key conflict proves the opposite).
-    outcome = ""
-    if writes:
-        outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
-    if isinstance(exc, NotSupported):
-        return "NOT_SUPPORTED", where, f"{exc.vendor}: {exc.message}"
-    if isinstance(exc, VendorAuthError):
-        return (
-            "VENDOR_AUTH",
-            where,
-            f"{exc.vendor}: {exc.message}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
-            "administrator; retrying will not help.",
-        )
-    if isinstance(exc, VendorInvalidRequest):
-        return "VENDOR_REJECTED", exc.field or where, f"{exc.message}{outcome} Change that value and try again."
-    if isinstance(exc, VendorNotFound):
-        field = "order_id" if tool == "get_order" else where
-        return "NOT_FOUND", field, f"{exc.vendor}: {exc.message} Check the id (list_purchase_orders shows the ids)."
-    if isinstance(exc, VendorConflict):
-        return "VENDOR_CONFLICT", where, f"{exc.vendor} said {exc.code}: {exc.message}{outcome}"
-    if isinstance(exc, VendorRateLimited):
-        after = f"in {exc.retry_after:g}s" if exc.retry_after is not None else "shortly"
-        return "RATE_LIMITED", where, f"{exc.vendor} is rate limiting.{outcome} Try again {after}."
-    if isinstance(exc, VendorUnavailable):
-        # Writes that may have landed become outcome_unknown before this point: this is a read, or nothing landed.
-        done = " Nothing was ordered." if writes and exc.not_processed else ""
-        return "VENDOR_UNAVAILABLE", where, f"{exc.vendor} said {exc.code}: {exc.message}{done} Try again in a minute."
-    return exc.code, where, f"{exc.vendor}: {exc.message}{outcome}"
+def error_result_of(found: Refusal) -> CallToolResult:
+    return error_result(found.code, found.field, found.message)
 
 
 def invalid_arguments(exc: ValidationError, schema: Mapping[str, Any]) -> CallToolResult:

@@ -8,14 +8,12 @@ from typing import TypeAlias
 from mcp.server.mcpserver import Context
 
 from parts_mcp.orders.service import OrdersService
-from parts_mcp.server.errors import Redactor
 
 
 @dataclass(frozen=True)
 class AppContext:
     service: OrdersService
     sandbox: bool
-    redactor: Redactor
 
 
 AppCtx: TypeAlias = Context[AppContext]

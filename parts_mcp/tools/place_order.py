@@ -18,7 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from parts_mcp.domain import Model, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders.guard import GuardError
-from parts_mcp.orders.service import ConfirmationRequired, OutcomeUnknown, Placed, Prepared
+from parts_mcp.orders.results import ConfirmationRequired, NewOrder, Outcome, Placed, Prepared, Repeat
 from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app
 
@@ -155,7 +155,7 @@ async def prepare(
 
 
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
-    if prepared.existing is not None:
+    if isinstance(prepared, Repeat):
         return None  # a repeat of a confirmed order: nothing new will be written
     mode = app(ctx).service.policy.confirmation
     capabilities = ctx.client_capabilities
@@ -171,7 +171,6 @@ async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx
             field="confirmation",
             code="HUMAN_CONFIRMATION_REQUIRED",
         )
-    assert prepared.preview is not None
     lines = text.preview(prepared.preview, prepared.display_name, prepared.warnings)
     return Elicit("\n".join([*lines, text.VENDOR_TEXT, "Place this order?"]), ConfirmOrder)
 
@@ -214,7 +213,7 @@ async def place_order(
             field="confirmation",
             code="DECLINED",
         )
-    if confirmed_total is not None and confirmation_token is None and prepared.existing is None and human is None:
+    if confirmed_total is not None and confirmation_token is None and isinstance(prepared, NewOrder) and human is None:
         raise GuardError(
             "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
             "to get a preview and a token, show the preview to the user, then confirm with both.",
@@ -222,8 +221,8 @@ async def place_order(
             code="TOKEN_REQUIRED",
         )
 
-    outcome: ConfirmationRequired | Placed | OutcomeUnknown
-    if prepared.existing is not None:
+    outcome: ConfirmationRequired | Outcome
+    if isinstance(prepared, Repeat):
         outcome = await service.resume(prepared, who)
     elif isinstance(human, ConfirmOrder):
         outcome = await service.place(prepared, actor=who, confirmed_by="elicitation")
@@ -241,12 +240,13 @@ async def place_order(
 
 
 def _result(
-    outcome: ConfirmationRequired | Placed | OutcomeUnknown,
+    outcome: ConfirmationRequired | Outcome,
     prepared: Prepared,
     sandbox: bool,
     help: Mapping[OrderStatus, str],
 ) -> CallToolResult:
     request = prepared.request
+    warnings = prepared.warnings if isinstance(prepared, NewOrder) else []
     base: dict[str, Any] = {"vendor": request.vendor, "po_number": request.po_number, "sandbox": sandbox}
     if isinstance(outcome, ConfirmationRequired):
         result = PlaceOrderResult(
@@ -254,7 +254,7 @@ def _result(
             preview=outcome.preview,
             confirmation_token=outcome.confirmation_token,
             expires_at=outcome.expires_at,
-            warnings=prepared.warnings,
+            warnings=warnings,
             next_steps=(
                 "Show this preview to the user. Only if they approve it, call place_order again with the same "
                 f'arguments plus confirmation_token and confirmed_total="{outcome.preview.total}". For any change, '
@@ -264,7 +264,7 @@ def _result(
         )
         lines = [
             f"status: confirmation_required (CONFIRMATION REQUIRED: nothing has been ordered yet). {text.VENDOR_TEXT}",
-            *text.preview(outcome.preview, prepared.display_name, prepared.warnings),
+            *text.preview(outcome.preview, prepared.display_name, warnings),
             f"confirmation_token: {outcome.confirmation_token}",
             f"token expires: {text.when(outcome.expires_at)}",
         ]

@@ -10,7 +10,7 @@ capability this vendor does not have; POs are made in Shopmonkey's web app and t
 
 The seed's example JSON and the schema disagree on names (``fullfiledDate``/``fulfilledDate``,
 ``totalPriceCents``/``totalCostCents``, ``number`` string/integer, flat ``items[]``/``parts``+
-``tires``): every one is read.
+``tires``): every one is read, by the wire models below.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from decimal import ROUND_HALF_UP
+from typing import Annotated, Any, Generic, Literal, TypeGuard, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, AliasPath, BeforeValidator, Field, SecretStr, model_validator
 
 from parts_mcp.domain import (
     LookupResult,
@@ -40,6 +40,7 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import MAX_SUGGESTED_QUERIES, name_matches, squash, suggest
+from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -86,6 +87,294 @@ _FIELD_IN_MESSAGE = re.compile(r"\b(?:querystring|body|params|headers)[/.]([A-Za
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+# ------------------------------------------------------------------------------------ wire models
+
+
+def _as_text(value: Any) -> Any:
+    # Names and numbers are strings in the schema and JSON numbers in some records: read as their text.
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _as_po_number(value: Any) -> Any:
+    # `number` is an integer in the schema and a string in older records; 1042.0 and "1042" are PO 1042.
+    if isinstance(value, bool):
+        return None
+    number = parse.integer(value)
+    return str(number) if number is not None else _as_text(value)
+
+
+def _as_said(value: Any) -> Any:
+    # Error bodies are read to explain a failure, never refused: what is not text or a number says nothing.
+    return _as_text(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+
+
+def _is_object(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict)
+
+
+def _is_array(value: Any) -> TypeGuard[list[Any]]:
+    return isinstance(value, list)
+
+
+def _object_or_none(value: Any) -> Any:
+    return value if _is_object(value) else None
+
+
+def _object_or_empty(value: Any) -> Any:
+    return value if _is_object(value) else {}
+
+
+def _only_objects(value: Any) -> Any:
+    # Entries that are not objects are skipped; a value that is not an array is left to be refused.
+    return [entry for entry in value if _is_object(entry)] if _is_array(value) else value
+
+
+def _objects_or_empty(value: Any) -> Any:
+    # A missing (or non-array) list of lines or fees is an empty one.
+    return _only_objects(value) if _is_array(value) else []
+
+
+# Ids are strings in the schema and integers in some records: either is kept exactly, as text.
+_Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
+_Text = Annotated[str, BeforeValidator(_as_text)]
+_PoNumber = Annotated[str | None, BeforeValidator(_as_po_number)]
+# Quantities are numbers in the schema (fluids by the quart): a fraction is no whole count of units.
+_Count = Annotated[
+    Integer | None, BeforeValidator(lambda v: None if isinstance(v, float) and not v.is_integer() else v)
+]
+# Only a JSON boolean says yes or no ("false" is not false): anything else is no word at all.
+_Flag = Annotated[bool | None, BeforeValidator(lambda v: v if isinstance(v, bool) else None)]
+_Said = Annotated[str | None, BeforeValidator(_as_said)]
+# The field an error names: a non-blank string, or nothing.
+_Name = Annotated[str | None, BeforeValidator(lambda v: v if isinstance(v, str) and v.strip() else None)]
+R = TypeVar("R", bound=Wire)
+
+
+def _money(cents: int | None, currency: str) -> Money | None:
+    # Shopmonkey sends integer cents with no currency: the shop's configured currency is theirs.
+    return Money.from_minor(cents, currency) if cents is not None else None
+
+
+class _Record(Wire):
+    """A Shopmonkey record. A null field is an absent one, so of two spellings the one with a value is read."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_absent(cls, value: Any) -> Any:
+        return {k: v for k, v in value.items() if v is not None} if _is_object(value) else value
+
+
+class _Envelope(Wire):
+    """`{success, data, meta}`: a 2xx that says `success: false` is a refusal, with a message."""
+
+    success: _Flag = None
+    message: _Said = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_body(cls, value: Any) -> Any:
+        return _object_or_empty(value)  # a bare array carries no envelope
+
+
+class _Meta(Wire):
+    has_more: _Flag = Field(default=None, validation_alias="hasMore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_meta(cls, value: Any) -> Any:
+        return _object_or_empty(value)  # a meta that is not an object says nothing
+
+
+class _Page(Wire, Generic[R]):
+    """One page of a list call: `data[]` and `meta`, or a bare array (tolerated, with no word on more pages)."""
+
+    data: Annotated[list[R], BeforeValidator(_only_objects)]
+    entries_sent: int = 0  # objects or not: a full page hints at another
+    meta: _Meta = Field(default_factory=_Meta)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _enveloped(cls, value: Any) -> Any:
+        body: Any = {"data": value} if _is_array(value) else value
+        if _is_object(body) and _is_array(data := body.get("data")):
+            return {**body, "entries_sent": len(data)}
+        return body
+
+    @property
+    def more(self) -> bool:
+        # Without hasMore, a full page is the only hint that another may follow.
+        return self.meta.has_more if self.meta.has_more is not None else self.entries_sent >= PAGE
+
+
+class _One(Wire, Generic[R]):
+    data: R
+
+
+class _InventoryPart(_Record):
+    """An `inventory_part`: the shop's own stock and stored prices (integer cents)."""
+
+    id: _Id | None = None
+    number: _Text | None = None
+    name: _Text | None = None
+    deleted: Annotated[bool, BeforeValidator(bool)] = False
+    location_id: _Id | None = Field(default=None, validation_alias="locationId")
+    wholesale_cost_cents: Integer | None = Field(default=None, validation_alias="wholesaleCostCents")
+    retail_cost_cents: Integer | None = Field(default=None, validation_alias="retailCostCents")
+    available_quantity: _Count = Field(default=None, validation_alias=AliasChoices("availableQuantity", "quantity"))
+
+    def wholesale(self, currency: str) -> Money | None:
+        return _money(self.wholesale_cost_cents, currency)
+
+    def retail(self, currency: str) -> Money | None:
+        return _money(self.retail_cost_cents, currency)
+
+
+class _Line(_Record):
+    """A purchase order's part (`parts[]`); tires and the older flat `items[]` differ in their id field."""
+
+    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryPartId")
+    number: _Text | None = None
+    name: _Text | None = None
+    cost_cents: Integer | None = Field(default=None, validation_alias="costCents")
+    quantity: Amount | None = None
+    status: _Text | None = None
+    received_quantity: _Count = Field(default=None, validation_alias="receivedQuantity")
+
+    def unit_price(self, currency: str) -> Money | None:
+        return _money(self.cost_cents, currency)
+
+    def total(self, currency: str) -> Money | None:
+        unit = self.unit_price(currency)
+        if unit is None or self.quantity is None:
+            return None
+        return Money(amount=unit.amount * self.quantity, currency=unit.currency).rounded()
+
+
+class _TireLine(_Line):
+    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryTireId")
+
+
+class _Item(_Line):
+    """The seed's older shape: one flat `items[]` entry with a `type`, and extra charges of its own."""
+
+    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryItemId")
+    type: _Text | None = None
+    shipping_charge_cents: Integer | None = Field(default=None, validation_alias="shippingChargeCents")
+    core_charges_cents: Integer | None = Field(default=None, validation_alias="coreChargesCents")
+    excise_tax_cents: Integer | None = Field(default=None, validation_alias="exciseTaxCents")
+
+    def charges(self, currency: str) -> list[Money]:
+        cents = (self.shipping_charge_cents, self.core_charges_cents, self.excise_tax_cents)
+        return [Money.from_minor(c, currency) for c in cents if c]
+
+
+class _Fee(_Record):
+    """A charge that is not a part (shipping, core charge, disposal ...): no number, no quantity."""
+
+    name: _Text | None = None
+    kind: _Text | None = None
+    amount_cents: Integer | None = Field(default=None, validation_alias="amountCents")
+
+    def amount(self, currency: str) -> Money | None:
+        return _money(self.amount_cents, currency)
+
+
+class _Vendor(_Record):
+    name: _Text | None = None
+
+
+class _RepairOrder(_Record):
+    """The repair order a purchase order is for."""
+
+    number: _Text | None = None
+    name: _Text | None = None
+    coalesced_name: _Text | None = Field(default=None, validation_alias="coalescedName")
+
+
+class _PoHead(_Record):
+    """What a listing reads of a purchase order."""
+
+    number: _PoNumber = None
+    status: _Text = ""
+    total_cents: Integer | None = Field(
+        default=None, validation_alias=AliasChoices("totalCostCents", "totalPriceCents")
+    )
+    created_date: Timestamp | None = Field(default=None, validation_alias="createdDate")
+    location_id: _Id | None = Field(default=None, validation_alias="locationId")
+
+    def total(self, currency: str) -> Money | None:
+        return _money(self.total_cents, currency)
+
+
+class _Listed(_PoHead):
+    id: _Id | None = None  # a listed record without an id names nothing, and is passed over
+
+
+class _PurchaseOrder(_PoHead):
+    """One purchase order, read whole: `parts[]` + `tires[]` + `fees[]`, or the older flat `items[]`."""
+
+    id: _Id
+    parts: Annotated[tuple[_Line, ...], BeforeValidator(_objects_or_empty)] = ()
+    tires: Annotated[tuple[_TireLine, ...], BeforeValidator(_objects_or_empty)] = ()
+    items: Annotated[tuple[_Item, ...], BeforeValidator(_objects_or_empty)] = ()
+    fees: Annotated[tuple[_Fee, ...], BeforeValidator(_objects_or_empty)] = ()
+    vendor: Annotated[_Vendor | None, BeforeValidator(_object_or_none)] = None
+    order: Annotated[_RepairOrder | None, BeforeValidator(_object_or_none)] = None
+    vendor_id: _Text | None = Field(default=None, validation_alias="vendorId")
+    provider: _Text | None = None
+    invoice_number: _Text | None = Field(default=None, validation_alias="invoiceNumber")
+    repair_order_id: _Text | None = Field(default=None, validation_alias="orderId")
+    note: _Text | None = None
+    updated_date: Timestamp | None = Field(default=None, validation_alias="updatedDate")
+    ordered_date: Timestamp | None = Field(default=None, validation_alias="orderedDate")
+    fulfilled_date: Timestamp | None = Field(
+        default=None, validation_alias=AliasChoices("fulfilledDate", "fullfiledDate")
+    )
+
+
+class _ErrorSource(Wire):
+    code: _Said = None
+    message: _Said = None
+
+
+class _ErrorData(Wire):
+    field: _Name = None
+    path: _Name = None
+    first_field: _Name = Field(default=None, validation_alias=AliasPath("fields", 0))
+
+
+class _ErrorEntry(Wire):
+    field: _Name = None
+    instance_path: _Name = Field(default=None, validation_alias="instancePath")
+
+
+def _error_or_said(value: Any) -> Any:
+    return value if _is_object(value) or isinstance(value, str) else None
+
+
+class _ErrorBody(_ErrorSource):
+    """The documented `{success: false, code, message, data?}`, or an `error` object (older APIs, gateways).
+
+    Every field that does not fit is no word, so an error body always reads: the status still says what failed.
+    """
+
+    error: Annotated[_ErrorSource | str | None, BeforeValidator(_error_or_said)] = None
+    data: Annotated[_ErrorData | None, BeforeValidator(_object_or_none)] = None
+    first_error: Annotated[_ErrorEntry | None, BeforeValidator(_object_or_none)] = Field(
+        default=None, validation_alias=AliasPath("errors", 0)
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _any_body(cls, value: Any) -> Any:
+        return _object_or_empty(value)
+
+    def fields_named(self) -> list[str | None]:
+        """Where a refusal names its field: `data.field`, `data.path`, `data.fields[0]`, then `errors[0]`."""
+        data, first = self.data or _ErrorData(), self.first_error or _ErrorEntry()
+        return [data.field, data.path, data.first_field, first.field, first.instance_path]
+
+
 class ShopmonkeySettings(VendorSettingsBase):
     kind: Literal["shopmonkey"]
     base_url: str = "https://api.shopmonkey.cloud/v3"
@@ -101,7 +390,13 @@ class ShopmonkeyClient:
     kind = "shopmonkey"
     display_name = "Shopmonkey"
     capabilities = Capabilities(lookup=True, place=False, get=True, list=True)
-    options_help = "Shopmonkey's API cannot create purchase orders: create them in Shopmonkey, then track them here."
+    # No options: what a caller is told instead of an order (the service refuses with it, naming no options).
+    options_help = (
+        "Shopmonkey's public API cannot create purchase orders (it can only read and delete them), so this "
+        "server cannot place this order. Create the purchase order in Shopmonkey's web app (or through a "
+        "parts-provider cart such as PartsTech); then track it here with get_order or list_purchase_orders. "
+        "Nothing was ordered."
+    )
     search_help = (
         "Shopmonkey: the shop's own inventory (what the shop stocks), matched by part number or by the words of "
         "the part's name."
@@ -146,12 +441,11 @@ class ShopmonkeyClient:
             matches = _match(inventory, query)
             if not matches:
                 missing.append(query)
-            for raw in matches[:MAX_MATCHES_PER_QUERY]:
-                part = self._part(raw)
-                if part is not None:
-                    parts.setdefault(part.part_id, part)
+            for part_id, record in matches[:MAX_MATCHES_PER_QUERY]:
+                part = self._part(part_id, record)
+                parts.setdefault(part.part_id, part)
         if len(missing) <= MAX_SUGGESTED_QUERIES:
-            described = [_described(raw) for raw in inventory]
+            described = [_described(record) for record in inventory.values()]
             suggestions = [s for query in missing for s in suggest(query, self.key, described)]
         not_found = [clean_text(q, 120) for q in missing]
         return LookupResult(parts=list(parts.values()), not_found=not_found, suggestions=suggestions)
@@ -160,33 +454,30 @@ class ShopmonkeyClient:
         # `lookup` already matched every name form and suggested from the whole inventory: nothing more to ask.
         return LookupResult(parts=[], not_found=list(queries))
 
-    async def _inventory(self) -> list[dict[str, Any]]:
+    async def _inventory(self) -> dict[str, _InventoryPart]:
+        """The stocked (not deleted) parts at this location, by id."""
         where: dict[str, Any] = {"locationId": self.location_id} if self.location_id else {}
-        records: dict[str, dict[str, Any]] = {}
+        records: dict[str, _InventoryPart] = {}
         skip = 0
         for _ in range(MAX_INVENTORY_PAGES):
             # A search writes nothing: safe to retry.
             _, body = await self._http.request(
                 "POST", "/inventory_part/search", json_body={"limit": PAGE, "skip": skip, "where": where}, retry=True
             )
-            page, more = self._page(body)
-            for raw in page:
-                if raw.get("id") is not None and not raw.get("deleted") and self._at_location(raw):
-                    records.setdefault(str(raw["id"]), raw)
-            skip += len(page)
-            if not page or not more:
+            page = self._page(_Page[_InventoryPart], body, "inventory search")
+            for record in page.data:
+                if record.id is not None and not record.deleted and self._at_location(record.location_id):
+                    records.setdefault(record.id, record)
+            skip += len(page.data)
+            if not page.data or not page.more:
                 break
-        return list(records.values())
+        return records
 
-    def _part(self, raw: Mapping[str, Any]) -> Part | None:
-        part_id = raw.get("id")
-        if part_id is None:
-            return None
+    def _part(self, part_id: str, record: _InventoryPart) -> Part:
         # The inventory holds the shop's own stored prices, not a supplier's: the wholesale cost is what the
         # shop last paid (an estimate of the next purchase), the retail price is what it charges customers.
         # Neither is a quote; prefer the cost, and say which one it is.
-        wholesale = self._cents(raw.get("wholesaleCostCents"))
-        retail = self._cents(raw.get("retailCostCents"))
+        wholesale, retail = record.wholesale(self.currency), record.retail(self.currency)
         notes = ["Shopmonkey's API cannot create purchase orders: order this part in Shopmonkey's web app."]
         if wholesale is not None:
             price, basis = wholesale, PriceBasis.ESTIMATE
@@ -197,16 +488,14 @@ class ShopmonkeyClient:
             price, basis = retail, PriceBasis.LIST
             if retail is not None:
                 notes.insert(0, "No wholesale cost is stored: the price is the shop's retail price to customers.")
-        number = raw.get("number")
-        available = parse.integer(parse.first(raw, "availableQuantity", "quantity"))
         return Part(
             vendor=self.key,
-            part_id=str(part_id),
-            part_number=clean_text(number, 80) if number else "(no part number)",
-            name=clean_text(raw.get("name") or number or part_id, 200),
+            part_id=part_id,
+            part_number=clean_text(record.number, 80) if record.number else "(no part number)",
+            name=clean_text(record.name or record.number or part_id, 200),
             unit_price=price,
             price_basis=basis,
-            available_quantity=available,
+            available_quantity=record.available_quantity,
             # Nothing is orderable through this API; the part is listed for its price and stock.
             orderable=False,
             notes=notes,
@@ -241,11 +530,8 @@ class ShopmonkeyClient:
             _, body = await self._http.request("GET", f"/purchase_order/{quote(order_id, safe='')}", retry=True)
         except VendorNotFound as exc:
             raise VendorNotFound(self.key, hint, code=exc.code, status=exc.status) from exc
-        data = body.get("data") if isinstance(body, dict) else None
         self._check_success(body)
-        if not isinstance(data, dict) or data.get("id") is None:
-            raise VendorBadResponse(self.key, "Shopmonkey answered without the purchase order")
-        return self._order(data)
+        return self._order(read(_One[_PurchaseOrder], body, self.key, "purchase order").data)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         if query.status is not None and query.status not in _STATUSES.values():
@@ -261,16 +547,15 @@ class ShopmonkeyClient:
             if where:
                 params["where"] = json.dumps(where, separators=(",", ":"))
             _, body = await self._http.request("GET", "/purchase_order", params=params, retry=True)
-            page, more = self._page(body)
-            new = [raw for raw in page if raw.get("id") is not None and str(raw["id"]) not in seen]
-            seen.update(str(raw["id"]) for raw in new)
-            for raw in new:
-                if self._at_location(raw):
-                    summary = self._summary(raw)
-                    found[summary.order_id] = summary
+            page = self._page(_Page[_Listed], body, "purchase order list")
+            new = {po.id: po for po in page.data if po.id is not None and po.id not in seen}
+            seen.update(new)
+            for po_id, po in new.items():
+                if self._at_location(po.location_id):
+                    found[po_id] = self._summary(po_id, po)
             # Advance by what arrived, not by what was asked: a lower server-side cap must not skip orders.
-            skip += len(page)
-            if not new or not more:
+            skip += len(page.data)
+            if not new or not page.more:
                 break
         return list(found.values())[:max_orders]
 
@@ -297,116 +582,79 @@ class ShopmonkeyClient:
             where["createdDate"] = created  # bare gte/lte: the API drops Mongo's $gte silently
         return where
 
-    def _order(self, raw: Mapping[str, Any]) -> Order:
-        lines: list[OrderLine] = []
-        details: dict[str, Any] = {}
-        extra_charges: list[Money] = []
-        for kind, id_field, entries in (
-            ("part", "inventoryPartId", raw.get("parts")),
-            ("tire", "inventoryTireId", raw.get("tires")),
-        ):
-            lines += [self._line(entry, entry.get(id_field), kind) for entry in _records(entries)]
-        # The seed's older shape: one flat `items` list, each with a `type` and its own extra charges.
-        for entry in _records(raw.get("items")):
-            lines.append(self._line(entry, entry.get("inventoryItemId"), str(entry.get("type") or "item").lower()))
-            for name in ("shippingChargeCents", "coreChargesCents", "exciseTaxCents"):
-                charge = self._cents(entry.get(name))
-                if charge is not None and charge.amount:
-                    extra_charges.append(charge)
-        # Fees (shipping, core charges, disposal ...) are not parts: no number, no quantity. They stay out of
-        # `lines`, so the lines compare one to one with the parts and tires on the PO, and are listed in details
-        # with their sum; the vendor's total includes them.
-        fees = []
-        for fee in _records(raw.get("fees")):
-            amount = self._cents(fee.get("amountCents"))
-            fees.append(
-                {
-                    "name": clean_text(fee.get("name") or "fee", 80),
-                    "kind": clean_text(fee["kind"], 40) if fee.get("kind") else None,
-                    "amount": amount.model_dump(mode="json") if amount else None,
-                }
-            )
-            if amount is not None:
-                extra_charges.append(amount)
-        if fees:
-            details["fees"] = fees
-        if extra_charges:
-            details["fees_total"] = Money.total(extra_charges, self.currency).model_dump(mode="json")
-
+    def _order(self, po: _PurchaseOrder) -> Order:
+        lines = self._lines(po)
         priced = [line.line_total for line in lines if line.line_total is not None]
         subtotal = Money.total(priced, self.currency) if lines and len(priced) == len(lines) else None
-        total = self._cents(parse.first(raw, "totalCostCents", "totalPriceCents"))
-        vendor_status = str(raw.get("status") or "")
-        vendor = raw.get("vendor")
-        order = raw.get("order")
-        for name, value in (
-            ("vendor_name", vendor.get("name") if isinstance(vendor, dict) else None),
-            ("vendor_id", raw.get("vendorId")),
-            ("provider", raw.get("provider")),
-            ("invoice_number", raw.get("invoiceNumber")),
-            ("repair_order_id", raw.get("orderId")),
-            ("repair_order_number", order.get("number") if isinstance(order, dict) else None),
-            ("repair_order_name", order.get("coalescedName") or order.get("name") if isinstance(order, dict) else None),
-            ("location_id", raw.get("locationId")),
-        ):
-            if value is not None and value != "":
-                details[name] = clean_text(value, 200)
-        for name, value in (
-            ("ordered_at", raw.get("orderedDate")),
-            ("fulfilled_at", parse.first(raw, "fulfilledDate", "fullfiledDate")),
-        ):
-            moment = parse.timestamp(value)
-            if moment is not None:
-                details[name] = moment.isoformat()
+        total = po.total(self.currency)
         return Order(
             vendor=self.key,
-            order_id=str(raw["id"]),
-            po_number=_po_number(raw.get("number")),
-            status=self.map_status(vendor_status),
-            vendor_status=clean_text(vendor_status, 40) or None,
+            order_id=po.id,
+            po_number=_po_number(po.number),
+            status=self.map_status(po.status),
+            vendor_status=clean_text(po.status, 40) or None,
             lines=lines,
             subtotal=subtotal,
             total=total,
             currency=self.currency if total is not None or subtotal is not None else None,
-            created_at=parse.timestamp(raw.get("createdDate")),
-            updated_at=parse.timestamp(raw.get("updatedDate")),
-            notes=clean_text(raw["note"], 1000) if raw.get("note") else None,
-            details=details,
+            created_at=po.created_date,
+            updated_at=po.updated_date,
+            notes=clean_text(po.note, 1000) if po.note else None,
+            details={**self._fees(po), **_about(po)},
         )
 
-    def _line(self, raw: Mapping[str, Any], inventory_id: Any, kind: str) -> OrderLine:
-        unit = self._cents(raw.get("costCents"))
-        quantity = _quantity(raw.get("quantity"))
-        number, name = raw.get("number"), raw.get("name")
-        line_total = (
-            Money(amount=unit.amount * quantity, currency=unit.currency).rounded()
-            if unit is not None and quantity is not None
-            else None
-        )
-        status = raw.get("status")
+    def _lines(self, po: _PurchaseOrder) -> list[OrderLine]:
+        return [
+            *(self._line(line, "part") for line in po.parts),
+            *(self._line(line, "tire") for line in po.tires),
+            *(self._line(item, (item.type or "item").lower()) for item in po.items),
+        ]
+
+    def _line(self, line: _Line, kind: str) -> OrderLine:
+        quantity = line.quantity
         return OrderLine(
-            part_id=str(inventory_id) if inventory_id is not None else None,
-            part_number=clean_text(number, 80) if number else f"({kind}, no number)",
-            name=clean_text(name, 200) if name else None,
+            part_id=line.inventory_id,
+            part_number=clean_text(line.number, 80) if line.number else f"({kind}, no number)",
+            name=clean_text(line.name, 200) if line.name else None,
             # Quantities are numbers in the schema (fluids by the quart): a fraction shows rounded here, while
             # line_total stays exact.
             quantity=int(quantity.to_integral_value(ROUND_HALF_UP)) if quantity is not None else 0,
-            unit_price=unit,
-            line_total=line_total,
-            vendor_status=clean_text(status, 40) if status else None,
-            received_quantity=parse.integer(raw.get("receivedQuantity")),
+            unit_price=line.unit_price(self.currency),
+            line_total=line.total(self.currency),
+            vendor_status=clean_text(line.status, 40) if line.status else None,
+            received_quantity=line.received_quantity,
         )
 
-    def _summary(self, raw: Mapping[str, Any]) -> OrderSummary:
-        vendor_status = str(raw.get("status") or "")
+    def _fees(self, po: _PurchaseOrder) -> dict[str, Any]:
+        # Fees (shipping, core charges, disposal ...) are not parts: no number, no quantity. They stay out of
+        # `lines`, so the lines compare one to one with the parts and tires on the PO, and are listed in details
+        # with their sum; the vendor's total includes them (and the older items' own extra charges).
+        details: dict[str, Any] = {}
+        amounts = [fee.amount(self.currency) for fee in po.fees]
+        if po.fees:
+            details["fees"] = [
+                {
+                    "name": clean_text(fee.name or "fee", 80),
+                    "kind": clean_text(fee.kind, 40) if fee.kind else None,
+                    "amount": amount.model_dump(mode="json") if amount is not None else None,
+                }
+                for fee, amount in zip(po.fees, amounts, strict=True)
+            ]
+        charges = [c for item in po.items for c in item.charges(self.currency)]
+        charges += [amount for amount in amounts if amount is not None]
+        if charges:
+            details["fees_total"] = Money.total(charges, self.currency).model_dump(mode="json")
+        return details
+
+    def _summary(self, order_id: str, po: _PoHead) -> OrderSummary:
         return OrderSummary(
             vendor=self.key,
-            order_id=str(raw["id"]),
-            po_number=_po_number(raw.get("number")),
-            status=self.map_status(vendor_status),
-            vendor_status=clean_text(vendor_status, 40) or None,
-            total=self._cents(parse.first(raw, "totalCostCents", "totalPriceCents")),
-            created_at=parse.timestamp(raw.get("createdDate")),
+            order_id=order_id,
+            po_number=_po_number(po.number),
+            status=self.map_status(po.status),
+            vendor_status=clean_text(po.status, 40) or None,
+            total=po.total(self.currency),
+            created_at=po.created_date,
         )
 
     def map_status(self, vendor_status: str | None) -> OrderStatus:
@@ -414,48 +662,31 @@ class ShopmonkeyClient:
 
     # ------------------------------------------------------------------------------------ reading
 
-    def _cents(self, raw: Any) -> Money | None:
-        cents = parse.integer(raw)
-        return Money.from_minor(cents, self.currency) if cents is not None else None
-
-    def _at_location(self, raw: Mapping[str, Any]) -> bool:
+    def _at_location(self, location_id: str | None) -> bool:
         # `where.locationId` may be ignored by the API, so the location is checked on what comes back too.
-        return self.location_id is None or raw.get("locationId") in (None, self.location_id)
+        return self.location_id is None or location_id in (None, self.location_id)
 
     def _check_success(self, body: Any) -> None:
-        if isinstance(body, dict) and body.get("success") is False:
+        envelope = read(_Envelope, body, self.key, "answer")
+        if envelope.success is False:
             # A 2xx that says it failed: not something to build an answer from.
-            message = clean_text(body.get("message") or "no message", 200)
+            message = clean_text(envelope.message or "no message", 200)
             raise VendorBadResponse(self.key, f"Shopmonkey answered success=false: {message}")
 
-    def _page(self, body: Any) -> tuple[list[dict[str, Any]], bool]:
-        """The records of one list page, and whether the API says more follow."""
+    def _page(self, model: type[_Page[R]], body: Any, what: str) -> _Page[R]:
+        """One list page's records, and whether the API says more follow."""
         self._check_success(body)
-        if isinstance(body, list):  # a bare array: tolerated, with no word on more pages
-            data, meta = body, {}
-        elif isinstance(body, dict):
-            data, meta = body.get("data"), body.get("meta")
-        else:
-            raise VendorBadResponse(self.key, "Shopmonkey answered a list call without a list")
-        if not isinstance(data, list):
-            raise VendorBadResponse(self.key, "Shopmonkey answered a list call without a data array")
-        records = [r for r in data if isinstance(r, dict)]
-        meta = meta if isinstance(meta, dict) else {}
-        has_more = meta.get("hasMore")
-        # Without hasMore, a full page is the only hint that another may follow.
-        more = bool(has_more) if isinstance(has_more, bool) else len(data) >= PAGE
-        return records, more
+        return read(model, body, self.key, what)
 
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        body = data if isinstance(data, dict) else {}
+        body = read(_ErrorBody, data, self.key, "error")
         # The documented shape is flat; an `error` object (older APIs, gateways) is read as well.
-        nested = body.get("error")
-        source = nested if isinstance(nested, dict) else body
-        code = str(source.get("code") or f"HTTP_{response.status_code}")
-        raw_message = source.get("message") or (nested if isinstance(nested, str) else None) or response.reason_phrase
-        message = clean_text(raw_message or "no message", 300)
+        source = body.error if isinstance(body.error, _ErrorSource) else body
+        said = body.error if isinstance(body.error, str) else None
+        code = source.code or f"HTTP_{response.status_code}"
+        message = clean_text(source.message or said or response.reason_phrase or "no message", 300)
         status = response.status_code
         kw: dict[str, Any] = {"code": code, "status": status}
         if status == 401:
@@ -470,46 +701,35 @@ class ShopmonkeyClient:
         return error_for_status(self.key, "Shopmonkey", response, message, field=_field(body, message), code=code)
 
 
-def _field(body: Mapping[str, Any], message: str) -> str | None:
-    """The field a refusal names: `data.field`, the first of `data.fields`/`errors`, else the message."""
-    data = body.get("data")
-    candidates: list[Any] = []
-    if isinstance(data, dict):
-        candidates += [data.get("field"), data.get("path")]
-        fields = data.get("fields")
-        if isinstance(fields, list) and fields:
-            candidates.append(fields[0])
-    errors = body.get("errors")
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        candidates += [errors[0].get("field"), errors[0].get("instancePath")]
-    for candidate in candidates:
-        if isinstance(candidate, str) and candidate.strip():
-            found = _FIELD_IN_MESSAGE.search(candidate)
-            return clean_text(found.group(1) if found else candidate.strip("/"), 80)
+def _field(body: _ErrorBody, message: str) -> str | None:
+    """The field a refusal names (see `_ErrorBody.fields_named`), else the one its message names."""
+    named = next((name for name in body.fields_named() if name is not None), None)
+    if named is not None:
+        found = _FIELD_IN_MESSAGE.search(named)
+        return clean_text(found.group(1) if found else named.strip("/"), 80)
     found = _FIELD_IN_MESSAGE.search(message)
     return found.group(1) if found else None
 
 
-def _records(raw: Any) -> list[dict[str, Any]]:
-    return [entry for entry in raw if isinstance(entry, dict)] if isinstance(raw, list) else []
+def _about(po: _PurchaseOrder) -> dict[str, str]:
+    """The purchase order's vendor, provider, invoice, repair order and dates, as details."""
+    texts = {
+        "vendor_name": po.vendor.name if po.vendor else None,
+        "vendor_id": po.vendor_id,
+        "provider": po.provider,
+        "invoice_number": po.invoice_number,
+        "repair_order_id": po.repair_order_id,
+        "repair_order_number": po.order.number if po.order else None,
+        "repair_order_name": (po.order.coalesced_name or po.order.name) if po.order else None,
+        "location_id": po.location_id,
+    }
+    details = {name: clean_text(text, 200) for name, text in texts.items() if text}
+    moments = {"ordered_at": po.ordered_date, "fulfilled_at": po.fulfilled_date}
+    return details | {name: moment.isoformat() for name, moment in moments.items() if moment is not None}
 
 
-def _po_number(raw: Any) -> str | None:
-    # `number` is an integer in the schema and a string in older records; 1042.0 is still PO 1042.
-    if raw is None or isinstance(raw, bool):
-        return None
-    number = parse.integer(raw)
-    return str(number) if number is not None else clean_text(raw, 40) or None
-
-
-def _quantity(raw: Any) -> Decimal | None:
-    if isinstance(raw, bool) or raw is None:
-        return None
-    try:
-        value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw).strip())
-    except ArithmeticError:
-        return None
-    return value if value.is_finite() else None
+def _po_number(number: str | None) -> str | None:
+    return clean_text(number, 40) or None if number else None
 
 
 def _iso_z(moment: datetime) -> str:
@@ -518,8 +738,8 @@ def _iso_z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _match(inventory: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[str, Any]]:
-    """Inventory records for one query: the exact part number if there is one, else every word of the query.
+def _match(inventory: Mapping[str, _InventoryPart], query: str) -> list[tuple[str, _InventoryPart]]:
+    """Inventory records (with their ids) for one query: the exact part number if there is one, else every word.
 
     Part numbers are compared without case, spaces or punctuation ("17d-1210ch" is 17D1210CH). A query
     word, singular or plural, matches the start of a word in the name or number, in any order: "oil"
@@ -528,15 +748,16 @@ def _match(inventory: Sequence[Mapping[str, Any]], query: str) -> list[Mapping[s
     compact = squash(query)
     if not compact:
         return []
-    exact = [r for r in inventory if r.get("number") and squash(str(r["number"])) == compact]
+    stock = list(inventory.items())
+    exact = [(i, r) for i, r in stock if r.number and squash(r.number) == compact]
     if exact:
         return exact
-    return [r for r in inventory if name_matches(query, f"{r.get('name') or ''} {r.get('number') or ''}")]
+    return [(i, r) for i, r in stock if name_matches(query, f"{r.name or ''} {r.number or ''}")]
 
 
-def _described(raw: Mapping[str, Any]) -> tuple[str, str]:
-    number = clean_text(raw.get("number") or "", 80)
-    return number, clean_text(raw.get("name") or number, 200)
+def _described(record: _InventoryPart) -> tuple[str, str]:
+    number = clean_text(record.number or "", 80)
+    return number, clean_text(record.name or number, 200)
 
 
 def create(key: str, settings: ShopmonkeySettings, http: httpx2.AsyncClient) -> ShopmonkeyClient:

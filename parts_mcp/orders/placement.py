@@ -1,0 +1,391 @@
+"""Guarded placement: record the confirmed intent durably, then send it once; finish what was interrupted.
+
+`place` claims the intent in one ledger transaction (the unique (vendor, PO) key, the single-use
+token, the daily budget) and only then calls the vendor. `resume` answers a repeated PO from the
+ledger or finishes its intent. What to do after a lost answer is decided by the pure functions of
+`reconcile`; `_drive` only gathers the evidence they ask for and carries their decision out.
+Within a process, same-PO calls queue on a lock; across processes sharing the ledger, a lease decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from http import HTTPStatus
+from typing import Literal
+
+import anyio
+
+from parts_mcp.domain import Money, Order, Preview
+from parts_mcp.orders import reconcile
+from parts_mcp.orders.billing import total_warnings
+from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError, content_hash, idempotency_key
+from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, Ledger
+from parts_mcp.orders.preparing import Preparer, midnight
+from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
+from parts_mcp.orders.results import (
+    Clock,
+    ConfirmationRequired,
+    GuardPolicy,
+    NewOrder,
+    Outcome,
+    OutcomeUnknown,
+    Placed,
+    Repeat,
+)
+from parts_mcp.orders.states import IntentState
+from parts_mcp.vendors.base import OrderRequest, VendorClient, VendorError
+
+logger = logging.getLogger(__name__)
+
+# How long one process may drive an intent before another may take over: longer than any send takes.
+LEASE_SECONDS = 900.0
+
+
+class KeyedLocks:
+    """One lock per (vendor, PO) while anyone holds or waits for it: same-PO calls in one process queue up."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (anyio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class Placement:
+    def __init__(
+        self,
+        vendor: Callable[[str], VendorClient],
+        ledger: Ledger,
+        policy: GuardPolicy,
+        tokens: ConfirmationTokens,
+        preparer: Preparer,
+        *,
+        accounts: dict[str, str],
+        owner: str,
+        locks: KeyedLocks,
+        clock: Clock,
+    ) -> None:
+        self._vendor = vendor
+        self._ledger = ledger
+        self._policy = policy
+        self._tokens = tokens
+        self._preparer = preparer
+        # What an idempotency key is scoped to: the vendor account, not just our name for it.
+        self._accounts = accounts
+        self._owner = owner
+        self._locks = locks
+        self._clock = clock
+
+    async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
+        """A preview and a token to confirm it with; nothing is written but an audit entry."""
+        confirmation = self._tokens.mint(order.request, order.content_hash, order.preview)
+        await self._ledger.audit(
+            "previewed",
+            actor=actor,
+            vendor=order.request.vendor,
+            po_number=order.request.po_number,
+            total=str(order.preview.total),
+            content_hash=order.content_hash,
+            token_id=confirmation.token_id,
+        )
+        return ConfirmationRequired(order.preview, confirmation.token, confirmation.expires_at)
+
+    async def place(
+        self,
+        order: NewOrder,
+        *,
+        actor: str,
+        confirmed_by: Literal["token", "elicitation"],
+        confirmation_token: str | None = None,
+        confirmed_total: str | None = None,
+    ) -> Outcome:
+        """Record the confirmed intent, then send it once.
+
+        Raises:
+            GuardError: the confirmation does not hold (token forged, expired, spent, for other content;
+                total not the previewed one), or a limit refuses it.
+            VendorError: the vendor definitively refused; nothing was ordered.
+        """
+        token_id = (
+            await self._verify(order, actor, confirmation_token, confirmed_total) if confirmed_by == "token" else None
+        )
+        await self._preparer.check_limits(order.preview)
+        intent = self._intent(order, f"{confirmed_by}:{actor}")
+        request, total = order.request, order.preview.total
+        async with self._locks.hold((request.vendor, request.po_number)):
+            daily = self._policy.max_daily_total_per_vendor
+            budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
+            claim, stored = await self._ledger.claim(
+                intent, token_id, actor, owner=self._owner, lease_seconds=LEASE_SECONDS, budget=budget
+            )
+            if claim is ClaimResult.OVER_BUDGET:
+                raise GuardError(
+                    f"This order ({total}) would take today's orders with {request.vendor} over this "
+                    f"server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). Nothing was "
+                    "ordered. Ask an administrator, or order tomorrow.",
+                    field="items",
+                    code="OVER_DAILY_LIMIT",
+                )
+            if claim is ClaimResult.TOKEN_USED:
+                raise TokenError(
+                    "was already used. Call place_order without it for a new preview.",
+                    field="confirmation_token",
+                    code="TOKEN_USED",
+                )
+            if claim is ClaimResult.EXISTS:
+                assert stored is not None
+                if stored.content_hash != order.content_hash:
+                    raise GuardError(
+                        f"{request.po_number!r} was just used for a different order.",
+                        field="po_number",
+                        code="PO_CONFLICT",
+                    )
+                return await self._finish(stored, request, actor)
+            try:
+                return await self._drive(intent, request, actor)
+            finally:
+                await self._release(intent.id)
+
+    async def resume(self, repeat: Repeat, actor: str) -> Outcome:
+        """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
+        request = repeat.request
+        async with self._locks.hold((request.vendor, request.po_number)):
+            # Another call may have finished this intent while we waited.
+            current = await self._ledger.get(request.vendor, request.po_number) or repeat.existing
+            return await self._finish(current, request, actor)
+
+    async def _verify(self, order: NewOrder, actor: str, token: str | None, confirmed_total: str | None) -> str:
+        if token is None:
+            raise TokenError("is required.", field="confirmation_token")
+        try:
+            return self._tokens.verify(token, order.request, order.content_hash, order.preview, confirmed_total)
+        except TokenError as exc:
+            await self._ledger.audit(
+                "confirmation_refused",
+                actor=actor,
+                vendor=order.request.vendor,
+                po_number=order.request.po_number,
+                reason=exc.code,
+            )
+            raise
+
+    def _intent(self, order: NewOrder, confirmed_by: str) -> Intent:
+        request, attempt, now = order.request, order.previous_attempt + 1, self._clock()
+        return Intent(
+            id=str(uuid.uuid4()),
+            vendor=request.vendor,
+            po_number=request.po_number,
+            content_hash=order.content_hash,
+            attempt=attempt,
+            idempotency_key=self._key(request, order.content_hash, attempt),
+            state=IntentState.PENDING,
+            request={
+                "hash_as_given": content_hash(request),
+                "items": [item.model_dump() for item in request.items],
+                "notes": request.notes,
+                "options": dict(request.options or {}),
+            },
+            preview=order.preview.model_dump(mode="json"),
+            confirmed_total=str(order.preview.total),
+            confirmed_by=confirmed_by,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _key(self, request: OrderRequest, digest: str, attempt: int) -> str:
+        return idempotency_key(self._accounts.get(request.vendor, request.vendor), request.po_number, digest, attempt)
+
+    async def _finish(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
+        """Answer a settled intent, or drive an unsettled one under this process's lease."""
+        if intent.state in (IntentState.PLACED, IntentState.REJECTED):
+            return await self._settled(intent, actor)
+        current = await self._ledger.lease(intent.id, self._owner, LEASE_SECONDS)
+        if current is None:
+            return self._unknown(
+                intent,
+                "Another parts-mcp process is placing this order right now. Call place_order again in a minute "
+                "with the same arguments; do not create a new PO.",
+            )
+        try:
+            if current.state in (IntentState.PLACED, IntentState.REJECTED):
+                # It was settled while we waited for the lease: answer from what it is now.
+                return await self._settled(current, actor)
+            return await self._drive(current, request, actor)
+        finally:
+            await self._release(intent.id)
+
+    async def _settled(self, intent: Intent, actor: str) -> Placed:
+        if intent.state is IntentState.REJECTED:
+            # The vendor refused it: nothing was ordered, and a new order needs a new confirmation.
+            raise GuardError(
+                f"{self._vendor(intent.vendor).display_name} refused the order under po_number "
+                f"{intent.po_number!r}; nothing was ordered. Call place_order again without confirmation_token "
+                "for a new preview.",
+                field="po_number",
+                code="REFUSED_BY_VENDOR",
+            )
+        assert intent.order is not None
+        await self._ledger.audit("replayed", actor=actor, intent=intent)
+        return Placed(Order.model_validate(intent.order), intent.idempotency_key, replayed=True)
+
+    async def _release(self, intent_id: str) -> None:
+        # Even when the call is being cancelled: a lease left behind would block other processes for minutes.
+        with anyio.CancelScope(shield=True):
+            await self._ledger.release(intent_id, self._owner)
+
+    async def _drive(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
+        """Carry out `reconcile.decide` for an unsettled intent we hold the lease of."""
+        client = self._vendor(intent.vendor)
+        facts = Facts(
+            state=intent.state,
+            order_id_known=bool(intent.order_id),
+            stored_server_error=((intent.error or {}).get("status") or 0) >= HTTPStatus.INTERNAL_SERVER_ERROR,
+        )
+        by_id: reconcile.Evidence = Look.NOT_ASKED
+        by_po: reconcile.Evidence = Look.NOT_ASKED
+        while True:
+            decision = reconcile.decide(facts, client.capabilities, by_id, by_po)
+            if decision.action is Action.ASK_BY_ID:
+                by_id = await self._by_id(client, intent)
+            elif decision.action is Action.ASK_BY_PO:
+                by_po = await self._by_po(client, intent)
+            else:
+                return await self._act(decision, intent, request, actor)
+
+    async def _act(self, decision: Decision, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
+        match decision.action:
+            case Action.SEND | Action.RESEND:
+                return await self._send(intent, request, actor, first=decision.action is Action.SEND)
+            case Action.ADOPT:
+                assert decision.order is not None
+                return await self._adopt(intent, decision.order, actor, decision.how)
+            case Action.NEW_ATTEMPT:
+                return await self._next_attempt(intent, request, actor)
+            case _:
+                return self._unknown(intent, decision.reason)
+
+    async def _by_id(self, client: VendorClient, intent: Intent) -> reconcile.Evidence:
+        assert intent.order_id is not None
+        try:
+            return await client.get_order(intent.order_id)
+        except VendorError as exc:
+            logger.warning("reconciliation by id at %s failed: %s", client.key, exc.code)
+            return Look.FAILED
+
+    async def _by_po(self, client: VendorClient, intent: Intent) -> reconcile.Evidence:
+        """The order carrying this PO, ABSENT after a search that worked, FAILED otherwise (which proves nothing)."""
+        try:
+            found = await client.find_order_by_po(intent.po_number)
+        except VendorError as exc:
+            logger.warning("reconciliation search at %s failed: %s", client.key, exc.code)
+            return Look.FAILED
+        except Exception:
+            logger.exception("reconciliation search at %s failed", client.key)
+            return Look.FAILED
+        return found if found is not None else Look.ABSENT
+
+    async def _next_attempt(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
+        error = {"code": "NOT_FOUND_AFTER_FAILURE", "message": "not at the vendor after a stored failure"}
+        await self._ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
+        attempt, now = intent.attempt + 1, self._clock()
+        successor = replace(
+            intent,
+            id=str(uuid.uuid4()),
+            attempt=attempt,
+            state=IntentState.PENDING,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=self._key(request, intent.content_hash, attempt),
+            order_id=None,
+            error=None,
+        )
+        claim, _ = await self._ledger.claim(successor, None, actor, owner=self._owner, lease_seconds=LEASE_SECONDS)
+        if claim is not ClaimResult.CREATED:  # pragma: no cover - we hold the (vendor, PO) lock and lease
+            raise GuardError("another call is already placing this PO; try again shortly.", field="po_number")
+        try:
+            return await self._send(successor, request, actor, first=True)
+        finally:
+            await self._release(successor.id)
+
+    async def _adopt(self, intent: Intent, order: Order, actor: str, how: str) -> Placed:
+        order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
+        await self._ledger.transition(
+            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
+        )
+        warning = f"An earlier attempt had placed this order; it was found at the vendor {how}."
+        return Placed(order, intent.idempotency_key, replayed=True, warnings=[warning])
+
+    async def _send(self, intent: Intent, request: OrderRequest, actor: str, *, first: bool) -> Outcome:
+        """Send the intent. `first` is False when an earlier send may have been committed already."""
+        client = self._vendor(intent.vendor)
+        preview = Preview.model_validate(intent.preview)
+        await self._ledger.transition(intent.id, IntentState.SENT, actor=actor)
+        try:
+            order = await client.place_order(request, preview, intent.idempotency_key)
+        except VendorError as exc:
+            return await self._refused(client, intent, exc, actor, first=first)
+        except Exception:
+            # An answer we could not read is no proof either way: the order may exist.
+            logger.exception("reading %s's answer to an order failed", client.key)
+            error = {"code": "UNREADABLE_ANSWER", "message": "the vendor's answer could not be read", "status": None}
+            await self._ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error)
+            return self._unknown(intent, f"{client.display_name}'s answer could not be read.")
+        order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
+        await self._ledger.transition(
+            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
+        )
+        warnings = total_warnings(order, Money.parse(intent.confirmed_total), preview.excludes)
+        if not first:
+            warnings.append(
+                "An earlier attempt's answer was lost. This is the vendor's answer to the resend"
+                + (
+                    " with the same idempotency key: if the first attempt had gone through, this is that same order."
+                    if client.capabilities.idempotency_key
+                    else ", sent after a search found no order with this PO."
+                )
+            )
+        # A resend under the same key may have returned the first attempt's order: then nobody knows.
+        replayed = False if first or not client.capabilities.idempotency_key else None
+        return Placed(order, intent.idempotency_key, replayed=replayed, warnings=warnings)
+
+    async def _refused(
+        self, client: VendorClient, intent: Intent, exc: VendorError, actor: str, *, first: bool
+    ) -> Outcome:
+        """Carry out `reconcile.after_refusal` for a send the vendor answered with an error."""
+        error = {"code": exc.code, "message": exc.message, "status": exc.status}
+        caps, committed = client.capabilities, exc.maybe_committed
+        decision = reconcile.after_refusal(caps, first=first, maybe_committed=committed)
+        if decision.action is Action.ASK_BY_PO:
+            by_po = await self._by_po(client, intent)
+            decision = reconcile.after_refusal(caps, first=first, maybe_committed=committed, by_po=by_po)
+        if decision.action is Action.REJECT:
+            await self._ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
+            raise exc
+        if decision.action is Action.ADOPT:
+            assert decision.order is not None
+            return await self._adopt(intent, decision.order, actor, decision.how)
+        await self._ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error, order_id=exc.order_id)
+        if decision.check_vendor:
+            reason = f"A resend was refused ({exc.code}); whether the first attempt went through is unknown."
+            return self._unknown(intent, reason, check_vendor=True)
+        return self._unknown(intent, exc.message)
+
+    def _unknown(self, intent: Intent, reason: str, *, check_vendor: bool = False) -> OutcomeUnknown:
+        client = self._vendor(intent.vendor)
+        steps = reconcile.advice(client.display_name, client.capabilities, intent.po_number, check_vendor=check_vendor)
+        return OutcomeUnknown(intent.vendor, intent.po_number, intent.idempotency_key, reason, steps)

@@ -1,0 +1,161 @@
+"""Before any confirmation: validate an order against policy, find and price its parts. Nothing is written."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from parts_mcp.domain import Money, OrderItem, Preview
+from parts_mcp.orders.guard import GuardError, check_po_number, content_hash
+from parts_mcp.orders.ledger import Ledger
+from parts_mcp.orders.parts import PartCache, identity_hash
+from parts_mcp.orders.results import Clock, GuardPolicy, NewOrder, Prepared, Repeat
+from parts_mcp.orders.states import IntentState
+from parts_mcp.vendors.base import NotSupported, OrderRequest, VendorClient, clean_text
+
+MAX_ITEMS = 100
+NOTES_LIMIT = 1000
+
+
+class Preparer:
+    def __init__(self, ledger: Ledger, policy: GuardPolicy, parts: PartCache, clock: Clock) -> None:
+        self._ledger = ledger
+        self._policy = policy
+        self._parts = parts
+        self._clock = clock
+
+    async def __call__(
+        self,
+        client: VendorClient,
+        po_number: str,
+        items: Sequence[OrderItem],
+        notes: str | None,
+        options: Mapping[str, Any] | None,
+    ) -> Prepared:
+        """A repeat of an order the ledger has under this PO, or a new order priced by the vendor.
+
+        Raises:
+            GuardError: a policy refuses the order (the field is named).
+            NotSupported: the vendor's API cannot take orders.
+            VendorError: the vendor refused an item or could not price it.
+        """
+        request = self._request(client, po_number, items, notes, options)
+        as_given = content_hash(request)
+        existing = await self._ledger.get(client.key, request.po_number)
+        if existing is not None and existing.state is not IntentState.REJECTED:
+            if existing.request.get("hash_as_given") != as_given:
+                # Not the same arguments; maybe the same order under fresh part tokens.
+                same = identity_hash(client, request, await self._parts.known(client, request))
+                if existing.content_hash != same:
+                    raise GuardError(
+                        f"po_number {request.po_number!r} already names a different {client.display_name} order "
+                        f"(intent {existing.state.value}"
+                        + (f", order {existing.order_id}" if existing.order_id else "")
+                        + "). One PO number names one order: use a new PO number, or repeat the original items "
+                        "exactly.",
+                        field="po_number",
+                        code="PO_CONFLICT",
+                    )
+            return Repeat(request, existing.content_hash, client.display_name, existing)
+        parts = await self._parts.known(client, request)
+        preview = await client.preview(request, parts)
+        await self.check_limits(preview)
+        return NewOrder(
+            request=request,
+            content_hash=identity_hash(client, request, parts),
+            display_name=client.display_name,
+            preview=preview,
+            previous_attempt=existing.attempt if existing is not None else 0,
+            warnings=await self._po_elsewhere(client.key, request.po_number),
+        )
+
+    def _request(
+        self,
+        client: VendorClient,
+        po_number: str,
+        items: Sequence[OrderItem],
+        notes: str | None,
+        options: Mapping[str, Any] | None,
+    ) -> OrderRequest:
+        po = check_po_number(po_number, self._policy.po_pattern)
+        allowed = self._policy.order_vendors
+        if allowed is not None and client.key not in allowed:
+            raise GuardError(
+                f"this server does not place orders with {client.key!r} (guard.order_vendors allows "
+                f"{', '.join(sorted(allowed)) or 'none'}); it can still look parts up and read orders there.",
+                field="vendor",
+                code="VENDOR_NOT_ALLOWED",
+            )
+        if not client.capabilities.place:
+            raise NotSupported(client.key, client.options_help, capability="place")
+        if not items:
+            raise GuardError("give at least one {part_id, quantity}.", field="items")
+        if len(items) > MAX_ITEMS:
+            raise GuardError(f"at most {MAX_ITEMS} lines per order.", field="items")
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if item.part_id in seen:
+                raise GuardError(
+                    f"repeats items[{seen[item.part_id]}]; put the whole quantity on one line.",
+                    field=f"items[{index}].part_id",
+                )
+            seen[item.part_id] = index
+        return OrderRequest(
+            vendor=client.key, po_number=po, items=tuple(items), notes=_clean_notes(notes), options=dict(options or {})
+        )
+
+    async def check_limits(self, preview: Preview) -> None:
+        """The per-order limit, and today's budget as advice before the human is asked.
+
+        The daily budget binds in the ledger's claim transaction, where no race can beat it; this
+        early look only spares the human a form for an order that cannot go through.
+        """
+        total = preview.total
+        limit = self._policy.max_order_total
+        if limit is not None and total.amount > limit:
+            raise GuardError(
+                f"The order total {total} exceeds this server's limit of {limit} per order "
+                "(guard.max_order_total). Split it only if the user's purchasing policy allows, or ask an "
+                "administrator to raise the limit.",
+                field="items",
+                code="OVER_LIMIT",
+            )
+        daily = self._policy.max_daily_total_per_vendor
+        if daily is None:
+            return
+        spent = Money(
+            amount=await self._ledger.spent(preview.vendor, midnight(self._clock), total.currency),
+            currency=total.currency,
+        )
+        if (spent + total).amount > daily:
+            raise GuardError(
+                f"This order ({total}) would take today's orders with {preview.vendor} to {(spent + total).rounded()}, "
+                f"over this server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). "
+                "Ask an administrator, or order tomorrow.",
+                field="items",
+                code="OVER_DAILY_LIMIT",
+            )
+
+    async def _po_elsewhere(self, vendor: str, po_number: str) -> list[str]:
+        """Allowed, but never silent: the same PO number already names an order at another vendor."""
+        return [
+            f"PO {po_number} is also {'order ' + other.order_id if other.order_id else 'an order'} at "
+            f"{other.vendor} ({other.state.value}, {other.created_at:%Y-%m-%d}). Check that this is a separate order."
+            for other in await self._ledger.by_po(po_number)
+            if other.vendor != vendor and other.state is not IntentState.REJECTED
+        ]
+
+
+def midnight(clock: Clock) -> datetime:
+    """The start of today (UTC) by `clock`: when the daily budgets roll over."""
+    return clock().replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _clean_notes(notes: str | None) -> str | None:
+    if notes is None:
+        return None
+    cleaned = clean_text(notes, NOTES_LIMIT + 1)
+    if len(cleaned) > NOTES_LIMIT:
+        raise GuardError(f"is longer than {NOTES_LIMIT} characters; shorten it.", field="notes")
+    return cleaned or None

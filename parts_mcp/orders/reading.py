@@ -1,0 +1,163 @@
+"""Reading orders: one from the vendor (or the ledger, where the vendor cannot say), or a merged list."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+import anyio
+
+from parts_mcp.domain import Order, OrderStatus, OrderSummary
+from parts_mcp.orders import listing
+from parts_mcp.orders.fanout import each_vendor
+from parts_mcp.orders.ledger import Intent, Ledger
+from parts_mcp.orders.results import FoundOrder, OrderPage, VendorFailure
+from parts_mcp.vendors.base import (
+    NotSupported,
+    OrderQuery,
+    VendorClient,
+    VendorError,
+    VendorInvalidRequest,
+    VendorNotFound,
+    clean_text,
+)
+
+MAX_LISTED_PER_VENDOR = 1000
+
+
+class Reading:
+    def __init__(self, ledger: Ledger, deadline: float) -> None:
+        self._ledger = ledger
+        self._deadline = deadline
+
+    async def get_order(self, client: VendorClient, order_id: str) -> FoundOrder:
+        """The vendor's view of an order, or the ledger's where the vendor cannot be asked.
+
+        A PO number given as the order id is recognised: the answer is that PO's order, with a note.
+
+        Raises:
+            NotSupported: the vendor cannot be asked and this server did not place the order.
+            VendorError: the vendor's own failure (not found, auth ...).
+        """
+        try:
+            return FoundOrder(await self._get(client, order_id))
+        except (VendorNotFound, VendorInvalidRequest, NotSupported):
+            found = await self._order_for_po(client, order_id)
+            if found is None:
+                raise
+            note = f"{order_id!r} is a PO number, not an order id: this is the order for that PO ({found.order_id})."
+            return FoundOrder(found, note)
+
+    async def _get(self, client: VendorClient, order_id: str) -> Order:
+        if client.capabilities.get:
+            try:
+                return await client.get_order(order_id)
+            except VendorNotFound:
+                # A vendor may stop retaining old orders (Keyloop does); ours is still the record of what we placed.
+                kept = await self._ledger.get_by_order_id(client.key, order_id)
+                if kept is None or kept.order is None:
+                    raise
+                order = ledger_order(kept)
+                return order.model_copy(
+                    update={"details": {**order.details, "vendor_note": f"{client.display_name} no longer has it."}}
+                )
+        intent = await self._ledger.get_by_order_id(client.key, order_id)
+        if intent is None or intent.order is None:
+            raise NotSupported(
+                client.key,
+                f"{client.display_name}'s API cannot look up orders, and {clean_text(order_id, 60)!r} is neither an "
+                f"order id nor a PO number of an order this server placed. Check it in {client.display_name}'s own "
+                "web account, or list_purchase_orders to see the orders this server placed.",
+                capability="get",
+            )
+        return ledger_order(intent)
+
+    async def _order_for_po(self, client: VendorClient, po_number: str) -> Order | None:
+        """The order a PO number names at this vendor: ours first, then the vendor's own search."""
+        intent = await self._ledger.get(client.key, po_number)
+        if intent is not None and intent.order_id:
+            try:
+                return await self._get(client, intent.order_id)
+            except VendorError:
+                return ledger_order(intent) if intent.order is not None else None
+        if client.capabilities.find_by_po:
+            try:
+                return await client.find_order_by_po(po_number)
+            except VendorError:
+                return None
+        return None
+
+    async def list_orders(
+        self,
+        clients: Sequence[VendorClient],
+        *,
+        vendor: str | None,
+        statuses: Collection[OrderStatus] | None,
+        po_number: str | None,
+        created_after: datetime | None,
+        created_before: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> OrderPage:
+        """Orders newest first across `clients`, one page at a time.
+
+        Vendors that can list are asked (all at once, each under the look-up deadline); for those
+        that cannot, the ledger's own orders stand in. Every filter is applied here again, so each
+        vendor is filtered the same way whatever its API supports. The cursor is the last order's
+        (created, vendor, id): the next page starts strictly after it, with no repeats and no gaps.
+
+        Raises:
+            GuardError: a cursor issued for other filters.
+        """
+        query = OrderQuery(
+            statuses=frozenset(statuses) if statuses else None,
+            po_number=po_number.strip() if po_number else None,
+            created_after=_aware(created_after) if created_after else None,
+            created_before=_aware(created_before) if created_before else None,
+        )
+        # Sorted: a set's order varies between processes, and a cursor must work in any of them.
+        filters = listing.fingerprint({"vendor": vendor, **vars(query), "statuses": sorted(query.statuses or ())})
+        position = listing.decode_cursor(cursor, filters) if cursor else None
+        notes: list[str] = []
+        errors: list[VendorFailure] = []
+        summaries: list[OrderSummary] = []
+
+        async def from_vendor(client: VendorClient) -> None:
+            found = await each_vendor(client, client.list_orders(query, MAX_LISTED_PER_VENDOR), self._deadline, errors)
+            if found is None:
+                return
+            if len(found) >= MAX_LISTED_PER_VENDOR:
+                notes.append(
+                    f"{client.display_name}: only the newest {MAX_LISTED_PER_VENDOR} orders are listed; "
+                    "narrow the dates to see older ones."
+                )
+            summaries.extend(found)
+
+        from_ledger = {c.key for c in clients if not c.capabilities.list}
+        notes += [
+            f"{c.display_name} has no order listing in its API: its orders here are the ones this server placed, "
+            "from the local ledger, with the status they had when placed."
+            for c in clients
+            if c.key in from_ledger
+        ]
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                if client.key not in from_ledger:
+                    group.start_soon(from_vendor, client)
+        if from_ledger:
+            summaries += [
+                OrderSummary.of(ledger_order(i))
+                for i in await self._ledger.placed_orders(vendor)
+                if i.vendor in from_ledger
+            ]
+        orders, next_cursor = listing.page(summaries, query, limit, position, filters)
+        return OrderPage(orders=orders, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
+
+
+def ledger_order(intent: Intent) -> Order:
+    assert intent.order is not None
+    return Order.model_validate(intent.order).model_copy(update={"source": "ledger"})
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,106 @@
+"""The one mapper from a failure to what the caller is told: code, field, message, retry advice.
+
+Tool errors (tool bodies and resolvers alike) and the `vendor_errors` of a fan-out both come from
+here, so a code, its field, its retry advice and the rule "say *nothing was ordered* only when the
+error proves it" are decided once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from parts_mcp.orders.guard import GuardError
+from parts_mcp.vendors.base import (
+    NotSupported,
+    VendorAuthError,
+    VendorConflict,
+    VendorError,
+    VendorInvalidRequest,
+    VendorNotFound,
+    VendorRateLimited,
+    VendorUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """`[code] field: message` — what is wrong and what to do next."""
+
+    code: str
+    field: str
+    message: str
+    retryable: bool = False
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.field}: {self.message}"
+
+
+def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
+    """What to tell the caller about `exc`, raised while doing `subject` (a tool name, say).
+
+    `writes` is False for reads, whose failures never speak of orders.
+    """
+    if isinstance(exc, GuardError):
+        field = exc.field or subject
+        # Messages often open with their field ("po_number is required"); the prefix names it already.
+        return Refusal(exc.code, field, exc.message.removeprefix(f"{field}: ").removeprefix(f"{field} "))
+    if isinstance(exc, VendorError):
+        return _vendor(exc, subject, writes)
+    logger.error("%s failed unexpectedly", subject, exc_info=exc)
+    outcome = " Whether the order reached the vendor is not known: check get_order or list_purchase_orders by PO."
+    return Refusal(
+        "INTERNAL",
+        subject,
+        "parts-mcp failed unexpectedly; the details are in its log." + (outcome if writes else " Try again."),
+    )
+
+
+def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
+    where = "vendor"
+    # Only an error that proves nothing was written may say so (a key conflict proves the opposite).
+    outcome = ""
+    if writes:
+        outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
+    if isinstance(exc, NotSupported):
+        return Refusal("NOT_SUPPORTED", where, f"{exc.vendor}: {exc.message}")
+    if isinstance(exc, VendorAuthError):
+        return Refusal(
+            "VENDOR_AUTH",
+            where,
+            f"{exc.vendor}: {exc.message}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
+            "administrator; retrying will not help.",
+        )
+    if isinstance(exc, VendorInvalidRequest):
+        return Refusal(
+            "VENDOR_REJECTED", exc.field or where, f"{exc.message}{outcome} Change that value and try again."
+        )
+    if isinstance(exc, VendorNotFound):
+        field = "order_id" if subject == "get_order" else where
+        return Refusal(
+            "NOT_FOUND", field, f"{exc.vendor}: {exc.message} Check the id (list_purchase_orders shows the ids)."
+        )
+    if isinstance(exc, VendorConflict):
+        return Refusal("VENDOR_CONFLICT", where, f"{exc.vendor} said {exc.code}: {exc.message}{outcome}")
+    if isinstance(exc, VendorRateLimited):
+        after = f"in {exc.retry_after:g}s" if exc.retry_after is not None else "shortly"
+        return Refusal(
+            "RATE_LIMITED",
+            where,
+            f"{exc.vendor} is rate limiting.{outcome} Try again {after}.",
+            retryable=True,
+            retry_after=exc.retry_after,
+        )
+    if isinstance(exc, VendorUnavailable):
+        # Writes that may have landed become outcome_unknown before this point: this is a read, or nothing landed.
+        done = " Nothing was ordered." if writes and exc.not_processed else ""
+        return Refusal(
+            "VENDOR_UNAVAILABLE",
+            where,
+            f"{exc.vendor} said {exc.code}: {exc.message}{done} Try again in a minute.",
+            retryable=True,
+        )
+    return Refusal(exc.code, where, f"{exc.vendor}: {exc.message}{outcome}", retryable=exc.retryable)
