@@ -81,12 +81,16 @@ def _plain_link(match: re.Match[str]) -> str:
 def safe_id(value: Any, limit: int = ID_LIMIT) -> str | None:
     """`value` as an id exactly as given, or None when it cannot be shown safely as it is.
 
-    Safe means: text, at most `limit` characters, and unchanged by `clean_text` (no control, bidi or
-    invisible characters, no line breaks or doubled spaces, no markup).
+    Safe means: text, at most `limit` characters, unchanged by `clean_text` (no control, bidi or
+    invisible characters, no line breaks, no markup), and one token: no white space or quotes, so an
+    id printed in the server's own sentence ("order 123 PO ...") cannot continue that sentence.
     """
-    if not isinstance(value, str) or len(value) > limit:
+    if not isinstance(value, str) or len(value) > limit or _NOT_IN_IDS.search(value):
         return None
     return value if clean_text(value, limit) == value else None
+
+
+_NOT_IN_IDS = re.compile("[\\s\"'`«»]")
 
 
 _CODE_JUNK = re.compile(r"[^A-Za-z0-9_.-]+")

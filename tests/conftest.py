@@ -75,7 +75,7 @@ def structured(result: CallToolResult) -> dict[str, Any]:
 
 
 # Every refusal reads "[CODE] field: what is wrong. What to do next." (README, "Errors").
-ERROR_SHAPE = re.compile(r"^\[[A-Z][A-Z_]*\] [a-z_][\w\[\].]*: \S")
+ERROR_SHAPE = re.compile(r"^\[[A-Z][A-Z0-9_]*\] [a-z_][\w\[\].]*: \S")
 
 
 def error_text(result: CallToolResult) -> str:

@@ -98,3 +98,35 @@ def _objects(schema: Any) -> list[dict[str, Any]]:
         return []
     own = [schema] if schema.get("type") == "object" else []
     return own + [o for value in schema.values() for o in _objects(value)]  # type: ignore[misc]
+
+
+def _strict_arguments(schema: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """What a strict function-calling model sends: every property present, null for "not given" (nested too)."""
+    arguments: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        value = given.get(name)
+        if isinstance(value, dict) and "properties" in prop:
+            value = _strict_arguments(prop, value)  # type: ignore[arg-type]
+        assert value is not None or "null" in prop.get("type", []), f"{name} cannot be null in a strict schema"
+        arguments[name] = value
+    return arguments
+
+
+async def test_a_strict_function_calling_model_can_leave_every_optional_argument_null(tmp_path: Path) -> None:
+    """openai-agents and LangChain's strict mode make every property required: null must mean "not given"."""
+    async with Client(World(tmp_path, confirmation="token").server) as client:
+        schemas = {t.name: t.input_schema for t in (await client.list_tools()).tools}
+        found = await client.call_tool(
+            "lookup_parts", _strict_arguments(schemas["lookup_parts"], {"query": ["MS21042L3"]})
+        )
+        part_id = (found.structured_content or {})["parts"][0]["part_id"]
+        order = {"vendor": "skynet", "po_number": "PO-STRICT-1", "items": [{"part_id": part_id, "quantity": 1}]}
+        preview = await client.call_tool(
+            "place_order", _strict_arguments(schemas["place_order"], {**order, "options": {}})
+        )
+        listed = await client.call_tool(
+            "list_purchase_orders", _strict_arguments(schemas["list_purchase_orders"], {"limit": 5})
+        )
+    assert not found.is_error and not listed.is_error
+    assert not preview.is_error, preview.content
+    assert (preview.structured_content or {})["status"] == "confirmation_required"

@@ -6,6 +6,8 @@ and ARCHITECTURE.md. The simulator's records are the ground truth.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from mcp import Client
 
 from parts_mcp.domain import OrderItem, OrderStatus
 from parts_mcp.sandbox.factoryai import SANDBOX_API_KEY, STATUSES
-from parts_mcp.vendors.base import OrderRequest, VendorInvalidRequest
+from parts_mcp.vendors.base import OrderQuery, OrderRequest, VendorBadResponse, VendorInvalidRequest
 from parts_mcp.vendors.factoryai import FactoryAIClient, po_note, split_po_note
 
 from conftest import World, confirm_and_place, error_text, structured
@@ -526,3 +528,83 @@ async def test_the_po_marker_round_trips_and_matches_only_whole_po_numbers() -> 
     assert split_po_note("Urgent order for pump maintenance") == (None, "Urgent order for pump maintenance")
     assert split_po_note("PO box 12 behind the plant") == (None, "PO box 12 behind the plant")
     assert split_po_note(None) == (None, None)
+
+
+# -- what the documents leave open -------------------------------------------------------------------
+
+
+class _Respelled(httpx2.AsyncBaseTransport):
+    """The simulator's own answers, re-spelled in forms Factory AI's documents leave open (a client-level
+    check: the simulator itself keeps to the documented spelling). `changed` lists the API paths re-spelled."""
+
+    def __init__(self, vendor: Any, respell: Callable[[str, Any], Any]) -> None:
+        self._inner, self._respell = vendor.transport, respell
+        self._prefix = httpx2.URL(vendor.base_url).path.rstrip("/")
+        self.changed: list[str] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = await self._inner.handle_async_request(request)
+        body = json.loads(await answer.aread())
+        path = request.url.path.removeprefix(self._prefix)
+        respelled = self._respell(path, body)
+        if respelled != body:
+            self.changed.append(path)
+        return httpx2.Response(answer.status_code, json=respelled)
+
+
+async def _both(
+    world: World, respell: Callable[[str, Any], Any], call: Callable[[FactoryAIClient], Any], *changed: str
+) -> Any:
+    """`call` against the simulator as it is and as re-spelled: (plain answer, re-spelled answer)."""
+    vendor = world.sandbox.vendors()[VENDOR]
+    respelled = _Respelled(vendor, respell)
+    answers = []
+    for transport in (vendor.transport, respelled):
+        async with httpx2.AsyncClient(transport=transport) as http:
+            client = FactoryAIClient(VENDOR, base_url=vendor.base_url, api_key=SANDBOX_API_KEY, http=http)
+            answers.append(await call(client))
+    assert set(changed) <= set(respelled.changed)
+    return answers
+
+
+async def test_enveloped_arrays_string_numbers_and_unusable_rows_read_as_before(world: World) -> None:
+    def respell(path: str, body: Any) -> Any:
+        if path == "/parts":  # enveloped, cost as a decimal string, plus rows nobody could use
+            return {"data": [{**r, "cost": str(r["cost"])} for r in body] + ["junk", {"partId": "part-x"}]}
+        if path == "/inventory":
+            return {"inventory": [{**r, "quantity": str(r["quantity"])} for r in body] + [None]}
+        return body
+
+    plain, respelled = await _both(
+        world, respell, lambda client: client.lookup(["SKF-6204", "ball bearing"]), "/parts", "/inventory"
+    )
+    assert respelled == plain
+    bearing = next(p for p in respelled.parts if p.part_number == "SKF-6204")
+    assert str(bearing.unit_price) == "75.50 USD" and bearing.available_quantity == 15
+
+
+async def test_a_bare_order_list_and_an_enveloped_order_with_string_totals_read_as_before(world: World) -> None:
+    def respell(path: str, body: Any) -> Any:
+        if path == "/part-orders":  # a bare array without pagination; rows without an id are skipped
+            return [*body["partOrders"], {"status": "draft"}, 7]
+        if path.startswith("/part-orders/"):
+            totals = {k: str(v) for k, v in body["totals"].items()}
+            return {"partOrder": {**body, "totals": totals}}
+        return body
+
+    plain, respelled = await _both(world, respell, lambda client: client.list_orders(OrderQuery(), 500), "/part-orders")
+    assert respelled == plain and len(plain) > 2
+    plain, respelled = await _both(world, respell, lambda client: client.get_order("po-001"), "/part-orders/po-001")
+    assert respelled == plain and str(respelled.total) == "2063.50 USD"
+
+
+async def test_an_order_answer_without_an_id_is_a_bad_response(world: World) -> None:
+    def respell(path: str, body: Any) -> Any:
+        return {"partOrder": {k: v for k, v in body.items() if k != "id"}} if path == "/part-orders/po-001" else body
+
+    vendor = world.sandbox.vendors()[VENDOR]
+    async with httpx2.AsyncClient(transport=_Respelled(vendor, respell)) as http:
+        client = FactoryAIClient(VENDOR, base_url=vendor.base_url, api_key=SANDBOX_API_KEY, http=http)
+        with pytest.raises(VendorBadResponse) as refused:
+            await client.get_order("po-001")
+    assert SANDBOX_API_KEY not in str(refused.value)

@@ -8,8 +8,10 @@ date. The simulator's records are the ground truth.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +23,9 @@ from parts_mcp.sandbox import Sandbox
 from parts_mcp.sandbox.partssource import SANDBOX_API_KEY, SANDBOX_CLIENT_SECRET, PartsSourceSimulator
 from parts_mcp.vendors import settings_adapter
 from parts_mcp.vendors.base import (
+    OrderQuery,
     VendorAuthError,
+    VendorBadResponse,
     VendorConflict,
     VendorInvalidRequest,
     VendorNotFound,
@@ -497,3 +501,113 @@ def test_auth_not_found_and_conflicts() -> None:
     assert isinstance(in_flight, VendorConflict) and in_flight.maybe_committed and in_flight.retryable
     reused = client._map_error(_response(409, "POST", "/orders"), {"detail": "already used with a different body"})
     assert isinstance(reused, VendorConflict) and reused.maybe_committed and not reused.retryable
+
+
+# -- answers in the other shapes the documents leave open read as the simulator's do --------------
+
+
+class _Respelled(httpx2.AsyncBaseTransport):
+    """The simulator's answers, re-spelled by `respell(path, body)` as PartsSource might also send them."""
+
+    def __init__(self, world: World, respell: Callable[[str, Any], Any]) -> None:
+        vendor = world.sandbox.vendors()[VENDOR]
+        self._inner, self._respell = vendor.transport, respell
+        self._prefix = httpx2.URL(vendor.base_url).path.rstrip("/")
+        self.changed: list[str] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = await self._inner.handle_async_request(request)
+        body = json.loads(await answer.aread())
+        path = request.url.path.removeprefix(self._prefix)
+        respelled = self._respell(path, body)
+        if respelled != body:
+            self.changed.append(path)
+        return httpx2.Response(answer.status_code, json=respelled)
+
+
+async def _both(world: World, respell: Callable[[str, Any], Any], call: Callable[[PartsSourceClient], Any]) -> Any:
+    """`call` against the simulator as it is, then as re-spelled: (plain answer, re-spelled answer, changed paths)."""
+    vendor = world.sandbox.vendors()[VENDOR]
+    settings = settings_adapter.validate_python(vendor.settings)
+    assert isinstance(settings, PartsSourceSettings)
+    respelled = _Respelled(world, respell)
+    answers = []
+    for transport in (vendor.transport, respelled):
+        async with httpx2.AsyncClient(transport=transport) as http:
+            answers.append(await call(create(VENDOR, settings, http)))
+    return answers[0], answers[1], respelled.changed
+
+
+def _option_respelled(option: dict[str, Any]) -> dict[str, Any]:
+    """Other spellings, a decimal-string price, required fields as bare names and a null the client must skip."""
+    spelled = {k: v for k, v in option.items() if k not in ("priceOptionId", "price", "purchaseChoice")}
+    spelled |= {"priceOptionID": option["priceOptionId"], "priceOptionId": None, "unitPrice": str(option["price"])}
+    spelled |= {"purchaseType": option["purchaseChoice"], "quantityAvailable": "3"}
+    if "requiredFields" in option:
+        spelled["requiredFields"] = [field["name"] for field in option["requiredFields"]]
+    return spelled
+
+
+@pytest.mark.asyncio
+async def test_catalog_answers_in_other_spellings_and_with_junk_entries_read_as_before(world: World) -> None:
+    def respell(path: str, body: Any) -> Any:
+        if path == "/catalog/search":  # a bare list, with entries nobody could use
+            return {**body, "data": [*body["data"]["items"], "junk", 7, {"description": "no product id"}]}
+        if path == "/catalog/detail":
+            data = body["data"]
+            options = [_option_respelled(o) for o in data["options"]] + ["junk", {"condition": "no option id"}]
+            product = {k: v for k, v in data.items() if k not in ("productId", "partNumber", "options")}
+            product |= {"id": data["productId"], "oemPartNumber": data["partNumber"], "partNumber": None}
+            return {**body, "data": {**product, "options": options}}
+        return body
+
+    plain, respelled, changed = await _both(world, respell, lambda client: client.lookup(["M3001A", "LNC-10"]))
+    assert {"/catalog/search", "/catalog/detail"} <= set(changed)
+    # The one value added on purpose: a stock count, as a digit string.
+    expected = [part.model_copy(update={"available_quantity": 3}) for part in plain.parts]
+    assert respelled.parts == expected and respelled.not_found == plain.not_found == [] and len(expected) == 6
+    repair = next(p for p in respelled.parts if "Flat Rate Repair" in p.name)
+    assert any("repairReason" in note and "serialNumber" in note for note in repair.notes)
+
+
+@pytest.mark.asyncio
+async def test_order_answers_in_other_spellings_read_as_before(world: World) -> None:
+    def order(raw: dict[str, Any]) -> dict[str, Any]:
+        lines = [{**line, "price": str(line["price"]), "quantity": str(line["quantity"])} for line in raw["lineItems"]]
+        spelled = {k: v for k, v in raw.items() if k not in ("orderId", "lineItems", "total")}
+        return spelled | {"orderId": str(raw["orderId"]), "lines": lines, "orderTotal": str(raw["total"])}
+
+    def respell(path: str, body: Any) -> Any:
+        if path == "/orders/search":  # results under another name; hits without an id are skipped
+            page = body["data"]
+            hits = [order(o) for o in page["items"]] + [{"status": "Pending"}, 7]
+            return {**body, "data": {"results": hits, "pagination": page["pagination"]}}
+        if path.startswith("/orders/"):  # no wrapper at all
+            return order(body["data"])
+        return body
+
+    plain, respelled, changed = await _both(world, respell, lambda client: client.get_order("10004"))
+    assert changed == ["/orders/10004"] and respelled == plain and str(plain.total) == "914.00 USD"
+    plain, respelled, changed = await _both(world, respell, lambda client: client.list_orders(OrderQuery(), 50))
+    assert changed == ["/orders/search"] and respelled == plain and len(plain) == 4
+
+
+@pytest.mark.asyncio
+async def test_answers_that_cannot_be_read_are_bad_responses_that_show_no_secret(world: World) -> None:
+    def respell(path: str, body: Any) -> Any:
+        if path == "/orders/10001":  # the wrapper, reporting a failure with a 200
+            return {"success": False, "data": None, "errors": ["Order service unavailable"], "correlationId": "c-1"}
+        if path == "/orders/10002":
+            return {**body, "data": ["not", "an", "order"]}
+        if path == "/orders/10003":
+            return {**body, "data": {k: v for k, v in body["data"].items() if k != "orderId"}}
+        return body
+
+    failures = []
+    for order_id in ("10001", "10002", "10003"):
+        with pytest.raises(VendorBadResponse) as refused:
+            await _both(world, respell, lambda client, order_id=order_id: client.get_order(order_id))
+        failures.append(str(refused.value))
+    assert "Order service unavailable" in failures[0]
+    assert "could not be read" in failures[1] and "orderId" in failures[2]
+    assert all(SANDBOX_API_KEY not in f and SANDBOX_CLIENT_SECRET not in f for f in failures)

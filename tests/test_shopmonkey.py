@@ -288,3 +288,62 @@ async def test_list_filters_by_status_and_po_number(world: World) -> None:
     assert {o["order_id"] for o in listed["orders"]} == cancelled
     assert {o["status"] for o in listed["orders"]} == {"cancelled"}
     assert [o["order_id"] for o in by_po["orders"]] == [legacy["id"]]
+
+
+# ------------------------------------------------------------------------- shapes the documents leave open
+
+
+async def test_get_order_reads_the_older_spelling_when_the_schemas_is_null_and_numbers_given_as_text(
+    world: World,
+) -> None:
+    po = seeded(world, lambda p: p["status"] == "Fulfilled" and bool(p.get("parts")) and "totalCostCents" in p)
+    total, fulfilled = po["totalCostCents"], po.get("fulfilledDate") or po["fullfiledDate"]
+    # The schema's names present but null, the older generated models' names carrying the values.
+    po.update(totalCostCents=None, totalPriceCents=str(total), fulfilledDate=None, fullfiledDate=fulfilled)
+    po["number"] = float(int(po["number"]))  # 1042.0 is still PO 1042
+    first = po["parts"][0]
+    first.update(costCents=str(first["costCents"]), quantity="2.5", receivedQuantity=1.5)
+    # Missing or non-array lists are empty; entries that are not objects are skipped.
+    po.update(tires=None, fees="none", parts=[*po["parts"], "not an object"])
+    async with Client(world.server) as client:
+        order = await get_order(client, po["id"])
+
+    assert order["po_number"] == str(int(po["number"]))
+    assert order["total"] == usd(total)
+    assert order["status"] == "completed" and order["details"]["fulfilled_at"].startswith(fulfilled[:19])
+    assert [line["part_number"] for line in order["lines"]] == [line["number"] for line in po["parts"][:-1]]
+    line = order["lines"][0]
+    unit = Decimal(first["costCents"]).scaleb(-2)
+    assert line["unit_price"] == usd(int(first["costCents"]))
+    # Fluids come by the quart: the exact fraction prices the line, the quantity shows rounded.
+    assert line["line_total"] == {"amount": str((unit * Decimal("2.5")).quantize(Decimal("0.01"))), "currency": "USD"}
+    assert line["quantity"] == 3
+    assert line.get("received_quantity") is None  # 1.5 is no whole count of units
+    assert "fees" not in order["details"]
+
+
+async def test_lookup_reads_stock_from_either_field_and_cents_given_as_text(world: World) -> None:
+    inventory = {record["number"]: record for record in world.sandbox.shopmonkey.inventory}
+    pads, oil = inventory["17D1210CH"], inventory["PF63E"]
+    pads.update(availableQuantity=None, quantity=7, wholesaleCostCents=str(pads["wholesaleCostCents"]))
+    oil["availableQuantity"] = 2.5  # a fraction on hand is no whole count of units
+    async with Client(world.server) as client:
+        found = structured(
+            await client.call_tool("lookup_parts", {"query": ["17D1210CH", "PF63E"], "vendors": [VENDOR]})
+        )
+    by_number = {p["part_number"]: p for p in found["parts"]}
+    assert by_number["17D1210CH"]["available_quantity"] == 7
+    assert by_number["17D1210CH"]["unit_price"] == usd(int(pads["wholesaleCostCents"]))
+    assert by_number["PF63E"].get("available_quantity") is None
+
+
+async def test_an_answer_that_does_not_fit_the_documents_is_refused_not_guessed(world: World) -> None:
+    po = world.sandbox.shopmonkey.purchase_orders[0]
+    po["parts"][0]["costCents"] = "call us"
+    async with Client(world.server) as client:
+        result = await client.call_tool("get_order", {"vendor": VENDOR, "order_id": po["id"]})
+    # Not error_text: a VendorBadResponse carries no code of its own yet, so its "[CODE]" is the class name.
+    assert result.is_error
+    text = "\n".join(getattr(block, "text", "") for block in result.content)
+    assert "could not be read" in text and "costCents" in text
+    assert "call us" not in text  # the vendor's value is not echoed, only where it was

@@ -51,7 +51,7 @@ async def order_by_text(client: Client, vendor: str, po: str) -> str:
     total = found(r'confirmed_total="([^"]+)"', preview)
     placed = await read(client, "place_order", {**args, "confirmation_token": token, "confirmed_total": total})
     assert "PLACED now" in placed
-    return found(rf"{vendor} order (\S+), PO {re.escape(po)}", placed)
+    return found(rf"{vendor} order (\S+), PO «{re.escape(po)}»", placed)
 
 
 @pytest.mark.parametrize("vendor", sorted(ORDERABLE))
@@ -61,9 +61,9 @@ async def test_a_text_only_client_orders_gets_and_lists(tmp_path: Any, vendor: s
     async with Client(world.server) as client:
         order_id = await order_by_text(client, vendor, po)
         got = await read(client, "get_order", {"vendor": vendor, "order_id": order_id})
-        assert f"order {order_id}, PO {po}" in got and "status: " in got
+        assert f"order {order_id}, PO «{po}»" in got and "status: " in got
         listed = await read(client, "list_purchase_orders", {"vendor": vendor, "po_number": po})
-        assert f"order {order_id} PO {po}" in listed
+        assert f"order {order_id} PO «{po}»" in listed
 
 
 @pytest.mark.parametrize("vendor", ["skynet", "factoryai", "keyloop", "partssource", "shopmonkey"])

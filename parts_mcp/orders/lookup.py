@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import anyio
 
-from parts_mcp.domain import LookupResult, Part, Suggestion
+from parts_mcp.domain import LookupResult, Suggestion
 from parts_mcp.orders.fanout import each_vendor
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.parts import PartCache
@@ -35,10 +35,9 @@ class Lookup:
             raise GuardError("query: give at least one part number or name.", field="query")
         if len(wanted) > MAX_QUERIES:
             raise GuardError(f"query: at most {MAX_QUERIES} entries per call.", field="query")
-        answered: dict[str, set[str]] = {}
-        parts: list[Part] = []
         errors: list[VendorFailure] = []
-        suggestions: list[Suggestion] = []
+        started = anyio.current_time()
+        firsts: dict[str, LookupResult] = {}
 
         async def ask(client: VendorClient) -> None:
             if not client.capabilities.lookup:
@@ -46,38 +45,53 @@ class Lookup:
                     VendorFailure(client.key, "NOT_SUPPORTED", f"{client.display_name} cannot look up parts.")
                 )
                 return
-            deadline = anyio.current_time() + self._deadline
             result = await each_vendor(client, client.lookup(wanted), self._deadline, errors)
-            if result is None:
-                return
-            result = await self._look_again(client, wanted, result, deadline)
-            for part in result.parts:
-                self._parts.put(part)
-                parts.append(part)
-            answered[client.key] = {q.casefold() for q in result.not_found}
-            suggestions.extend(result.suggestions)
+            if result is not None:
+                firsts[client.key] = result
 
         async with anyio.create_task_group() as group:
             for client in clients:
                 group.start_soon(ask, client)
+        # A second look only for what nobody found: a near miss elsewhere is no use once a vendor has the part.
+        missed = {q.casefold() for q in wanted if firsts and all(_missed(r, q) for r in firsts.values())}
+        results = dict(firsts)
 
+        async def again(client: VendorClient) -> None:
+            results[client.key] = await self._look_again(client, wanted, firsts[client.key], missed, started)
+
+        async with anyio.create_task_group() as group:
+            for client in clients:
+                if client.key in firsts:
+                    group.start_soon(again, client)
+        return self._outcome(wanted, clients, results, errors)
+
+    def _outcome(
+        self,
+        wanted: Sequence[str],
+        clients: Sequence[VendorClient],
+        results: Mapping[str, LookupResult],
+        errors: list[VendorFailure],
+    ) -> LookupOutcome:
         order = {c.key: i for i, c in enumerate(clients)}
-        parts.sort(key=lambda p: order[p.vendor])
+        parts = [p for key in sorted(results, key=order.__getitem__) for p in results[key].parts]
+        for part in parts:
+            self._parts.put(part)
         errors.sort(key=lambda e: order[e.vendor])
-        not_found = [q for q in wanted if answered and all(q.casefold() in nf for nf in answered.values())]
+        not_found = [q for q in wanted if results and all(_missed(r, q) for r in results.values())]
+        suggestions = [s for r in results.values() for s in r.suggestions]
         return LookupOutcome(
             parts=parts, not_found=not_found, vendor_errors=errors, suggestions=_nearest(suggestions, not_found, order)
         )
 
     async def _look_again(
-        self, client: VendorClient, wanted: Sequence[str], first: LookupResult, deadline: float
+        self, client: VendorClient, wanted: Sequence[str], first: LookupResult, missed: set[str], started: float
     ) -> LookupResult:
-        """One more round at this vendor for what `first` missed, within what is left of its deadline.
+        """One more round at this vendor for what nobody found, within what is left of its deadline.
 
         Best effort: a failure or a timeout here costs only what the second round would have added.
         """
-        missed = {q.casefold() for q in first.not_found}
-        again = [q for q in wanted if q.casefold() in missed]
+        deadline = started + self._deadline
+        again = [q for q in wanted if q.casefold() in missed and _missed(first, q)]
         if not again or len(again) > MAX_LOOKED_AGAIN:
             return first
         second: LookupResult | None = None
@@ -112,3 +126,7 @@ def _nearest(
         if picked is not None and not duplicate and len(picked) < MAX_SUGGESTIONS:
             picked.append(suggestion)
     return [s for q in not_found for s in chosen[q.casefold()]]
+
+
+def _missed(result: LookupResult, query: str) -> bool:
+    return query.casefold() in {q.casefold() for q in result.not_found}

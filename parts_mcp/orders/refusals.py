@@ -8,6 +8,7 @@ error proves it" are decided once.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from parts_mcp.orders.guard import GuardError
@@ -23,6 +24,7 @@ from parts_mcp.vendors.base import (
 )
 
 logger = logging.getLogger(__name__)
+_TOKEN = re.compile(r"[A-Z][A-Z0-9_]{1,59}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,10 @@ class Refusal:
 def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
     """What to tell the caller about `exc`, raised while doing `subject` (a tool name, say).
 
-    `writes` is False for reads, whose failures never speak of orders.
+    `writes` is True for place_order, False for reads (whose failures never speak of orders). A
+    vendor error that reaches a caller of place_order proves nothing was ordered by that call: it
+    came before any send (pricing, finding parts), or is the vendor's clean refusal of a first send.
+    Every failure after a send that may have landed is an `outcome_unknown` result, never an error.
     """
     if isinstance(exc, GuardError):
         field = exc.field or subject
@@ -61,30 +66,29 @@ def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
 
 def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
     where = "vendor"
-    # Only an error that proves nothing was written may say so (a key conflict proves the opposite).
-    outcome = ""
-    if writes:
-        outcome = " The order may exist at the vendor." if exc.maybe_committed else " Nothing was ordered."
+    outcome = " Nothing was ordered." if writes else ""
     if isinstance(exc, NotSupported):
         return Refusal("NOT_SUPPORTED", where, f"{exc.vendor}: {exc.message}")
     if isinstance(exc, VendorAuthError):
         return Refusal(
             "VENDOR_AUTH",
             where,
-            f"{exc.vendor}: {exc.message}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
+            f"{exc.vendor}: {_sentence(exc.message)}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
             "administrator; retrying will not help.",
         )
     if isinstance(exc, VendorInvalidRequest):
         return Refusal(
-            "VENDOR_REJECTED", exc.field or where, f"{exc.message}{outcome} Change that value and try again."
+            "VENDOR_REJECTED", exc.field or where, f"{_sentence(exc.message)}{outcome} Change that value and try again."
         )
     if isinstance(exc, VendorNotFound):
         field = "order_id" if subject == "get_order" else where
         return Refusal(
-            "NOT_FOUND", field, f"{exc.vendor}: {exc.message} Check the id (list_purchase_orders shows the ids)."
+            "NOT_FOUND",
+            field,
+            f"{exc.vendor}: {_sentence(exc.message)} Check the id (list_purchase_orders shows the ids).",
         )
     if isinstance(exc, VendorConflict):
-        return Refusal("VENDOR_CONFLICT", where, f"{exc.vendor} said {exc.code}: {exc.message}{outcome}")
+        return Refusal("VENDOR_CONFLICT", where, f"{exc.vendor} said {exc.code}: {_sentence(exc.message)}{outcome}")
     if isinstance(exc, VendorRateLimited):
         after = f"in {exc.retry_after:g}s" if exc.retry_after is not None else "shortly"
         return Refusal(
@@ -95,12 +99,16 @@ def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
             retry_after=exc.retry_after,
         )
     if isinstance(exc, VendorUnavailable):
-        # Writes that may have landed become outcome_unknown before this point: this is a read, or nothing landed.
-        done = " Nothing was ordered." if writes and exc.not_processed else ""
         return Refusal(
             "VENDOR_UNAVAILABLE",
             where,
-            f"{exc.vendor} said {exc.code}: {exc.message}{done} Try again in a minute.",
+            f"{exc.vendor} said {exc.code}: {_sentence(exc.message)}{outcome} Try again in a minute.",
             retryable=True,
         )
-    return Refusal(exc.code, where, f"{exc.vendor}: {exc.message}{outcome}", retryable=exc.retryable)
+    again = " Try again in a minute." if exc.retryable else " Check the request, or ask an administrator."
+    code = exc.code if _TOKEN.fullmatch(exc.code) else exc.default_code
+    return Refusal(code, where, f"{exc.vendor}: {_sentence(exc.message)}{outcome}{again}", exc.retryable)
+
+
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?", "…")) else text + "."

@@ -34,6 +34,7 @@ from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.errors import (
     Redactor,
+    confirmation_failed,
     describe,
     invalid_arguments,
     root_cause,
@@ -128,6 +129,8 @@ class PartsServer(MCPServer):
             cause = root_cause(exc)
             if isinstance(exc.__cause__, ValidationError) and not isinstance(exc, UnexpectedToolError):
                 result = invalid_arguments(exc.__cause__, schema)
+            elif isinstance(cause, ToolError):  # the SDK could not read the human's answer to our form
+                result = confirmation_failed()
             else:
                 result = describe(cause, tool=name, writes=name in self._writes)
             logger.info("%s refused: %s", name, _first_word(result))

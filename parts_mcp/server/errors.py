@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import CallToolResult, TextContent
+from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
 from parts_mcp.orders.refusals import Refusal, refusal
@@ -60,7 +60,7 @@ def _what(error: Any, loc: list[int | str], schema: Mapping[str, Any]) -> str:
         accepted = ", ".join(_at(schema, loc[:-1]).get("properties", {}))
         return f"is not accepted here: remove {loc[-1]}; accepted: {accepted}"
     got = clean_text(repr(error.get("input")), 60)
-    if node and node.get("properties"):
+    if node and node.get("properties") and kind != "value_error":
         return f"should be an object with {', '.join(node['properties'])} (got {got})"
     expected = f"; expected {node['description']}" if node and node.get("description") else ""
     return f"{_message(error['msg'])} (got {got}){expected}"
@@ -104,10 +104,26 @@ def _message(msg: str) -> str:
 
 
 def root_cause(exc: BaseException) -> BaseException:
-    """What our code raised, under the SDK's ToolError wrappers ("Error executing tool ...")."""
-    while isinstance(exc, ToolError) and exc.__cause__ is not None:
+    """What our code raised, under the SDK's ToolError wrappers ("Error executing tool ...").
+
+    The SDK's own resolver failures (a form answer it could not read) are themselves the cause.
+    """
+    while isinstance(exc, ToolError) and exc.__cause__ is not None and not _sdk_resolver_failure(exc):
         exc = exc.__cause__
     return exc
+
+
+def _sdk_resolver_failure(exc: BaseException) -> bool:
+    return isinstance(exc, ToolError) and str(exc).startswith("Resolver ")
+
+
+def confirmation_failed() -> CallToolResult:
+    return error_result(
+        "CONFIRMATION_FAILED",
+        "confirmation",
+        "the answer to the confirmation form could not be read, so nothing was ordered. Call place_order again "
+        "with the same arguments to ask the user again.",
+    )
 
 
 class Redactor:
@@ -127,10 +143,11 @@ class Redactor:
         return value
 
     def result(self, value: Any) -> Any:
-        if not self._secrets or not isinstance(value, CallToolResult):
+        """A tool's result, or the form it puts in front of the human (an InputRequiredResult), redacted."""
+        if not self._secrets or not isinstance(value, CallToolResult | InputRequiredResult):
             return value
         # Each string on its own: in a JSON dump a secret with a quote or backslash would be escaped, and missed.
-        return CallToolResult.model_validate(self._walk(value.model_dump(by_alias=True)))
+        return type(value).model_validate(self._walk(value.model_dump(by_alias=True)))
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):

@@ -8,8 +8,9 @@ _DROP = {"title", "$defs"}
 
 
 def lean_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` with `$ref`s inlined, titles and null defaults dropped, optional-null unions collapsed,
-    and every object closed (`additionalProperties: false`: unknown arguments are refused anyway)."""
+    """`schema` with `$ref`s inlined, titles and null defaults dropped, "X or null" unions written as one
+    node typed `[X, "null"]`, and every object closed (`additionalProperties: false`: unknown
+    arguments are refused anyway)."""
     defs: dict[str, Any] = schema.get("$defs", {})
     return _lean(schema, defs)
 
@@ -20,18 +21,23 @@ def _lean(node: Any, defs: dict[str, Any]) -> Any:
     if not isinstance(node, dict):
         return node
     node = dict(node)  # type: ignore[arg-type]
+    nullable = False
     variants = node.get("anyOf")
     if isinstance(variants, list):
         kept = [v for v in variants if v != {"type": "null"}]  # type: ignore[misc]
         if len(kept) == 1 and node.get("default", ...) is None:
-            # Optional with a null default: leaving it out says the same thing.
+            # "X or null" as one typed node: strict converters make every property required, so null must stay
+            # a value the caller may send for "not given".
             node.pop("anyOf")
             node = {**kept[0], **node}  # type: ignore[misc]
+            nullable = True
     if node.get("default", ...) is None:
         node.pop("default")
     ref = node.pop("$ref", None)
     if isinstance(ref, str):
         node = {**defs[ref.rsplit("/", 1)[-1]], **node}
+    if nullable:
+        _allow_null(node)
     lean: dict[str, Any] = {}
     for key, value in node.items():  # type: ignore[misc]
         if key == "properties":  # names, not keywords: a property may be called "title"
@@ -40,3 +46,13 @@ def _lean(node: Any, defs: dict[str, Any]) -> Any:
         elif key not in _DROP:
             lean[key] = _lean(value, defs)
     return lean
+
+
+def _allow_null(node: dict[str, Any]) -> None:
+    kind = node.get("type")
+    if isinstance(kind, str):
+        node["type"] = [kind, "null"]
+    elif isinstance(kind, list) and "null" not in kind:
+        node["type"] = [*kind, "null"]  # type: ignore[misc]
+    if isinstance(node.get("enum"), list) and None not in node["enum"]:
+        node["enum"] = [*node["enum"], None]

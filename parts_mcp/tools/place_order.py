@@ -14,13 +14,14 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, Field
 
 from parts_mcp.domain import Model, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.results import ConfirmationRequired, NewOrder, Outcome, Placed, Prepared, Repeat
 from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app
+from parts_mcp.tools.options import OrderOptions
 
 TITLE = "Place a purchase order"
 ANNOTATIONS = ToolAnnotations(
@@ -32,98 +33,6 @@ class ConfirmOrder(BaseModel):  # a form: its field titles are what the human re
     """The form the human answers; the order itself is in the message above it."""
 
     place_order: bool = Field(title="Place this order", description="Tick to place exactly the order shown above")
-
-
-def _pairs(value: Any, *names: str) -> Any:
-    """{"A": "x"} -> [{names[0]: "A", names[1]: "x"}]: the vendors' mapping form, in the declared list form."""
-    if not isinstance(value, dict):
-        return value
-    listed: list[Any] = []
-    for key, inner in value.items():  # type: ignore[misc]
-        if isinstance(inner, dict):  # keyed by part_id: {"<part_id>": {"VIN": "..."}}
-            listed += [{"part_id": key, **row} for row in _pairs(inner, *names)]
-        elif isinstance(inner, list):  # {"<part_id>": [{"type": "VIN", "value": "..."}]}
-            listed += [{"part_id": key, **row} for row in inner if isinstance(row, dict)]  # type: ignore[misc]
-        else:
-            listed.append({names[0]: key, names[1]: inner})
-    return listed
-
-
-class _Strict(Model):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=Model.model_config.get("json_schema_extra"))
-
-
-class ShippingAddress(_Strict):
-    name: str | None = None
-    address1: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postal_code: str | None = None
-    country: str | None = None
-
-
-class Contact(_Strict):
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    company_name: str | None = None
-
-
-class DeliveryAddress(_Strict):
-    street_name: str | None = None
-    postal_code: str | None = None
-    city: str | None = None
-    country_code: str | None = None
-
-
-class VehicleReference(_Strict):
-    type: str = Field(description="VIN or KEYNUMBER")
-    value: str
-    part_id: str | None = Field(default=None, description="Only this line; default all")
-
-
-class RequiredField(_Strict):
-    part_id: str
-    name: str = Field(description="e.g. serialNumber")
-    value: str
-
-
-class OrderOptions(_Strict):
-    """Every vendor's order options in one declared shape; each vendor takes its own (list_vendors)."""
-
-    supplier_id: str | None = None
-    priority: str | None = Field(default=None, description="low|normal|high|urgent|critical")
-    requested_delivery_date: str | None = Field(default=None, description="YYYY-MM-DD")
-    requires_approval: StrictBool | None = None
-    justification: str | None = None
-    shipping_address: ShippingAddress | None = None
-    order_type: str | None = Field(default=None, description="EMG|VOR|STK|DPO|COL")
-    vehicle_references: Annotated[
-        list[VehicleReference] | None, BeforeValidator(lambda v: _pairs(v, "type", "value"))
-    ] = None
-    contact: Contact | None = None
-    delivery_address: DeliveryAddress | None = None
-    shipping_method: str | None = None
-    use_shipping_account: StrictBool | None = None
-    required_fields: Annotated[list[RequiredField] | None, BeforeValidator(lambda v: _pairs(v, "name", "value"))] = None
-
-    def for_vendor(self) -> dict[str, Any]:
-        """The options in the form the vendor clients read (mappings keyed by type, field name or part_id)."""
-        options = self.model_dump(exclude_none=True, exclude={"vehicle_references", "required_fields"})
-        if self.vehicle_references:
-            refs = self.vehicle_references
-            if any(r.part_id for r in refs):
-                options["vehicle_references"] = {
-                    r.part_id or "": {x.type: x.value for x in refs if x.part_id == r.part_id} for r in refs
-                }
-            else:
-                options["vehicle_references"] = {r.type: r.value for r in refs}
-        if self.required_fields:
-            fields = self.required_fields
-            options["required_fields"] = {
-                f.part_id: {x.name: x.value for x in fields if x.part_id == f.part_id} for f in fields
-            }
-        return options
 
 
 class PlaceOrderResult(Model):
@@ -151,7 +60,8 @@ async def prepare(
     options: OrderOptions | None,
     ctx: AppCtx,
 ) -> Prepared:
-    return await app(ctx).service.prepare(vendor, po_number, items, notes, options.for_vendor() if options else None)
+    chosen = options.for_vendor([item.part_id for item in items]) if options else None
+    return await app(ctx).service.prepare(vendor, po_number, items, notes, chosen)
 
 
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:

@@ -54,6 +54,7 @@ class VendorError(Exception):
     """
 
     retryable: bool = False
+    default_code = "VENDOR_ERROR"  # when the vendor named none: a bare upper-case token, like ours
 
     def __init__(
         self,
@@ -67,7 +68,7 @@ class VendorError(Exception):
         super().__init__()
         self.vendor = vendor
         self.message = message
-        self.code = clean_code(code) or type(self).__name__
+        self.code = clean_code(code) or self.default_code
         self.status = status
         # The vendor's id for the order, when it named one before failing. An unsafe one is dropped: the
         # order is then found by PO, as when the vendor named none.
@@ -94,20 +95,25 @@ class VendorError(Exception):
 
 
 class VendorAuthError(VendorError):
+    default_code = "VENDOR_AUTH"
     pass
 
 
 class VendorNotFound(VendorError):
+    default_code = "NOT_FOUND"
     pass
 
 
 class VendorInvalidRequest(VendorError):
+    default_code = "VENDOR_REJECTED"
+
     def __init__(self, vendor: str, message: str, *, field: str | None = None, **kw: Any) -> None:
         super().__init__(vendor, message, **kw)
         self.field = clean_text(field, 120) if field else None
 
 
 class VendorConflict(VendorError):
+    default_code = "VENDOR_CONFLICT"
     pass
 
 
@@ -126,6 +132,7 @@ class VendorOutOfStock(VendorConflict):
 
 
 class VendorRateLimited(VendorError):
+    default_code = "RATE_LIMITED"
     retryable = True
 
     def __init__(self, vendor: str, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
@@ -134,6 +141,7 @@ class VendorRateLimited(VendorError):
 
 
 class VendorUnavailable(VendorError):
+    default_code = "VENDOR_UNAVAILABLE"
     retryable = True
 
     def __init__(self, vendor: str, message: str, *, not_processed: bool = False, **kw: Any) -> None:
@@ -145,6 +153,8 @@ class VendorUnavailable(VendorError):
 
 
 class VendorBadResponse(VendorError):
+    default_code = "VENDOR_BAD_RESPONSE"
+
     def _this_attempt_may_have_committed(self) -> bool:
         return True
 
@@ -167,6 +177,7 @@ class UnsafeVendorId(VendorBadResponse):
 
 
 class VendorTimeout(VendorError):
+    default_code = "VENDOR_TIMEOUT"
     retryable = True
 
     def _this_attempt_may_have_committed(self) -> bool:
@@ -174,6 +185,7 @@ class VendorTimeout(VendorError):
 
 
 class VendorConnectionError(VendorError):
+    default_code = "VENDOR_CONNECTION"
     retryable = True
 
     def __init__(self, vendor: str, message: str, *, sent: bool, **kw: Any) -> None:
@@ -185,6 +197,8 @@ class VendorConnectionError(VendorError):
 
 
 class NotSupported(VendorError):
+    default_code = "NOT_SUPPORTED"
+
     def __init__(self, vendor: str, message: str, *, capability: str) -> None:
         super().__init__(vendor, message, code="NOT_SUPPORTED")
         self.capability = capability
@@ -540,7 +554,18 @@ class VendorHttp:
                 self.vendor, f"the connection to {self.vendor} broke before its answer arrived", sent=True
             ) from exc
 
-        return response, _parse_json(body)
+        # Before any client code sees it: a vendor that echoes our key or token cannot get it into a
+        # cleaned, cut-to-length string that the last-line redactor would no longer recognise.
+        return response, self._redacted(_parse_json(body))
+
+    def _redacted(self, data: Any) -> Any:
+        if isinstance(data, str):
+            return self.redact(data)
+        if isinstance(data, dict):
+            return {self.redact(str(k)): self._redacted(v) for k, v in data.items()}  # type: ignore[misc]
+        if isinstance(data, list):
+            return [self._redacted(item) for item in data]  # type: ignore[misc]
+        return data
 
     async def _read_capped(self, response: httpx2.Response) -> bytes:
         chunks: list[bytes] = []

@@ -17,12 +17,27 @@ import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeGuard, TypeVar
 from urllib.parse import quote
 
 import anyio
 import httpx2
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
 from parts_mcp.domain import (
     LookupResult,
@@ -37,6 +52,7 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
+from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -137,6 +153,268 @@ _DETAIL_KEYS = (
     "statusHistory",
     "attachments",
 )
+_ENVELOPES = ("parts", "inventory", "items", "data", "results")  # tolerated around a documented bare array
+_DAWN = datetime.min.replace(tzinfo=UTC)  # sorts an order without a date first, as its empty date text did
+
+# ------------------------------------------------------------------------------------ wire models
+# Factory AI's answers as read. The client is tolerant where the documents leave room: a field in a
+# shape we cannot read counts as absent (`Lenient`), and a row that cannot be used is skipped (`Rows`)
+# rather than failing its neighbours. Text stays as sent here; it is cleaned where it becomes ours.
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def _unreadable_as_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+def _readable_rows(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    if not _is_array(value):
+        return []
+    rows: list[Any] = []
+    for row in value:
+        try:
+            rows.extend(handler([row]))
+        except ValidationError:
+            continue
+    return rows
+
+
+def _text(value: Any) -> Any:
+    # A number is its text (part numbers may be sent as numbers); an object, array or boolean is no text.
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _id(value: Any) -> Any:
+    # Ids come as strings or integers; either is kept as its exact text.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value:
+        return value
+    raise ValueError("not an id")
+
+
+def _object(value: Any) -> Any:
+    return value if _is_object(value) else {}
+
+
+def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    return isinstance(value, Mapping)
+
+
+def _is_array(value: Any) -> TypeGuard[list[Any]]:
+    return isinstance(value, list)
+
+
+Lenient = WrapValidator(_unreadable_as_none)
+Rows = Annotated[list[R], WrapValidator(_readable_rows)]
+"""The rows of a JSON array that read as `R`; a missing or non-array value reads as no rows."""
+Id = Annotated[str, BeforeValidator(_id)]
+Label = Annotated[str, BeforeValidator(_text)]
+"""Text that must be there (a part number)."""
+Text = Annotated[str | None, BeforeValidator(_text)]
+"""Optional vendor text, as sent; None when absent, empty or not text."""
+Object = Annotated[dict[str, JsonValue], BeforeValidator(_object)]
+"""A JSON object as sent; anything else reads as empty."""
+
+
+class _Camel(Wire):
+    model_config = ConfigDict(alias_generator=to_camel)
+
+
+class Cost(_Camel):
+    """An amount as Factory AI sends money: a JSON float in major units; a decimal string or an
+    `{amount, currency}` object is tolerated."""
+
+    amount: Amount
+    currency: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        return value if _is_object(value) else {"amount": value}
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("not a finite amount")
+        return value
+
+    def money(self, currency: str) -> Money | None:
+        """As Money in `currency` unless it names its own; 75.5 reads as 75.50 where that is exact."""
+        try:
+            value = Money(amount=self.amount, currency=self.currency or currency)
+        except ValueError:  # not an ISO currency: no amount we can show
+            return None
+        rounded = value.rounded()
+        return rounded if rounded.amount == value.amount else value
+
+
+MaybeCost = Annotated[Cost | None, Lenient]
+MaybeInt = Annotated[Integer | None, Lenient]
+MaybeTime = Annotated[Timestamp | None, Lenient]
+
+
+class _PartFields(_Camel):
+    name: Text = None
+    description: Text = None
+    manufacturer: Text = None
+    unit: Text = None
+    cost: MaybeCost = None  # the plant's stored cost, major units
+    site: Text = None
+
+
+class PartRow(_PartFields):
+    """A part record of GET /parts; usable only with its partId and partNumber."""
+
+    part_id: Id
+    part_number: Label
+
+
+class FetchedPart(_PartFields):
+    """GET /parts/{partId}: the record, bare as documented or in a `part`/`data` envelope."""
+
+    part_id: Annotated[Id | None, Lenient] = None
+    part_number: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        return _unwrap(data, "part")
+
+
+class StockRow(_Camel):
+    """An inventory record of GET /inventory, joined to its part on partId."""
+
+    # Everything it carries is kept: two searches may return the same record, and a record equal in
+    # all of it is that same record (not a second stock of the part).
+    model_config = ConfigDict(extra="allow")
+
+    part_id: Id
+    site: Text = None
+    quantity: MaybeInt = None
+    min_stock_level: MaybeInt = None
+
+
+class Listing(_Camel, Generic[R]):
+    """GET /parts or /inventory: a bare array as documented; an enveloped one is tolerated."""
+
+    rows: Rows[R]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _envelope(cls, data: Any) -> Any:
+        if _is_object(data):
+            return {"rows": next((data[k] for k in _ENVELOPES if _is_array(data.get(k))), None)}
+        return {"rows": data}
+
+
+class Totals(_Camel):
+    subtotal: MaybeCost = None
+    tax: MaybeCost = None
+    shipping: MaybeCost = None
+    total: MaybeCost = None
+
+
+class ItemRow(_Camel):
+    """A line of a part order."""
+
+    part_id: Annotated[Id | None, Lenient] = None
+    part_number: Text = None
+    part_name: Text = None
+    quantity: MaybeInt = None
+    unit_cost: MaybeCost = None
+    total_cost: MaybeCost = None
+    status: Text = None
+    received_quantity: MaybeInt = None
+
+
+class PartOrder(_Camel):
+    """A part order as created, got or listed (the list's rows carry fewer fields)."""
+
+    id: Id
+    order_number: Text = None
+    status: Text = None
+    notes: Text = None
+    currency: Text = None
+    totals: Annotated[Totals, BeforeValidator(_object)] = Field(default_factory=Totals)
+    items: Rows[ItemRow] = Field(default_factory=list[ItemRow])
+    created_at: MaybeTime = None
+    order_date: MaybeTime = None
+    updated_at: MaybeTime = None
+    details: Object = Field(default_factory=dict)
+    """The documented extras (_DETAIL_KEYS) that carry something, as sent."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _details(cls, data: Any) -> Any:
+        if not _is_object(data):
+            return data
+        return {**data, "details": {k: data[k] for k in _DETAIL_KEYS if data.get(k) not in (None, [])}}
+
+    @property
+    def created(self) -> datetime | None:
+        return self.created_at or self.order_date
+
+
+class OrderAnswer(_Camel):
+    """POST or GET of one part order: the order, bare as documented or in a `partOrder`/`data` envelope."""
+
+    order: PartOrder
+
+    @model_validator(mode="before")
+    @classmethod
+    def _envelope(cls, data: Any) -> Any:
+        return {"order": _unwrap(data, "partOrder")}
+
+
+class Pagination(_Camel):
+    has_more: Annotated[bool | None, Lenient] = None
+
+
+class OrderPage(_Camel):
+    """GET /part-orders: `{partOrders, pagination}` as documented; `data` or a bare array tolerated."""
+
+    orders: Rows[PartOrder] = Field(
+        validation_alias=AliasChoices("partOrders", "data"), default_factory=list[PartOrder]
+    )
+    pagination: Annotated[Pagination | None, Lenient] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return {"partOrders": data} if _is_array(data) else _object(data)
+
+
+class ErrorBody(_Camel):
+    """An error answer: `{error, details}` (400), `{error, orderId}` (404), `{error, reason}` (403, 409) on the
+    order endpoints, `{error, code, timestamp}` elsewhere; a body that is not an object reads as empty."""
+
+    error: Text = Field(default=None, validation_alias=AliasChoices("error", "message"))
+    reason: Text = None  # 403 / 409 on the order endpoints
+    details: Object = Field(default_factory=dict)  # 400: {field: message}
+    code: Text = None  # the overview's generic shape
+    which: Text = Field(default=None, validation_alias=AliasChoices("orderId", "partId"))  # 404
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body(cls, data: Any) -> Any:
+        return _object(data)
+
+
+def _unwrap(data: Any, key: str) -> Any:
+    # The record itself when it has an id; otherwise the one in `key` or `data`, if any.
+    if _is_object(data) and "id" not in data and "partId" not in data:
+        return next((data[name] for name in (key, "data") if _is_object(data.get(name))), data)
+    return data
 
 
 class ShippingAddress(BaseModel):
@@ -216,8 +494,8 @@ class FactoryAIClient:
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         searched = await self._search({q: q for q in queries})
-        matches = {q: _exact_or_all(q, records) for q, records in searched.items()}
-        parts = await self._with_stock(raw for q in queries for raw in matches.get(q, []))
+        matches = {q: _exact_or_all(q, rows) for q, rows in searched.items()}
+        parts = await self._with_stock(row for q in queries for row in matches.get(q, []))
         not_found = [clean_text(q, 120) for q in queries if not matches.get(q)]
         return LookupResult(parts=parts, not_found=not_found)
 
@@ -227,54 +505,56 @@ class FactoryAIClient:
         terms = {q: number_prefix(q) if is_part_number(q) else next(iter(search_words(q)), None) for q in queries}
         searched = await self._search({q: term for q, term in terms.items() if term})
         judged = judge(self.key, {q: searched.get(q, []) for q in queries}, _described)
-        parts = await self._with_stock(raw for hits in judged.found.values() for raw in hits)
+        parts = await self._with_stock(row for hits in judged.found.values() for row in hits)
         return LookupResult(parts=parts, not_found=judged.not_found, suggestions=judged.suggestions)
 
-    async def _search(self, terms: Mapping[str, str]) -> dict[str, list[dict[str, Any]]]:
+    async def _search(self, terms: Mapping[str, str]) -> dict[str, list[PartRow]]:
         """GET /parts?search=<term> for each query: the usable part records, by query."""
-        found: dict[str, list[dict[str, Any]]] = {}
+        found: dict[str, list[PartRow]] = {}
 
         async def search(query: str, term: str) -> None:
             # Reads write nothing: safe to retry.
             _, data = await self._http.request(
                 "GET", "/parts", params={"search": term, "limit": SEARCH_LIMIT}, retry=True
             )
-            records = [r for r in _records(data) if isinstance(r, dict) and r.get("partId") and r.get("partNumber")]
-            found[query] = [r for r in records if not self._site or r.get("site") in (None, self._site)]
+            rows = read(Listing[PartRow], data, self.key, "parts list").rows
+            found[query] = [row for row in rows if self._at_site(row.site)]
 
         await _gather([functools.partial(search, q, term) for q, term in terms.items()])
         return found
 
-    async def _with_stock(self, raws: Iterable[dict[str, Any]]) -> list[Part]:
-        found: dict[str, dict[str, Any]] = {}
-        for raw in raws:
-            found.setdefault(str(raw["partId"]), raw)
+    async def _with_stock(self, rows: Iterable[PartRow]) -> list[Part]:
+        found: dict[str, PartRow] = {}
+        for row in rows:
+            found.setdefault(row.part_id, row)
         stock = await self._stock(found.values())
-        return [self._part(raw, stock.get(part_id)) for part_id, raw in found.items()]
+        return [self._part(row.part_id, row.part_number, row, stock.get(part_id)) for part_id, row in found.items()]
 
-    async def _stock(self, parts: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    async def _stock(self, parts: Iterable[PartRow]) -> dict[str, list[StockRow]]:
         """Inventory records per partId, looked up by each part's number and joined on partId."""
-        records: dict[str, list[dict[str, Any]]] = {}
-        wanted = {str(raw["partId"]): str(raw["partNumber"]) for raw in parts}
+        records: dict[str, list[StockRow]] = {}
+        wanted = {part.part_id: part.part_number for part in parts}
 
         async def inventory(number: str) -> None:
             _, data = await self._http.request(
                 "GET", "/inventory", params={"search": number, "limit": SEARCH_LIMIT}, retry=True
             )
-            for record in _records(data):
-                if not isinstance(record, dict) or str(record.get("partId")) not in wanted:
+            for row in read(Listing[StockRow], data, self.key, "inventory list").rows:
+                if row.part_id not in wanted or not self._at_site(row.site):
                     continue
-                if self._site and record.get("site") not in (None, self._site):
-                    continue
-                bucket = records.setdefault(str(record["partId"]), [])
-                if record not in bucket:
-                    bucket.append(record)
+                bucket = records.setdefault(row.part_id, [])
+                if row not in bucket:
+                    bucket.append(row)
 
         await _gather([functools.partial(inventory, n) for n in sorted(set(wanted.values()))])
         return records
 
-    def _part(self, raw: dict[str, Any], stock: list[dict[str, Any]] | None) -> Part:
-        quantities = [parse.integer(r.get("quantity")) for r in stock or []]
+    def _at_site(self, site: str | None) -> bool:
+        # A record without a site belongs to every site.
+        return not self._site or site in (None, self._site)
+
+    def _part(self, part_id: str, number: str, record: _PartFields, stock: Sequence[StockRow] | None) -> Part:
+        quantities = [row.quantity for row in stock or []]
         available = sum(q for q in quantities if q is not None) if stock and None not in quantities else None
         notes = [
             "Price is the plant's stored cost for this part in Factory AI (an estimate, not a supplier quote); "
@@ -282,19 +562,18 @@ class FactoryAIClient:
         ]
         if available is not None:
             where = f" at {clean_text(self._site, 60)}" if self._site else ""
-            minimum = parse.integer(stock[0].get("minStockLevel")) if stock and len(stock) == 1 else None
+            minimum = stock[0].min_stock_level if stock and len(stock) == 1 else None
             low = f"; at or below its minimum of {minimum}" if minimum is not None and available <= minimum else ""
             notes.append(f"Stock is the plant's own on-hand quantity{where}, not the supplier's{low}.")
-        unit = raw.get("unit")
-        if isinstance(unit, str) and unit.strip() and unit.strip().lower() != "each":
-            notes.append(f"Unit: {clean_text(unit, 30)}.")
+        if record.unit and record.unit.strip().lower() not in ("", "each"):
+            notes.append(f"Unit: {clean_text(record.unit, 30)}.")
         return Part(
             vendor=self.key,
-            part_id=str(raw["partId"]),
-            part_number=clean_text(raw["partNumber"], 80),
-            name=clean_text(raw.get("name") or raw["partNumber"], 200),
-            manufacturer=clean_text(raw["manufacturer"], 120) if raw.get("manufacturer") else None,
-            unit_price=self._money(raw.get("cost")),
+            part_id=part_id,
+            part_number=clean_text(number, 80),
+            name=clean_text(record.name or number, 200),
+            manufacturer=_clean(record.manufacturer, 120),
+            unit_price=_money(record.cost, self._currency),
             price_basis=PriceBasis.ESTIMATE,
             available_quantity=available,
             notes=notes,
@@ -304,51 +583,8 @@ class FactoryAIClient:
 
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
         options = self._resolve_options(request.options or {})
-        # Re-read each part so the preview shows today's stored cost (and a price change needs a new preview).
-        ids = [parts[item.part_id].part_id for item in request.items]
-        fresh = await self._fetch_parts(ids)
-        lines: list[OrderLine] = []
-        for index, (item, part_id) in enumerate(zip(request.items, ids, strict=True)):
-            raw = fresh.get(part_id)
-            known = parts[item.part_id]
-            if raw is None:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}]: {known.part_number} is no longer in Factory AI's parts list; look it up again.",
-                    field=f"items[{index}].part_id",
-                )
-            cost = self._money(raw.get("cost"))
-            if cost is None:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}]: {known.part_number} has no stored cost in Factory AI, so the order cannot be "
-                    "priced; set the part's cost in Factory AI first.",
-                    field=f"items[{index}].part_id",
-                )
-            lines.append(
-                OrderLine.priced(
-                    part_id=part_id,
-                    part_number=clean_text(raw.get("partNumber") or known.part_number, 80),
-                    name=clean_text(raw.get("name") or known.name, 200),
-                    quantity=item.quantity,
-                    unit_price=cost,
-                )
-            )
+        lines = await self._priced_lines(request, parts)
         subtotal = Money.total((line.line_total for line in lines if line.line_total), self._currency)
-        caveats = [
-            "Prices are the plant's stored part costs in Factory AI (an estimate), not a supplier quote.",
-            "Factory AI computes tax and shipping when it creates the order, so they are not in this total; "
-            "the placed order reports Factory AI's full total.",
-            "Factory AI creates the order as a draft in the plant's system; it reaches the supplier through "
-            "Factory AI's approval and send steps.",
-        ]
-        if options["requires_approval"]:
-            caveats.append("The order is flagged for approval in Factory AI.")
-        else:
-            caveats.append(
-                "Factory AI refuses orders above the plant's approval limit unless options.requires_approval is true "
-                "(with options.justification)."
-            )
         return Preview(
             vendor=self.key,
             po_number=request.po_number,
@@ -360,29 +596,64 @@ class FactoryAIClient:
             currency=self._currency,
             price_basis=PriceBasis.ESTIMATE,
             excludes=["tax", "shipping"],
-            caveats=caveats,
+            caveats=_caveats(requires_approval=options["requires_approval"]),
+        )
+
+    async def _priced_lines(self, request: OrderRequest, parts: Mapping[str, Part]) -> list[OrderLine]:
+        # Re-read each part so the preview shows today's stored cost (and a price change needs a new preview).
+        known = [parts[item.part_id] for item in request.items]
+        fresh = await self._fetch_parts([part.part_id for part in known])
+        return [
+            self._priced(index, part, fresh.get(part.part_id), item.quantity)
+            for index, (item, part) in enumerate(zip(request.items, known, strict=True))
+        ]
+
+    def _priced(self, index: int, known: Part, record: FetchedPart | None, quantity: int) -> OrderLine:
+        if record is None:
+            raise VendorInvalidRequest(
+                self.key,
+                f"items[{index}]: {known.part_number} is no longer in Factory AI's parts list; look it up again.",
+                field=f"items[{index}].part_id",
+            )
+        cost = _money(record.cost, self._currency)
+        if cost is None:
+            raise VendorInvalidRequest(
+                self.key,
+                f"items[{index}]: {known.part_number} has no stored cost in Factory AI, so the order cannot be "
+                "priced; set the part's cost in Factory AI first.",
+                field=f"items[{index}].part_id",
+            )
+        return OrderLine.priced(
+            part_id=known.part_id,
+            part_number=clean_text(record.part_number or known.part_number, 80),
+            name=clean_text(record.name or known.name, 200),
+            quantity=quantity,
+            unit_price=cost,
         )
 
     async def resolve_parts(self, part_ids: Sequence[str]) -> dict[str, Part]:
         # A part_id is the plant's own partId, stable for the record's life: reading that record re-finds it.
         fresh = await self._fetch_parts(part_ids)
         return {
-            part_id: self._part(raw, None)
-            for part_id, raw in fresh.items()
-            if raw.get("partNumber") and (not self._site or raw.get("site") in (None, self._site))
+            part_id: self._part(part_id, record.part_number, record, None)
+            for part_id, record in fresh.items()
+            if record.part_number and self._at_site(record.site)
         }
 
-    async def _fetch_parts(self, part_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        fresh: dict[str, dict[str, Any]] = {}
+    async def _fetch_parts(self, part_ids: Sequence[str]) -> dict[str, FetchedPart]:
+        fresh: dict[str, FetchedPart] = {}
 
         async def fetch(part_id: str) -> None:
             try:
                 _, data = await self._http.request("GET", f"/parts/{quote(part_id, safe='')}", retry=True)
             except VendorNotFound:
                 return
-            raw = _unwrap(data, "part")
-            if isinstance(raw, dict) and str(raw.get("partId", part_id)) == part_id:
-                fresh[part_id] = raw
+            try:
+                record = read(FetchedPart, data, self.key, "part record")
+            except VendorBadResponse:
+                return  # an answer that is no record at all reads, like a 404, as a part no longer there
+            if record.part_id in (None, part_id):
+                fresh[part_id] = record
 
         await _gather([functools.partial(fetch, p) for p in dict.fromkeys(part_ids)])
         return fresh
@@ -396,7 +667,24 @@ class FactoryAIClient:
                 f"Factory AI orders take no option {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(OPTION_NAMES)}.",
             )
-        supplier = raw.get("supplier_id", self._supplier_id)
+        supplier = self._supplier(raw.get("supplier_id", self._supplier_id))
+        priority = raw.get("priority", "normal")
+        if priority not in PRIORITIES:
+            raise self._bad_option("priority", f"options.priority must be one of {', '.join(PRIORITIES)}.")
+        resolved: dict[str, Any] = {"supplier_id": supplier, "priority": priority}
+        if raw.get("requested_delivery_date") is not None:
+            resolved["requested_delivery_date"] = self._delivery_date(raw["requested_delivery_date"]).isoformat()
+        if raw.get("shipping_address") is not None:
+            resolved["shipping_address"] = self._shipping_address(raw["shipping_address"])
+        elif self._address is not None:
+            resolved["shipping_address"] = self._address.model_dump()
+        requires_approval, justification = self._approval(raw)
+        resolved["requires_approval"] = requires_approval
+        if justification:
+            resolved["justification"] = justification
+        return resolved
+
+    def _supplier(self, supplier: Any) -> str:
         if supplier is None:
             raise self._bad_option(
                 "supplier_id",
@@ -407,23 +695,13 @@ class FactoryAIClient:
             raise self._bad_option(
                 "supplier_id", "options.supplier_id must be a supplier id string, e.g. supplier-001."
             )
-        priority = raw.get("priority", "normal")
-        if priority not in PRIORITIES:
-            raise self._bad_option("priority", f"options.priority must be one of {', '.join(PRIORITIES)}.")
-        resolved: dict[str, Any] = {"supplier_id": clean_text(supplier, 100), "priority": priority}
+        return clean_text(supplier, 100)
 
-        if raw.get("requested_delivery_date") is not None:
-            resolved["requested_delivery_date"] = self._delivery_date(raw["requested_delivery_date"]).isoformat()
-
-        if raw.get("shipping_address") is not None:
-            resolved["shipping_address"] = self._shipping_address(raw["shipping_address"])
-        elif self._address is not None:
-            resolved["shipping_address"] = self._address.model_dump()
-
+    def _approval(self, raw: Mapping[str, Any]) -> tuple[bool, str | None]:
+        """(requires_approval, justification): a justification is required with approval."""
         requires_approval = raw.get("requires_approval", False)
         if not isinstance(requires_approval, bool):
             raise self._bad_option("requires_approval", "options.requires_approval must be true or false.")
-        resolved["requires_approval"] = requires_approval
         justification = raw.get("justification")
         if justification is not None:
             if not isinstance(justification, str):
@@ -437,9 +715,7 @@ class FactoryAIClient:
             raise self._bad_option(
                 "justification", "options.justification is required when options.requires_approval is true."
             )
-        if justification:
-            resolved["justification"] = justification
-        return resolved
+        return requires_approval, justification or None
 
     def _delivery_date(self, value: Any) -> date:
         parsed: date | None = None
@@ -462,7 +738,7 @@ class FactoryAIClient:
         return parsed
 
     def _shipping_address(self, value: Any) -> dict[str, str]:
-        if not isinstance(value, Mapping):
+        if not _is_object(value):
             raise self._bad_option(
                 "shipping_address", f"options.shipping_address must be an object with {', '.join(ADDRESS_FIELDS)}."
             )
@@ -484,6 +760,13 @@ class FactoryAIClient:
         return VendorInvalidRequest(self.key, message, field=f"options.{name}", code="INVALID_OPTION")
 
     async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
+        # No idempotency key at Factory AI: a repeated POST would create a second order. After a lost
+        # answer the service looks the order up by PO (find_order_by_po) instead of resending.
+        body = self._order_body(request, preview)
+        _, data = await self._http.request("POST", "/part-orders", json_body=body, retry=False)
+        return self._order(read(OrderAnswer, data, self.key, "created part order").order, request.po_number)
+
+    def _order_body(self, request: OrderRequest, preview: Preview) -> dict[str, Any]:
         # The preview's options are the resolved ones the human confirmed, defaults included.
         options = preview.options
         supplier = options.get("supplier_id")
@@ -505,24 +788,14 @@ class FactoryAIClient:
             body["requestedDeliveryDate"] = f"{options['requested_delivery_date']}T00:00:00Z"
         address = options.get("shipping_address")
         if address:
-            body["shippingAddress"] = {
-                "name": address["name"],
-                "address1": address["address1"],
-                "city": address["city"],
-                "state": address["state"],
-                "postalCode": address["postal_code"],
-                "country": address["country"],
-            }
+            body["shippingAddress"] = {to_camel(name): address[name] for name in ADDRESS_FIELDS}
         if options.get("justification"):
             body["justification"] = options["justification"]
-        # No idempotency key at Factory AI: a repeated POST would create a second order. After a lost
-        # answer the service looks the order up by PO (find_order_by_po) instead of resending.
-        _, data = await self._http.request("POST", "/part-orders", json_body=body, retry=False)
-        return self._order(data, po_number=request.po_number)
+        return body
 
     async def get_order(self, order_id: str) -> Order:
         _, data = await self._http.request("GET", f"/part-orders/{quote(order_id, safe='')}", retry=True)
-        return self._order(data)
+        return self._order(read(OrderAnswer, data, self.key, "part order").order)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         params: dict[str, Any] = {"limit": PAGE}
@@ -537,8 +810,8 @@ class FactoryAIClient:
             params["createdBefore"] = _iso(query.created_before + timedelta(seconds=1))
         result: list[OrderSummary] = []
         async with aclosing(self._pages(params)) as pages:
-            async for raw in pages:
-                summary = self._summary(raw)
+            async for order in pages:
+                summary = self._summary(order)
                 if query.matches(summary):
                     result.append(summary)
                     if len(result) >= max_orders:
@@ -548,169 +821,148 @@ class FactoryAIClient:
     async def find_order_by_po(self, po_number: str) -> Order | None:
         async with aclosing(self._pages({"limit": PAGE, "search": po_number})) as pages:
             # `search` is a substring match: only an exact "PO <po>" marker is ours (not PO-12 for PO-1).
-            candidates = [raw async for raw in pages if split_po_note(raw.get("notes"))[0] == po_number]
+            candidates = [order async for order in pages if split_po_note(order.notes)[0] == po_number]
         if not candidates:
             return None
         # Two orders carrying our PO would mean someone re-keyed it by hand: ours is the first created.
-        first = min(candidates, key=lambda r: str(parse.first(r, "createdAt", "orderDate") or ""))
+        first = min(candidates, key=lambda order: order.created or _DAWN)
         try:
-            return await self.get_order(str(first["id"]))
+            return await self.get_order(first.id)
         except (VendorUnavailable, VendorRateLimited, VendorBadResponse):
             return self._order(first)
 
-    async def _pages(self, params: dict[str, Any]) -> AsyncGenerator[dict[str, Any], None]:
+    async def _pages(self, params: dict[str, Any]) -> AsyncGenerator[PartOrder, None]:
         offset = 0
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             _, data = await self._http.request("GET", "/part-orders", params={**params, "offset": offset}, retry=True)
-            if isinstance(data, dict):
-                records = data.get("partOrders") or data.get("data") or []
-                pagination = data.get("pagination") if isinstance(data.get("pagination"), dict) else None
-            else:
-                records, pagination = (data if isinstance(data, list) else []), None
-            records = [r for r in records if isinstance(r, dict) and r.get("id") is not None]
-            fresh = [r for r in records if str(r["id"]) not in seen]
-            for raw in fresh:
-                seen.add(str(raw["id"]))
-                yield raw
-            more = pagination.get("hasMore") if pagination else None
+            page = read(OrderPage, data, self.key, "part order list")
+            fresh = [order for order in page.orders if order.id not in seen]
+            for order in fresh:
+                seen.add(order.id)
+                yield order
+            more = page.pagination.has_more if page.pagination else None
             if more is None:
-                more = len(records) >= params["limit"]
+                more = len(page.orders) >= params["limit"]
             if not more or not fresh:
                 return
-            offset += len(records)
+            offset += len(page.orders)
 
-    def _summary(self, raw: dict[str, Any]) -> OrderSummary:
-        totals = _object(raw.get("totals"))
-        currency = str(raw.get("currency") or self._currency)
-        vendor_status = clean_text(raw["status"], 40) if raw.get("status") else None
+    def _summary(self, order: PartOrder) -> OrderSummary:
+        currency = order.currency or self._currency
+        vendor_status = _clean(order.status, 40)
         return OrderSummary(
             vendor=self.key,
-            order_id=str(raw["id"]),  # an id is checked, never altered (domain.VendorId)
-            po_number=self._po_number(raw),
+            order_id=order.id,  # an id is checked, never altered (domain.VendorId)
+            po_number=self._po_number(order),
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
-            total=self._money(totals.get("total"), currency),
-            created_at=parse.timestamp(parse.first(raw, "createdAt", "orderDate")),
+            total=_money(order.totals.total, currency),
+            created_at=order.created,
         )
 
-    def _po_number(self, raw: dict[str, Any], fallback: str | None = None) -> str | None:
+    def _po_number(self, order: PartOrder, fallback: str | None = None) -> str | None:
         # Our PO when the notes carry our marker (orders this server placed); otherwise Factory AI's own
         # orderNumber ("PO-2024-002"), which is the plant's purchase order number for orders made in its UI.
-        po, _ = split_po_note(raw.get("notes"))
-        if po:
-            return po
-        if fallback:
-            return fallback
-        return clean_text(raw["orderNumber"], 100) if raw.get("orderNumber") else None
+        po, _ = split_po_note(order.notes)
+        return po or fallback or _clean(order.order_number, 100)
 
-    def _order(self, data: Any, *, po_number: str | None = None) -> Order:
-        raw = _unwrap(data, "partOrder")
-        if not isinstance(raw, dict) or not raw.get("id"):
-            raise VendorBadResponse(self.key, "Factory AI answered without a part order id")
-        currency = str(raw.get("currency") or self._currency)
-        totals = _object(raw.get("totals"))
-        lines = [
-            OrderLine(
-                part_id=str(item["partId"]) if item.get("partId") is not None else None,
-                part_number=clean_text(item.get("partNumber") or item.get("partId") or "?", 80),
-                name=clean_text(item["partName"], 200) if item.get("partName") else None,
-                quantity=parse.integer(item.get("quantity")) or 0,
-                unit_price=self._money(item.get("unitCost"), currency),
-                line_total=self._money(item.get("totalCost"), currency),
-                vendor_status=clean_text(item["status"], 40) if item.get("status") else None,
-                received_quantity=parse.integer(item.get("receivedQuantity")),
-            )
-            for item in raw.get("items") or []
-            if isinstance(item, dict)
-        ]
-        vendor_status = clean_text(raw["status"], 40) if raw.get("status") else None
-        _, user_notes = split_po_note(raw.get("notes"))
+    def _order(self, order: PartOrder, po_number: str | None = None) -> Order:
+        currency = order.currency or self._currency
+        totals = order.totals
+        vendor_status = _clean(order.status, 40)
+        _, user_notes = split_po_note(order.notes)
         return Order(
             vendor=self.key,
-            order_id=str(raw["id"]),  # an id is checked, never altered (domain.VendorId)
-            po_number=self._po_number(raw, po_number),
+            order_id=order.id,  # an id is checked, never altered (domain.VendorId)
+            po_number=self._po_number(order, po_number),
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
-            lines=lines,
-            subtotal=self._money(totals.get("subtotal"), currency),
-            tax=self._money(totals.get("tax"), currency),
-            shipping=self._money(totals.get("shipping"), currency),
-            total=self._money(totals.get("total"), currency),
+            lines=[_line(item, currency) for item in order.items],
+            subtotal=_money(totals.subtotal, currency),
+            tax=_money(totals.tax, currency),
+            shipping=_money(totals.shipping, currency),
+            total=_money(totals.total, currency),
             currency=currency,
-            created_at=parse.timestamp(parse.first(raw, "createdAt", "orderDate")),
-            updated_at=parse.timestamp(raw.get("updatedAt")),
-            notes=clean_text(user_notes, TEXT_LIMIT) if user_notes else None,
-            details={_snake(k): _safe(raw[k]) for k in _DETAIL_KEYS if raw.get(k) is not None and raw.get(k) != []},
+            created_at=order.created,
+            updated_at=order.updated_at,
+            notes=_clean(user_notes, TEXT_LIMIT),
+            details={_snake(key): _safe(value) for key, value in order.details.items()},
         )
 
     def map_status(self, vendor_status: str | None) -> OrderStatus:
         return _STATUSES.get((vendor_status or "").strip().lower(), OrderStatus.UNKNOWN)
 
-    def _money(self, raw: Any, currency: str | None = None) -> Money | None:
-        value = parse.money(raw, currency or self._currency)
-        if value is None:
-            return None
-        # 75.5 reads as "75.50" when that is exact; an amount with more decimals is kept as sent.
-        rounded = value.rounded()
-        return rounded if rounded.amount == value.amount else value
-
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        body = data if isinstance(data, dict) else {}
+        body = read(ErrorBody, data, self.key, "error answer")
         status = response.status_code
-        error = clean_text(body.get("error") or body.get("message") or response.reason_phrase or "no message", 200)
-        reason = clean_text(body["reason"], 300) if body.get("reason") else None
-        details = _object(body.get("details"))
-        code = clean_text(body["code"], 60) if body.get("code") else f"HTTP_{status}"
-        kw: dict[str, Any] = {"code": code, "status": status}
+        error = clean_text(body.error or response.reason_phrase or "no message", 200)
+        reason = _clean(body.reason, 300)
+        sent_code = _clean(body.code, 60)
+        code = sent_code or f"HTTP_{status}"
         said = error + (f": {reason}" if reason else "")
-        if status == 400 or (400 <= status < 500 and details):
-            problems = [(str(k), v) for k, v in list(details.items())[:10]]
-            listed = "; ".join(f"{_our_field(k)} ({clean_text(k, 60)}): {clean_text(v, 200)}" for k, v in problems)
-            return VendorInvalidRequest(
-                self.key,
-                f"Factory AI refused the request: {said}" + (f" — {listed}" if listed else "") + ".",
-                field=_our_field(problems[0][0]) if problems else None,
-                **kw,
-            )
+        if status == 400 or (400 <= status < 500 and body.details):
+            return self._refused(said, body.details, code, status)
         if status == 401:
-            return VendorAuthError(self.key, "Factory AI rejected the API key (missing, expired or revoked).", **kw)
-        if status == 403:
-            if reason:
-                # `{error, reason}` is Factory AI's policy answer (e.g. an approval-amount limit): the key works,
-                # this order is not allowed as it stands.
-                hint = (
-                    " Orders above the plant's approval limit need options.requires_approval=true with "
-                    "options.justification."
-                    if re.search(r"approv|above|limit|\$", reason, re.IGNORECASE)
-                    else ""
-                )
-                return VendorConflict(
-                    self.key,
-                    f"Factory AI refused this by policy ({said}); this is not a credentials problem.{hint}",
-                    code=code if body.get("code") else "FORBIDDEN_BY_POLICY",
-                    status=status,
-                )
             return VendorAuthError(
-                self.key, f"Factory AI refused access ({said}); the API key may be read-only or lack permission.", **kw
+                self.key, "Factory AI rejected the API key (missing, expired or revoked).", code=code, status=status
             )
+        if status == 403:
+            return self._forbidden(said, reason, sent_code)
         if status == 404:
-            which = parse.first(body, "orderId", "partId")
-            return VendorNotFound(
-                self.key, f"Factory AI: {error}" + (f" ({clean_text(which, 100)})" if which else "") + ".", **kw
-            )
+            which = f" ({clean_text(body.which, 100)})" if body.which else ""
+            return VendorNotFound(self.key, f"Factory AI: {error}{which}.", code=code, status=status)
         if status == 409:
-            return VendorConflict(self.key, f"Factory AI refused: {said}.", **kw)
+            return VendorConflict(self.key, f"Factory AI refused: {said}.", code=code, status=status)
         if status == 429:
+            retry_after = retry_after_seconds(response)
             return VendorRateLimited(
-                self.key, "Factory AI is rate limiting.", retry_after=retry_after_seconds(response), **kw
+                self.key, "Factory AI is rate limiting.", retry_after=retry_after, code=code, status=status
             )
         if status >= 500:
             # Factory AI never promises a failed write was rolled back: for a POST the outcome is unknown.
-            return VendorUnavailable(self.key, f"Factory AI failed ({status}: {error}).", not_processed=False, **kw)
-        return VendorInvalidRequest(self.key, f"Factory AI refused the request ({status}): {said}.", **kw)
+            return VendorUnavailable(
+                self.key, f"Factory AI failed ({status}: {error}).", not_processed=False, code=code, status=status
+            )
+        return VendorInvalidRequest(
+            self.key, f"Factory AI refused the request ({status}): {said}.", code=code, status=status
+        )
+
+    def _refused(self, said: str, details: Mapping[str, JsonValue], code: str, status: int) -> VendorInvalidRequest:
+        """A 400 `{error, details{field: message}}`, naming the tool argument each field came from."""
+        problems = list(details.items())[:10]
+        listed = "; ".join(f"{_our_field(k)} ({clean_text(k, 60)}): {clean_text(v, 200)}" for k, v in problems)
+        return VendorInvalidRequest(
+            self.key,
+            f"Factory AI refused the request: {said}" + (f" — {listed}" if listed else "") + ".",
+            field=_our_field(problems[0][0]) if problems else None,
+            code=code,
+            status=status,
+        )
+
+    def _forbidden(self, said: str, reason: str | None, sent_code: str | None) -> VendorError:
+        if not reason:
+            return VendorAuthError(
+                self.key,
+                f"Factory AI refused access ({said}); the API key may be read-only or lack permission.",
+                code=sent_code or "HTTP_403",
+                status=403,
+            )
+        # `{error, reason}` is Factory AI's policy answer (e.g. an approval-amount limit): the key works,
+        # this order is not allowed as it stands.
+        hint = (
+            " Orders above the plant's approval limit need options.requires_approval=true with options.justification."
+            if re.search(r"approv|above|limit|\$", reason, re.IGNORECASE)
+            else ""
+        )
+        return VendorConflict(
+            self.key,
+            f"Factory AI refused this by policy ({said}); this is not a credentials problem.{hint}",
+            code=sent_code or "FORBIDDEN_BY_POLICY",
+            status=403,
+        )
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -721,14 +973,49 @@ def po_note(po_number: str, notes: str | None) -> str:
     return f"PO {po_number}" + (f"{_NOTE_SEPARATOR}{notes}" if notes else "")
 
 
-def split_po_note(notes: Any) -> tuple[str | None, str | None]:
+def split_po_note(notes: str | None) -> tuple[str | None, str | None]:
     """(our PO, the rest of the notes) from an order's notes; (None, notes) when they carry no PO marker."""
-    if not isinstance(notes, str):
+    if notes is None:
         return None, None
     match = _PO_NOTE.match(notes.strip())
     if match is None:
         return None, notes
     return match["po"], match["rest"]
+
+
+def _caveats(*, requires_approval: bool) -> list[str]:
+    return [
+        "Prices are the plant's stored part costs in Factory AI (an estimate), not a supplier quote.",
+        "Factory AI computes tax and shipping when it creates the order, so they are not in this total; "
+        "the placed order reports Factory AI's full total.",
+        "Factory AI creates the order as a draft in the plant's system; it reaches the supplier through "
+        "Factory AI's approval and send steps.",
+        "The order is flagged for approval in Factory AI."
+        if requires_approval
+        else "Factory AI refuses orders above the plant's approval limit unless options.requires_approval is true "
+        "(with options.justification).",
+    ]
+
+
+def _line(item: ItemRow, currency: str) -> OrderLine:
+    return OrderLine(
+        part_id=item.part_id,
+        part_number=clean_text(item.part_number or item.part_id or "?", 80),
+        name=_clean(item.part_name, 200),
+        quantity=item.quantity or 0,
+        unit_price=_money(item.unit_cost, currency),
+        line_total=_money(item.total_cost, currency),
+        vendor_status=_clean(item.status, 40),
+        received_quantity=item.received_quantity,
+    )
+
+
+def _money(cost: Cost | None, currency: str) -> Money | None:
+    return cost.money(currency) if cost else None
+
+
+def _clean(text: str | None, limit: int) -> str | None:
+    return clean_text(text, limit) if text else None
 
 
 def _aware(moment: datetime) -> datetime:
@@ -737,29 +1024,6 @@ def _aware(moment: datetime) -> datetime:
 
 def _iso(moment: datetime) -> str:
     return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _object(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _records(data: Any) -> list[Any]:
-    """A bare array as documented; an enveloped one is tolerated."""
-    if isinstance(data, list):
-        return data
-    if isinstance(data, dict):
-        for key in ("parts", "inventory", "items", "data", "results"):
-            if isinstance(data.get(key), list):
-                return data[key]
-    return []
-
-
-def _unwrap(data: Any, key: str) -> Any:
-    if isinstance(data, dict) and "id" not in data and "partId" not in data:
-        for name in (key, "data"):
-            if isinstance(data.get(name), dict):
-                return data[name]
-    return data
 
 
 def _our_field(wire: str) -> str:
@@ -780,7 +1044,7 @@ def _snake(name: str) -> str:
     return _CAMEL.sub(r"_\1", name).lower()
 
 
-def _safe(value: Any, depth: int = 0) -> Any:
+def _safe(value: JsonValue, depth: int = 0) -> JsonValue:
     """Vendor JSON for Order.details: text cleaned, keys snake_case, size bounded."""
     if isinstance(value, str):
         return clean_text(value, 300)
@@ -788,25 +1052,23 @@ def _safe(value: Any, depth: int = 0) -> Any:
         return value
     if depth >= 4:
         return None
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):
         return {_snake(clean_text(k, 60)): _safe(v, depth + 1) for k, v in list(value.items())[:40]}
-    if isinstance(value, list):
-        return [_safe(v, depth + 1) for v in value[:50]]
-    return clean_text(value, 300)
+    return [_safe(v, depth + 1) for v in value[:50]]
 
 
-def _exact_or_all(query: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _exact_or_all(query: str, rows: list[PartRow]) -> list[PartRow]:
     # A part number (or id) that matches exactly is what was meant; otherwise every search hit is.
     needle = query.strip().casefold()
-    exact = [r for r in records if needle in (str(r["partNumber"]).casefold(), str(r["partId"]).casefold())]
-    return exact or records
+    exact = [row for row in rows if needle in (row.part_number.casefold(), row.part_id.casefold())]
+    return exact or rows
 
 
-def _described(raw: dict[str, Any]) -> tuple[str, str, str]:
-    number = clean_text(raw["partNumber"], 80)
-    name = clean_text(raw.get("name") or number, 200)
+def _described(row: PartRow) -> tuple[str, str, str]:
+    number = clean_text(row.part_number, 80)
+    name = clean_text(row.name or number, 200)
     # What Factory AI's search looks at: number, name, description and manufacturer.
-    text = " ".join(str(raw.get(k) or "") for k in ("partNumber", "name", "description", "manufacturer"))
+    text = " ".join(field or "" for field in (row.part_number, row.name, row.description, row.manufacturer))
     return number, name, text
 
 

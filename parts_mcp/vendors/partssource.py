@@ -25,17 +25,32 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, TypeVar
+from decimal import Decimal
+from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import anyio
 import httpx2
-from pydantic import Field, SecretStr
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
-from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
+from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -109,6 +124,262 @@ _FIELDS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
 _IN_FLIGHT = re.compile(r"in progress|being processed|still processing|concurrent|in flight", re.I)
 
 
+# ------------------------------------------------------------------------------------------ wire models
+# What PartsSource answers. Its documents give the wrappers and the catalog detail's option fields; the
+# rest (search hits, orders) is undocumented, so every field is optional, several spellings are read, a
+# value of the wrong kind counts as absent and a list entry that is not an object is skipped: an odd
+# field never sinks an answer. Only an order answer that is not an object at all is refused.
+
+T = TypeVar("T")
+
+
+def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+def _objects(value: Any) -> list[Any]:
+    entries = cast(list[Any], value) if isinstance(value, list) else []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def _listed(value: Any) -> list[Any]:
+    return cast(list[Any], value) if isinstance(value, list) else [value]
+
+
+def _named(value: Any) -> Any:
+    # requiredFields' schema is undocumented: an entry may be the field's name itself.
+    entries = cast(list[Any], value) if isinstance(value, list) else []
+    return [{"name": entry} if isinstance(entry, str) else entry for entry in entries]
+
+
+Maybe = Annotated[T | None, WrapValidator(_or_none)]
+"""An optional field; a value that cannot be read as `T` counts as absent."""
+Objects = Annotated[tuple[T, ...], BeforeValidator(_objects)]
+"""A list of objects: missing or not a list reads as empty; an entry that is not an object is skipped."""
+Text = Maybe[str]
+"""Vendor text or an id; a number reads as its text (ids come as numbers or strings)."""
+Scalar = Maybe[StrictStr | StrictInt | StrictBool]
+"""A plain value kept as it was sent (an order's extra details)."""
+
+
+class _Wire(Wire):
+    """A PartsSource object: a null field is as good as an absent one, so a null spelling gives way to the next."""
+
+    model_config = ConfigDict(coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        fields = cast(dict[str, Any], value)
+        return {name: given for name, given in fields.items() if given is not None}
+
+
+class _Price(_Wire):
+    """Money as PartsSource sends it: a JSON number in major units, currency unstated; {amount, currency} read too."""
+
+    amount: Amount
+    currency: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        return cast(dict[str, Any], value) if isinstance(value, dict) else {"amount": value}
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("not a finite amount")
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _iso(cls, value: str | None) -> str | None:
+        code = (value or "").strip().upper()
+        if code and not re.fullmatch(r"[A-Z]{3}", code):
+            raise ValueError("not an ISO 4217 code")
+        return code or None
+
+    def money(self, currency: str) -> Money:
+        """This price in `currency` unless it names its own."""
+        money = Money(amount=self.amount, currency=self.currency or currency)
+        # 1250.0 on the wire is 1250.00: pad to the minor unit, but never round away a digit the vendor sent.
+        exponent = self.amount.as_tuple().exponent
+        return money.rounded() if isinstance(exponent, int) and exponent >= -2 else money
+
+
+class _Envelope(Wire):
+    """The documented wrapper of every answer: ``{success, data, errors, correlationId, timestamp}``."""
+
+    success: Maybe[StrictBool] = None
+    data: Any = None
+    correlation_id: Any = Field(None, validation_alias="correlationId")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        # Any other body is a bare payload.
+        return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+    def wraps(self) -> bool:
+        """Whether this is the wrapper, not a bare payload that happens to have a ``data`` field."""
+        return "data" in self.model_fields_set and bool({"success", "correlation_id"} & self.model_fields_set)
+
+
+class _FieldError(_Wire):
+    field: Text = Field(None, validation_alias=AliasChoices("field", "propertyName", "name"))
+    message: Text = Field(None, validation_alias=AliasChoices("message", "detail", "error"))
+
+    def said(self) -> str:
+        return f"{self.field}: {self.message or ''}" if self.field else self.message or ""
+
+
+class _Problem(_Wire):
+    """Any error body: the controller's ``{success: false, errors: [text]}``, RFC 7807 ``{title, detail, errors}``,
+    ASP.NET's errors by field, a gateway's ``{message}`` or Cognito's ``{error, error_description}``."""
+
+    errors: Maybe[
+        tuple[Maybe[_FieldError | str], ...] | dict[str, Annotated[tuple[Text, ...], BeforeValidator(_listed)]]
+    ] = None
+    detail: Text = Field(
+        None, validation_alias=AliasChoices("detail", "message", "error_description", "error", "title")
+    )
+
+    @classmethod
+    def of(cls, body: Any) -> _Problem:
+        # Read for its words only: a body of any other shape has none.
+        try:
+            return cls.model_validate(body)
+        except ValidationError:
+            return cls.model_validate({})
+
+    def text(self) -> str:
+        """The vendor's words, each once."""
+        if isinstance(self.errors, dict):
+            found = [f"{where}: {one}" for where, said in self.errors.items() for one in said]
+        else:
+            found = [e if isinstance(e, str) else e.said() for e in self.errors or () if e is not None]
+        if self.detail is not None and not any(self.detail in entry for entry in found):
+            found.insert(0, self.detail)
+        return "; ".join(dict.fromkeys(s.strip().rstrip(".") for s in found if s.strip()))
+
+
+class _Pagination(_Wire):
+    has_more: Maybe[StrictBool] = Field(None, validation_alias="hasMore")
+
+
+class _Page(_Wire, Generic[T]):
+    """A search answer, documented as ``{items, pagination}``; a bare list, or items under another name, read too."""
+
+    items: Objects[T] = Field((), validation_alias=AliasChoices("items", "results", "orders", "products"))
+    pagination: Maybe[_Pagination] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return {"items": cast(list[Any], value)}
+        return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+
+
+class _RequiredField(_Wire):
+    name: Text = Field(None, validation_alias=AliasChoices("name", "fieldName", "key"))
+    required: Maybe[StrictBool] = True
+
+
+class _Option(_Wire):
+    """One price option of a product: a quote, valid 30 days, whose price an order must repeat exactly."""
+
+    price_option_id: Text = Field(None, validation_alias=AliasChoices("priceOptionId", "priceOptionID"))
+    price: Maybe[_Price] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
+    condition: Text = None
+    warranty: Text = None
+    purchase_choice: Text = Field(None, validation_alias=AliasChoices("purchaseChoice", "purchaseType"))
+    supplier: Text = Field(None, validation_alias=AliasChoices("vendorName", "vendor", "supplier"))
+    expires_at: Maybe[Timestamp] = Field(
+        None, validation_alias=AliasChoices("expiresAt", "expirationDate", "expiration", "validUntil")
+    )
+    quantity_available: Maybe[Integer] = Field(
+        None, validation_alias=AliasChoices("quantityAvailable", "availableQuantity")
+    )
+    required_fields: Annotated[Objects[_RequiredField], BeforeValidator(_named)] = Field(
+        (), validation_alias="requiredFields"
+    )
+
+    def shown_condition(self) -> str:
+        return clean_text(self.condition or "unstated", 60)
+
+    def shown_choice(self) -> str:
+        return clean_text(self.purchase_choice or "Buy", 40)
+
+    def is_repair(self) -> bool:
+        return "flat rate repair" in (self.condition or "").casefold()
+
+    def required_names(self) -> list[str]:
+        """The fields a flat-rate repair line must carry, as PartsSource names them."""
+        return [clean_text(f.name, 60) for f in self.required_fields if f.name is not None and f.required is not False]
+
+
+class _Product(_Wire):
+    """A catalog product: a search hit (no options) or the answer of /catalog/detail (with them)."""
+
+    product_id: Text = Field(None, validation_alias=AliasChoices("productId", "id"))
+    part_number: Text = Field(None, validation_alias=AliasChoices("partNumber", "oemPartNumber", "requestedPartNumber"))
+    description: Text = Field(None, validation_alias=AliasChoices("description", "name", "title"))
+    manufacturer: Text = Field(None, validation_alias=AliasChoices("manufacturer", "manufacturerName"))
+    options: Objects[_Option] = ()
+
+
+class _Line(_Wire):
+    product_id: Text = Field(None, validation_alias="productId")
+    price_option_id: Text = Field(None, validation_alias="priceOptionId")
+    part_number: Text = Field(
+        None, validation_alias=AliasChoices("partNumber", "requestedPartNumber", "replacementPartNumber")
+    )
+    description: Text = None
+    quantity: Maybe[Integer] = Field(None, validation_alias=AliasChoices("quantity", "qty"))
+    price: Maybe[_Price] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
+    total: Maybe[_Price] = Field(None, validation_alias=AliasChoices("extendedPrice", "lineTotal", "total"))
+    status: Text = Field(None, validation_alias=AliasChoices("status", "lineStatus"))
+
+
+class _Order(_Wire):
+    """An order as POST /orders, GET /orders/{orderId} or the order search answers it (fields undocumented)."""
+
+    order_id: Text = Field(None, validation_alias=AliasChoices("orderId", "id", "orderNumber"))
+    po_number: Text = Field(None, validation_alias=AliasChoices("poNumber", "purchaseOrderNumber", "po"))
+    status: Text = Field(None, validation_alias=AliasChoices("status", "orderStatus"))
+    lines: Objects[_Line] = Field((), validation_alias=AliasChoices("lineItems", "lines", "items", "quoteItems"))
+    total: Maybe[_Price] = Field(None, validation_alias=AliasChoices("total", "orderTotal", "grandTotal"))
+    subtotal: Maybe[_Price] = None
+    created_at: Maybe[Timestamp] = Field(
+        None, validation_alias=AliasChoices("createdDate", "createdAt", "orderDate", "created")
+    )
+    updated_at: Maybe[Timestamp] = Field(
+        None, validation_alias=AliasChoices("updatedDate", "updatedAt", "lastModifiedDate")
+    )
+    notes: Text = None
+    shipping_method: Scalar = Field(None, validation_alias="shippingMethod")
+    facility_id: Scalar = Field(None, validation_alias="facilityId")
+    requester_id: Scalar = Field(None, validation_alias="requesterId")
+    use_shipping_account: Scalar = Field(None, validation_alias="useShippingAccount")
+
+    def details(self) -> dict[str, str | int | bool]:
+        """The account fields PartsSource echoes, under its names."""
+        given = {
+            "shippingMethod": self.shipping_method,
+            "facilityId": self.facility_id,
+            "requesterId": self.requester_id,
+            "useShippingAccount": self.use_shipping_account,
+        }
+        return {name: value for name, value in given.items() if value is not None}
+
+
 class PartsSourceSettings(VendorSettingsBase):
     kind: Literal["partssource"]
     # The documents show both /customer/orders and /customer/api/...: the prefix is part of base_url.
@@ -155,13 +426,22 @@ class Account:
 class _Options:
     shipping_method: str
     use_shipping_account: bool | None
-    required_fields: dict[int, dict[str, str]] = field(default_factory=dict)  # by item index
+    required_fields: dict[int, dict[str, str]] = field(default_factory=dict[int, dict[str, str]])  # by item index
 
     def shown(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"shipping_method": self.shipping_method}
         if self.use_shipping_account is not None:
             shown["use_shipping_account"] = self.use_shipping_account
         return shown
+
+
+@dataclass(frozen=True)
+class _Quoted:
+    """An order line as priced by its current quote, with the quote's option (for caveats and required fields)."""
+
+    option: _Option
+    line: OrderLine
+    expires_at: datetime | None
 
 
 class _KeyConflict(VendorKeyConflict):
@@ -256,7 +536,7 @@ class PartsSourceClient:
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         unique = list(dict.fromkeys(queries))
         searched = await self._each(unique, self._catalog_search)
-        offers = await self._offers({q: _exact_or_first(q, items) for q, items in searched.items()})
+        offers = await self._offers({q: _exact_or_first(q, hits) for q, hits in searched.items()})
         parts = {part.part_id: part for q in unique for part in offers[q]}
         not_found = [clean_text(q, 120) for q in unique if not offers[q]]
         return LookupResult(parts=list(parts.values()), not_found=not_found)
@@ -273,22 +553,20 @@ class PartsSourceClient:
         not_found = judged.not_found + [q for q, found in offers.items() if not found]
         return LookupResult(parts=list(parts.values()), not_found=not_found, suggestions=judged.suggestions)
 
-    async def _catalog_search(self, keywords: str) -> list[dict[str, Any]]:
+    async def _catalog_search(self, keywords: str) -> list[_Product]:
         body = {"keywords": keywords, "pagination": {"limit": CATALOG_PAGE, "offset": 0}}
         _, data = await self._http.request("POST", "/catalog/search", json_body=body, retry=True)
-        return [i for i in _items(self._data(data)) if parse.first(i, "productId", "id") is not None]
+        page = read(_Page[_Product], self._payload(data), self.key, "catalog search")
+        return [hit for hit in page.items if hit.product_id is not None]
 
-    async def _offers(self, chosen: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, list[Part]]:
+    async def _offers(self, chosen: Mapping[str, Sequence[_Product]]) -> dict[str, list[Part]]:
         """Every price option of each query's chosen catalog items, as parts, by query (one detail call per product)."""
-        wanted = list(dict.fromkeys(_product_id(i) for items in chosen.values() for i in items))
-        details = await self._each(wanted, self._detail)
+        ids = {q: [hit.product_id for hit in hits if hit.product_id is not None] for q, hits in chosen.items()}
+        products = await self._each(list(dict.fromkeys(i for found in ids.values() for i in found)), self._detail)
         now = datetime.now(UTC)
-        return {
-            q: [part for i in items for part in self._parts(details.get(_product_id(i)), now)]
-            for q, items in chosen.items()
-        }
+        return {q: [part for i in found for part in self._parts(products.get(i), now)] for q, found in ids.items()}
 
-    async def _detail(self, product_id: str) -> dict[str, Any] | None:
+    async def _detail(self, product_id: str) -> _Product | None:
         params = {"productId": product_id, "requesterId": self.account.requester_id}
         try:
             _, data = await self._http.request("GET", "/catalog/detail", params=params, retry=True)
@@ -301,70 +579,47 @@ class PartsSourceClient:
             _, data = await self._http.request(
                 "POST", "/catalog/detail", json_body={**params, "productId": _wire_id(product_id)}, retry=True
             )
-        detail = self._data(data)
-        return detail if isinstance(detail, dict) else None
+        detail = self._payload(data)
+        # An answer that is no object offers nothing, like a product withdrawn.
+        return read(_Product, detail, self.key, "product detail") if isinstance(detail, dict) else None
 
-    def _parts(self, detail: Mapping[str, Any] | None, now: datetime) -> list[Part]:
-        if not detail:
+    def _parts(self, product: _Product | None, now: datetime) -> list[Part]:
+        return [part for _, part in self._quotes(product, now)]
+
+    def _quotes(self, product: _Product | None, now: datetime) -> list[tuple[_Option, Part]]:
+        """Each price option of `product` with the Part it is offered as."""
+        if product is None:
             return []
-        product_id = parse.first(detail, "productId", "id")
-        part_number = parse.first(detail, "partNumber", "oemPartNumber", "requestedPartNumber")
-        if product_id is None or part_number is None:
-            return []
-        description = clean_text(parse.first(detail, "description", "name", "title") or part_number, 160)
-        manufacturer = parse.first(detail, "manufacturer", "manufacturerName")
-        parts = []
-        for option in detail.get("options") or []:
-            if not isinstance(option, dict) or parse.first(option, "priceOptionId", "priceOptionID") is None:
-                continue
-            option_id = str(parse.first(option, "priceOptionId", "priceOptionID"))
-            condition = clean_text(option.get("condition") or "unstated", 60)
-            warranty = clean_text(option.get("warranty") or "unstated", 40)
-            choice = clean_text(parse.first(option, "purchaseChoice", "purchaseType") or "Buy", 40)
-            supplier = parse.first(option, "vendorName", "vendor", "supplier")
-            price = _money(parse.first(option, "price", "unitPrice"), self._currency)
-            # PartsSource's own expiry when it states one; else 30 days from now, as the quote was just issued.
-            stated = parse.timestamp(parse.first(option, "expiresAt", "expirationDate", "expiration", "validUntil"))
-            expires = stated or now + QUOTE_VALIDITY
-            required = _required_names(option.get("requiredFields"))
-            notes = [
-                f"Condition: {condition}; warranty: {warranty}; purchase choice: {choice}"
-                + (f"; supplied by {clean_text(supplier, 80)}" if supplier else "")
-                + ".",
-                f"Quoted price (priceOptionId {clean_text(option_id, 60)}), binding until {expires:%Y-%m-%d}: "
-                "the order carries exactly this price.",
-            ]
-            if choice.casefold() == "exchange":
-                notes.append("Exchange: the price assumes you send your old unit back as a core.")
-            if _is_repair(condition):
-                fields = ", ".join(required) or "repairReason, serialNumber"
-                notes.append(
-                    f"Flat-rate repair of your own unit: quantity 1 per order line, and options.required_fields "
-                    f'(entries {{"part_id", "name", "value"}}) must give {fields}.'
-                )
-            parts.append(
-                Part(
-                    vendor=self.key,
-                    part_id=encode_part_id(str(product_id), option_id),
-                    part_number=clean_text(part_number, 80),
-                    name=clean_text(f"{description} ({condition}, {choice})", 200),
-                    manufacturer=clean_text(manufacturer, 120) if manufacturer else None,
-                    unit_price=price,
-                    price_basis=PriceBasis.QUOTE,
-                    available_quantity=parse.integer(parse.first(option, "quantityAvailable", "availableQuantity")),
-                    orderable=price is not None,
-                    expires_at=expires,
-                    notes=notes,
-                )
-            )
-        return parts
+        return [(option, part) for option in product.options if (part := self._part(product, option, now)) is not None]
+
+    def _part(self, product: _Product, option: _Option, now: datetime) -> Part | None:
+        """The price option as a Part; None for a product or option without the ids an order needs."""
+        if product.product_id is None or product.part_number is None or option.price_option_id is None:
+            return None
+        price = self._money(option.price)
+        # PartsSource's own expiry when it states one; else 30 days from now, as the quote was just issued.
+        expires = option.expires_at or now + QUOTE_VALIDITY
+        description = clean_text(product.description or product.part_number, 160)
+        return Part(
+            vendor=self.key,
+            part_id=encode_part_id(product.product_id, option.price_option_id),
+            part_number=clean_text(product.part_number, 80),
+            name=clean_text(f"{description} ({option.shown_condition()}, {option.shown_choice()})", 200),
+            manufacturer=clean_text(product.manufacturer, 120) if product.manufacturer else None,
+            unit_price=price,
+            price_basis=PriceBasis.QUOTE,
+            available_quantity=option.quantity_available,
+            orderable=price is not None,
+            expires_at=expires,
+            notes=_option_notes(option, option.price_option_id, expires),
+        )
 
     async def resolve_parts(self, ids: Sequence[str]) -> dict[str, Part]:
         wanted = {part_id: decoded for part_id in ids if (decoded := decode_part_id(part_id)) is not None}
-        details = await self._each(list(dict.fromkeys(product for product, _ in wanted.values())), self._detail)
+        products = await self._each(list(dict.fromkeys(product for product, _ in wanted.values())), self._detail)
         now = datetime.now(UTC)
         # Keyed by the id as re-encoded, so an id spelled with needless escapes still finds its quote.
-        offers = {part.part_id: part for detail in details.values() for part in self._parts(detail, now)}
+        offers = {part.part_id: part for product in products.values() for part in self._parts(product, now)}
         return {
             part_id: offers[encode_part_id(*decoded)]
             for part_id, decoded in wanted.items()
@@ -375,90 +630,21 @@ class PartsSourceClient:
 
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
         options = self._options(request, {item.part_id: parts[item.part_id].part_id for item in request.items})
-        if request.notes is not None and len(request.notes) > NOTES_LIMIT:
-            raise VendorInvalidRequest(
-                self.key,
-                f"notes is {len(request.notes)} characters; PartsSource accepts at most {NOTES_LIMIT}. Shorten it "
-                "(this server does not cut notes without the user's say-so).",
-                field="notes",
-                code="NOTES_TOO_LONG",
-            )
-        wanted: list[tuple[str, str]] = []
-        for index, item in enumerate(request.items):
-            decoded = decode_part_id(parts[item.part_id].part_id)
-            if decoded is None:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}].part_id is not a PartsSource price option; use a part_id from lookup_parts.",
-                    field=f"items[{index}].part_id",
-                )
-            wanted.append(decoded)
+        self._check_notes(request.notes)
+        wanted = self._price_options(request, parts)
         # Re-read the quotes: one withdrawn or expired since the look-up cannot be ordered, and a changed
         # price shows up here (and so needs a new confirmation).
-        details = await self._each(list(dict.fromkeys(pid for pid, _ in wanted)), self._detail)
+        products = await self._each(list(dict.fromkeys(pid for pid, _ in wanted)), self._detail)
         now = datetime.now(UTC)
-        lines: list[OrderLine] = []
-        caveats: list[str] = []
-        earliest: datetime | None = None
+        quoted: list[_Quoted] = []
         for index, (item, (product_id, option_id)) in enumerate(zip(request.items, wanted, strict=True)):
-            wanted_id = encode_part_id(product_id, option_id)
-            current = next((p for p in self._parts(details.get(product_id), now) if p.part_id == wanted_id), None)
-            known = parts[item.part_id]
-            if current is None or current.unit_price is None or (current.expires_at or now) < now:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}]: the PartsSource quote for {known.part_number} ({known.name}) is no longer "
-                    "offered or has expired (quotes last 30 days). Look the part up again and order a current option.",
-                    field=f"items[{index}].part_id",
-                    code="QUOTE_GONE",
-                )
-            if current.expires_at is not None:
-                earliest = current.expires_at if earliest is None else min(earliest, current.expires_at)
-            detail = details.get(product_id) or {}
-            option = next(
-                (
-                    o
-                    for o in detail.get("options") or []
-                    if isinstance(o, dict) and str(o.get("priceOptionId")) == option_id
-                ),
-                {},
-            )
-            if _is_repair(str(option.get("condition") or "")):
-                self._check_repair(index, item.quantity, _required_names(option.get("requiredFields")), options)
-            elif index in options.required_fields:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"options.required_fields: items[{index}] ({current.part_number}) is not a flat-rate repair and "
-                    "takes no required fields; remove its entry.",
-                    field="options.required_fields",
-                )
-            condition = clean_text(option.get("condition") or "unstated", 60)
-            choice = clean_text(option.get("purchaseChoice") or "Buy", 40)
-            caveats.append(
-                f"{current.part_number}: {condition}, {choice}, warranty {option.get('warranty') or 'unstated'}."
-            )
-            if choice.casefold() == "exchange":
-                caveats.append(f"{current.part_number}: exchange price; send your old unit back as a core.")
-            lines.append(
-                OrderLine.priced(
-                    part_id=current.part_id,
-                    part_number=current.part_number,
-                    name=current.name,
-                    quantity=item.quantity,
-                    unit_price=current.unit_price,
-                )
-            )
+            known, wanted_id = parts[item.part_id], encode_part_id(product_id, option_id)
+            quote = self._current(index, item.quantity, known, products.get(product_id), wanted_id, now)
+            self._check_fields(index, item.quantity, quote, options)
+            quoted.append(quote)
+        lines = [quote.line for quote in quoted]
         currency = lines[0].unit_price.currency if lines[0].unit_price else self._currency
         total = Money.total((line.line_total for line in lines if line.line_total), currency)
-        if earliest is not None:
-            caveats.insert(
-                0, f"Prices are PartsSource quotes, binding until {earliest:%Y-%m-%d}; the order repeats them exactly."
-            )
-        caveats.append(
-            f"Ships by {options.shipping_method}"
-            + (" on your own shipping account" if options.use_shipping_account else "")
-            + ". PartsSource's API states no shipping or tax charges before the order: any are invoiced on top."
-        )
         return Preview(
             vendor=self.key,
             po_number=request.po_number,
@@ -470,10 +656,63 @@ class PartsSourceClient:
             currency=currency,
             price_basis=PriceBasis.QUOTE,
             excludes=["shipping", "tax"],
-            caveats=caveats,
+            caveats=_caveats(quoted, options),
         )
 
-    def _check_repair(self, index: int, quantity: int, required: list[str], options: _Options) -> None:
+    def _check_notes(self, notes: str | None) -> None:
+        if notes is not None and len(notes) > NOTES_LIMIT:
+            raise VendorInvalidRequest(
+                self.key,
+                f"notes is {len(notes)} characters; PartsSource accepts at most {NOTES_LIMIT}. Shorten it "
+                "(this server does not cut notes without the user's say-so).",
+                field="notes",
+                code="NOTES_TOO_LONG",
+            )
+
+    def _price_options(self, request: OrderRequest, parts: Mapping[str, Part]) -> list[tuple[str, str]]:
+        """Each item's ``(productId, priceOptionId)``."""
+        wanted: list[tuple[str, str]] = []
+        for index, item in enumerate(request.items):
+            decoded = decode_part_id(parts[item.part_id].part_id)
+            if decoded is None:
+                raise VendorInvalidRequest(
+                    self.key,
+                    f"items[{index}].part_id is not a PartsSource price option; use a part_id from lookup_parts.",
+                    field=f"items[{index}].part_id",
+                )
+            wanted.append(decoded)
+        return wanted
+
+    def _current(
+        self, index: int, quantity: int, known: Part, product: _Product | None, wanted_id: str, now: datetime
+    ) -> _Quoted:
+        """The item's quote as PartsSource offers it now, priced; `known` is the part as it was looked up."""
+        option, part = next(((o, p) for o, p in self._quotes(product, now) if p.part_id == wanted_id), (None, None))
+        price = part.unit_price if part is not None else None
+        if option is None or part is None or price is None or (part.expires_at or now) < now:
+            raise VendorInvalidRequest(
+                self.key,
+                f"items[{index}]: the PartsSource quote for {known.part_number} ({known.name}) is no longer "
+                "offered or has expired (quotes last 30 days). Look the part up again and order a current option.",
+                field=f"items[{index}].part_id",
+                code="QUOTE_GONE",
+            )
+        line = OrderLine.priced(
+            part_id=part.part_id, part_number=part.part_number, name=part.name, quantity=quantity, unit_price=price
+        )
+        return _Quoted(option, line, part.expires_at)
+
+    def _check_fields(self, index: int, quantity: int, quote: _Quoted, options: _Options) -> None:
+        """A flat-rate repair is one unit with its required fields; any other line takes no required fields."""
+        if not quote.option.is_repair():
+            if index in options.required_fields:
+                raise VendorInvalidRequest(
+                    self.key,
+                    f"options.required_fields: items[{index}] ({quote.line.part_number}) is not a flat-rate repair "
+                    "and takes no required fields; remove its entry.",
+                    field="options.required_fields",
+                )
+            return
         if quantity != 1:
             raise VendorInvalidRequest(
                 self.key,
@@ -482,7 +721,8 @@ class PartsSourceClient:
                 field=f"items[{index}].quantity",
             )
         given = options.required_fields.get(index, {})
-        missing = [name for name in required or ["repairReason", "serialNumber"] if not given.get(name)]
+        required = quote.option.required_names() or ["repairReason", "serialNumber"]
+        missing = [name for name in required if not given.get(name)]
         if missing:
             raise VendorInvalidRequest(
                 self.key,
@@ -544,26 +784,27 @@ class PartsSourceClient:
             # A part number the service resolved to a price option may be keyed by either.
             by_key[resolved.get(item.part_id, item.part_id)] = index
         result: dict[int, dict[str, str]] = {}
-        for key, values in raw.items():
+        for key, values in cast(dict[Any, Any], raw).items():
             index = by_key.get(str(key))
             if index is None:
                 raise VendorInvalidRequest(
                     self.key, f"{where}: {clean_text(key, 80)!r} is not a part_id of this order.", field=where
                 )
-            if not isinstance(values, dict) or not all(
-                isinstance(v, str | int | float) and not isinstance(v, bool) for v in values.values()
+            fields = cast(dict[Any, Any], values) if isinstance(values, dict) else None
+            if fields is None or not all(
+                isinstance(v, str | int | float) and not isinstance(v, bool) for v in fields.values()
             ):
                 raise VendorInvalidRequest(
                     self.key, f"{where}[{clean_text(key, 80)!r}] must map field names to text values.", field=where
                 )
-            result[index] = {str(k): str(v).strip() for k, v in values.items()}
+            result[index] = {str(k): str(v).strip() for k, v in fields.items()}
         return result
 
     async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
         lines = list(zip(request.items, preview.lines, strict=True))
         options = self._options(request, {item.part_id: line.part_id or item.part_id for item, line in lines})
         account = self.account
-        items = []
+        items: list[dict[str, Any]] = []
         for index, (item, line) in enumerate(lines):
             decoded = decode_part_id(line.part_id or "")
             if decoded is None or line.unit_price is None:
@@ -602,10 +843,8 @@ class PartsSourceClient:
         _, data = await self._http.request(
             "POST", "/orders", json_body=body, headers={"Idempotency-Key": _uuid_key(idempotency_key)}, retry=True
         )
-        raw = self._data(data)
-        if not isinstance(raw, dict):
-            raise VendorBadResponse(self.key, "PartsSource confirmed the order without an order in its answer")
-        return self._order(raw, request.po_number, request.notes)
+        answer = read(_Order, self._payload(data), self.key, "order confirmation")
+        return self._order(answer, request.po_number, request.notes)
 
     async def get_order(self, order_id: str) -> Order:
         if not order_id.strip().isdigit():
@@ -613,10 +852,7 @@ class PartsSourceClient:
                 self.key, "order_id: PartsSource order ids are numbers, e.g. 10001.", field="order_id"
             )
         _, data = await self._http.request("GET", f"/orders/{order_id.strip()}", retry=True)
-        raw = self._data(data)
-        if not isinstance(raw, dict):
-            raise VendorBadResponse(self.key, "PartsSource answered an order look-up without an order")
-        return self._order(raw)
+        return self._order(read(_Order, self._payload(data), self.key, "order"))
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         """Orders by status, PO and creation date, newest first as PartsSource returns them.
@@ -668,69 +904,52 @@ class PartsSourceClient:
             limit = max(1, min(SEARCH_PAGE, max_orders - len(orders)))
             params = {"q": q, "limit": limit, "offset": offset}
             _, data = await self._http.request("GET", "/orders/search", params=params, retry=True)
-            page = self._data(data)
-            items = _items(page)
-            orders.extend(self._order(item) for item in items if parse.first(item, "orderId", "id") is not None)
-            pagination = page.get("pagination") if isinstance(page, dict) else None
-            more = pagination.get("hasMore") if isinstance(pagination, dict) else None
-            if not items or (more is False) or (more is None and len(items) < limit):
+            page = read(_Page[_Order], self._payload(data), self.key, "order search")
+            orders.extend(self._order(hit) for hit in page.items if hit.order_id is not None)
+            more = page.pagination.has_more if page.pagination is not None else None
+            if not page.items or (more is False) or (more is None and len(page.items) < limit):
                 break
-            offset += len(items)
+            offset += len(page.items)
         return orders[:max_orders]
 
-    def _order(self, raw: Mapping[str, Any], po_number: str | None = None, notes: str | None = None) -> Order:
-        order_id = parse.first(raw, "orderId", "id", "orderNumber")
-        if order_id is None:
+    def _order(self, answer: _Order, po_number: str | None = None, notes: str | None = None) -> Order:
+        if answer.order_id is None:
             raise VendorBadResponse(self.key, "PartsSource sent an order without an orderId")
-        lines = []
-        for line in parse.first(raw, "lineItems", "lines", "items", "quoteItems") or []:
-            if not isinstance(line, dict):
-                continue
-            product_id, option_id = line.get("productId"), line.get("priceOptionId")
-            unit = _money(parse.first(line, "price", "unitPrice"), self._currency)
-            quantity = parse.integer(parse.first(line, "quantity", "qty")) or 0
-            total = _money(parse.first(line, "extendedPrice", "lineTotal", "total"), self._currency)
-            status = parse.first(line, "status", "lineStatus")
-            lines.append(
-                OrderLine(
-                    part_id=encode_part_id(str(product_id), str(option_id)) if product_id and option_id else None,
-                    part_number=clean_text(
-                        parse.first(line, "partNumber", "requestedPartNumber", "replacementPartNumber") or "?", 80
-                    ),
-                    name=clean_text(line["description"], 200) if line.get("description") else None,
-                    quantity=quantity,
-                    unit_price=unit,
-                    line_total=total or ((unit * quantity).rounded() if unit else None),
-                    vendor_status=clean_text(status, 40) if status else None,
-                )
-            )
-        total = _money(parse.first(raw, "total", "orderTotal", "grandTotal"), self._currency)
-        subtotal = _money(raw.get("subtotal"), self._currency)
+        lines = [self._line(line) for line in answer.lines]
+        total = self._money(answer.total)
+        subtotal = self._money(answer.subtotal)
         if total is None and lines and all(line.line_total for line in lines):
             total = Money.total((line.line_total for line in lines if line.line_total), self._currency)
         priced = total or subtotal
-        status = parse.first(raw, "status", "orderStatus")
-        vendor_status = clean_text(status, 40) if status is not None else None
-        details = {
-            name: raw[name]
-            for name in ("shippingMethod", "facilityId", "requesterId", "useShippingAccount")
-            if isinstance(raw.get(name), str | int | bool)
-        }
+        vendor_status = clean_text(answer.status, 40) if answer.status is not None else None
         return Order(
             vendor=self.key,
-            order_id=str(order_id),
-            po_number=clean_text(parse.first(raw, "poNumber", "purchaseOrderNumber", "po") or po_number or "", 60)
-            or None,
+            order_id=answer.order_id,
+            po_number=clean_text(answer.po_number or po_number or "", 60) or None,
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
             lines=lines,
             subtotal=subtotal or total,
             total=total,
             currency=priced.currency if priced else None,
-            created_at=parse.timestamp(parse.first(raw, "createdDate", "createdAt", "orderDate", "created")),
-            updated_at=parse.timestamp(parse.first(raw, "updatedDate", "updatedAt", "lastModifiedDate")),
-            notes=clean_text(raw["notes"], 300) if raw.get("notes") else notes,
-            details=details,
+            created_at=answer.created_at,
+            updated_at=answer.updated_at,
+            notes=clean_text(answer.notes, 300) if answer.notes else notes,
+            details=answer.details(),
+        )
+
+    def _line(self, line: _Line) -> OrderLine:
+        unit = self._money(line.price)
+        quantity = line.quantity or 0
+        product_id, option_id = line.product_id, line.price_option_id
+        return OrderLine(
+            part_id=encode_part_id(product_id, option_id) if product_id and option_id else None,
+            part_number=clean_text(line.part_number or "?", 80),
+            name=clean_text(line.description, 200) if line.description else None,
+            quantity=quantity,
+            unit_price=unit,
+            line_total=self._money(line.total) or ((unit * quantity).rounded() if unit else None),
+            vendor_status=clean_text(line.status, 40) if line.status else None,
         )
 
     def map_status(self, vendor_status: str | None) -> OrderStatus:
@@ -738,15 +957,20 @@ class PartsSourceClient:
 
     # -------------------------------------------------------------------------------------- plumbing
 
-    def _data(self, body: Any) -> Any:
-        """The payload of the documented wrapper ``{success, data, errors, correlationId, timestamp}``, or the body."""
-        if isinstance(body, dict) and "data" in body and ("success" in body or "correlationId" in body):
-            if body.get("success") is False:
-                raise VendorBadResponse(
-                    self.key, "PartsSource answered 2xx but reported a failure: " + (_message(body) or "no message")
-                )
-            return body["data"]
-        return body
+    def _payload(self, body: Any) -> Any:
+        """What the documented wrapper carries as ``data``; a body without the wrapper is its own payload."""
+        envelope = _Envelope.model_validate(body)
+        if not envelope.wraps():
+            return body
+        if envelope.success is False:
+            raise VendorBadResponse(
+                self.key,
+                "PartsSource answered 2xx but reported a failure: " + (_Problem.of(body).text() or "no message"),
+            )
+        return envelope.data
+
+    def _money(self, price: _Price | None) -> Money | None:
+        return price.money(self._currency) if price is not None else None
 
     async def _each(self, keys: Sequence[K], call: Callable[[K], Awaitable[V]]) -> dict[K, V]:
         """``call`` for every key, a few at a time; the first vendor error is raised, as itself."""
@@ -775,8 +999,7 @@ class PartsSourceClient:
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
         status = response.status_code
         is_post = response.request.method == "POST" and response.request.url.path.endswith("/orders")
-        text = _message(data) or response.reason_phrase or "no message"
-        message = clean_text(text, 400)
+        message = clean_text(_Problem.of(data).text() or response.reason_phrase or "no message", 400)
         kw: dict[str, Any] = {"code": f"HTTP_{status}", "status": status}
         if status == 429:
             return VendorRateLimited(
@@ -798,82 +1021,95 @@ class PartsSourceClient:
             )
         if status == 404:
             return VendorNotFound(self.key, f"PartsSource: {message}", **kw)
-        if status == 409:
-            if is_post:
-                in_flight = bool(_IN_FLIGHT.search(message))
-                return _KeyConflict(
-                    self.key,
-                    f"PartsSource refused the order's idempotency key (409): {message}. An order under this key may "
-                    "already exist.",
-                    in_flight=in_flight,
-                    **kw,
-                )
-            return VendorConflict(self.key, f"PartsSource refused: {message}", **kw)
-        if 400 <= status < 500:
-            field_name = _field(message)
-            config = _config_field(message)
-            hint = f" Check vendors.{self.key}.{config} in the configuration." if config else ""
-            if is_post and status == 422 and field_name and field_name.endswith("part_id"):
-                hint = " Look the part up again for a current quote, and preview the order again."
-            what = "the order" if is_post else "the request"
-            return VendorInvalidRequest(
-                self.key, f"PartsSource refused {what}: {message}.{hint}", field=field_name, **kw
-            )
-        if is_post:
-            replayed = any(response.headers.get(h, "").lower() in ("true", "1") for h in _REPLAY_HEADERS)
-            error = VendorUnavailable(
+        if status == 409 and is_post:
+            return _KeyConflict(
                 self.key,
-                f"PartsSource failed while creating the order ({status})"
-                + (", and replayed that stored failure for this idempotency key" if replayed else "")
-                + ". The order may or may not exist. PartsSource stores a failure under its key for 24 h, so "
-                "resending with the same key only repeats it: look the order up by PO number before any new attempt.",
-                not_processed=False,
+                f"PartsSource refused the order's idempotency key (409): {message}. An order under this key may "
+                "already exist.",
+                in_flight=bool(_IN_FLIGHT.search(message)),
                 **kw,
             )
-            # A retry with the same key would only fetch the stored 5xx again.
-            error.retryable = False
-            return error
-        return VendorUnavailable(self.key, f"PartsSource failed ({status}).", not_processed=True, **kw)
+        if status == 409:
+            return VendorConflict(self.key, f"PartsSource refused: {message}", **kw)
+        if 400 <= status < 500:
+            return self._refused(message, is_post=is_post, **kw)
+        return self._failed(response, is_post=is_post, **kw)
+
+    def _refused(self, message: str, *, is_post: bool, status: int, **kw: Any) -> VendorError:
+        """A 4xx the request itself caused: named by field where the message names one."""
+        field_name = _field(message)
+        config = _config_field(message)
+        hint = f" Check vendors.{self.key}.{config} in the configuration." if config else ""
+        if is_post and status == 422 and field_name and field_name.endswith("part_id"):
+            hint = " Look the part up again for a current quote, and preview the order again."
+        what = "the order" if is_post else "the request"
+        return VendorInvalidRequest(
+            self.key, f"PartsSource refused {what}: {message}.{hint}", field=field_name, status=status, **kw
+        )
+
+    def _failed(self, response: httpx2.Response, *, is_post: bool, status: int, **kw: Any) -> VendorError:
+        if not is_post:
+            return VendorUnavailable(
+                self.key, f"PartsSource failed ({status}).", not_processed=True, status=status, **kw
+            )
+        replayed = any(response.headers.get(h, "").lower() in ("true", "1") for h in _REPLAY_HEADERS)
+        error = VendorUnavailable(
+            self.key,
+            f"PartsSource failed while creating the order ({status})"
+            + (", and replayed that stored failure for this idempotency key" if replayed else "")
+            + ". The order may or may not exist. PartsSource stores a failure under its key for 24 h, so "
+            "resending with the same key only repeats it: look the order up by PO number before any new attempt.",
+            not_processed=False,
+            status=status,
+            **kw,
+        )
+        # A retry with the same key would only fetch the stored 5xx again.
+        error.retryable = False
+        return error
 
 
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _money(raw: Any, currency: str) -> Money | None:
-    money = parse.money(raw, currency)
-    # 1250.0 on the wire is 1250.00: pad to the minor unit, but never round away a digit the vendor sent.
-    exponent = money.amount.as_tuple().exponent if money is not None else None
-    return money.rounded() if money is not None and isinstance(exponent, int) and exponent >= -2 else money
+def _option_notes(option: _Option, option_id: str, expires: datetime) -> list[str]:
+    condition, choice = option.shown_condition(), option.shown_choice()
+    warranty = clean_text(option.warranty or "unstated", 40)
+    supplier = f"; supplied by {clean_text(option.supplier, 80)}" if option.supplier else ""
+    notes = [
+        f"Condition: {condition}; warranty: {warranty}; purchase choice: {choice}{supplier}.",
+        f"Quoted price (priceOptionId {clean_text(option_id, 60)}), binding until {expires:%Y-%m-%d}: "
+        "the order carries exactly this price.",
+    ]
+    if choice.casefold() == "exchange":
+        notes.append("Exchange: the price assumes you send your old unit back as a core.")
+    if option.is_repair():
+        fields = ", ".join(option.required_names()) or "repairReason, serialNumber"
+        notes.append(
+            f"Flat-rate repair of your own unit: quantity 1 per order line, and options.required_fields "
+            f'(entries {{"part_id", "name", "value"}}) must give {fields}.'
+        )
+    return notes
 
 
-def _items(page: Any) -> list[dict[str, Any]]:
-    if isinstance(page, dict):
-        page = parse.first(page, "items", "results", "orders", "products")
-    return [i for i in page or [] if isinstance(i, dict)] if isinstance(page, list) else []
-
-
-def _message(data: Any) -> str:
-    """The vendor's words from either documented error envelope (or a gateway's or Cognito's)."""
-    if not isinstance(data, dict):
-        return ""
-    found: list[str] = []
-    errors = data.get("errors")
-    if isinstance(errors, list):
-        for entry in errors:
-            if isinstance(entry, dict):
-                where = parse.first(entry, "field", "propertyName", "name")
-                what = parse.first(entry, "message", "detail", "error") or ""
-                found.append(f"{where}: {what}" if where else str(what))
-            elif entry is not None:
-                found.append(str(entry))
-    elif isinstance(errors, dict):
-        for where, what in errors.items():
-            for one in what if isinstance(what, list) else [what]:
-                found.append(f"{where}: {one}")
-    detail = parse.first(data, "detail", "message", "error_description", "error", "title")
-    if detail is not None and not any(str(detail) in entry for entry in found):
-        found.insert(0, str(detail))
-    return "; ".join(dict.fromkeys(s.strip().rstrip(".") for s in found if s and s.strip()))
+def _caveats(quoted: Sequence[_Quoted], options: _Options) -> list[str]:
+    caveats: list[str] = []
+    expiries = [quote.expires_at for quote in quoted if quote.expires_at is not None]
+    if expiries:
+        caveats.append(
+            f"Prices are PartsSource quotes, binding until {min(expiries):%Y-%m-%d}; the order repeats them exactly."
+        )
+    for quote in quoted:
+        number, choice = quote.line.part_number, quote.option.shown_choice()
+        warranty = quote.option.warranty or "unstated"
+        caveats.append(f"{number}: {quote.option.shown_condition()}, {choice}, warranty {warranty}.")
+        if choice.casefold() == "exchange":
+            caveats.append(f"{number}: exchange price; send your old unit back as a core.")
+    caveats.append(
+        f"Ships by {options.shipping_method}"
+        + (" on your own shipping account" if options.use_shipping_account else "")
+        + ". PartsSource's API states no shipping or tax charges before the order: any are invoiced on top."
+    )
+    return caveats
 
 
 def _field(message: str) -> str | None:
@@ -904,39 +1140,17 @@ def _retry_after(response: httpx2.Response) -> float | None:
     return max(0.0, value - time.time()) if value > 1e9 else max(0.0, value)
 
 
-def _required_names(raw: Any) -> list[str]:
-    names = []
-    for entry in raw or []:
-        if isinstance(entry, str):
-            names.append(entry)
-        elif (
-            isinstance(entry, dict)
-            and parse.first(entry, "name", "fieldName", "key") is not None
-            and entry.get("required", True) is not False
-        ):
-            names.append(str(parse.first(entry, "name", "fieldName", "key")))
-    return [clean_text(n, 60) for n in names]
-
-
-def _is_repair(condition: str) -> bool:
-    return "flat rate repair" in condition.casefold()
-
-
-def _product_id(item: Mapping[str, Any]) -> str:
-    return str(parse.first(item, "productId", "id"))
-
-
-def _exact_or_first(query: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _exact_or_first(query: str, hits: list[_Product]) -> list[_Product]:
     # An exact part-number match takes all its products; otherwise the first few hits.
-    exact = [i for i in items if _squash(str(parse.first(i, "partNumber", "oemPartNumber") or "")) == _squash(query)]
-    return exact or items[:PRODUCTS_PER_QUERY]
+    exact = [hit for hit in hits if _squash(hit.part_number or "") == _squash(query)]
+    return exact or hits[:PRODUCTS_PER_QUERY]
 
 
-def _described(item: Mapping[str, Any]) -> tuple[str, str, str]:
-    number = clean_text(parse.first(item, "partNumber", "oemPartNumber") or "", 80)
-    name = clean_text(parse.first(item, "description", "name", "title") or number, 200)
+def _described(hit: _Product) -> tuple[str, str, str]:
+    number = clean_text(hit.part_number or "", 80)
+    name = clean_text(hit.description or number, 200)
     # What the catalog search looks at: part number, description and manufacturer.
-    return number, name, f"{number} {name} {parse.first(item, 'manufacturer', 'manufacturerName') or ''}"
+    return number, name, f"{number} {name} {hit.manufacturer or ''}"
 
 
 def _squash(value: str) -> str:

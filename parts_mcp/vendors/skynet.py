@@ -14,17 +14,26 @@ process. The preview re-reads the catalog by number, and the order carries the t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any, Literal
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar, cast
 
 import httpx2
-from pydantic import SecretStr
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
-from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._search import is_part_number, judge, number_variants, search_words
+from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -32,7 +41,6 @@ from parts_mcp.vendors.base import (
     OrderQuery,
     OrderRequest,
     VendorAuthError,
-    VendorBadResponse,
     VendorClient,
     VendorError,
     VendorHttp,
@@ -52,6 +60,191 @@ _FIELD_IN_MESSAGE = re.compile(
     r"\b(items(?:\[\d+\])?(?:\.\w+)?|po_number|notes|part_numbers|part_names|Idempotency-Key)\b"
 )
 _NOTES_LIMIT = 500
+# INSUFFICIENT_INVENTORY's details are undocumented: the names a list of short items may come under.
+_SHORT_LISTS = ("items", "short_items", "insufficient", "parts")
+_LIST_PRICES = (
+    "Prices are Skynet's list prices: the order is billed at your account's B2B price, which may be lower. "
+    "The placed order reports the actual total."
+)
+
+# ------------------------------------------------------------------------------ wire models
+
+T = TypeVar("T")
+
+
+def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # An optional field sent unreadably reads as absent: one odd price must not cost the whole answer.
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+def _readable_entries(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # An unreadable entry costs that entry, not the answer; anything but a list reads as no entries.
+    if not isinstance(value, list):
+        return []
+    kept: list[Any] = []
+    for entry in cast(list[Any], value):
+        try:
+            kept.extend(handler([entry]))
+        except ValidationError:
+            continue
+    return kept
+
+
+def _text(value: Any) -> Any:
+    # A number where Skynet gives text (a part number 12345) is its digits; an object or list says nothing.
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
+
+
+def _money(value: Any) -> Money:
+    price = _Price.model_validate(value)
+    return Money(amount=price.amount, currency=price.currency)
+
+
+Lenient = Annotated[T | None, WrapValidator(_or_none)]
+"""An optional field: absent, null or unreadable is None."""
+Entries = Annotated[list[T], WrapValidator(_readable_entries)]
+"""A list of which only the readable entries count; missing, null or not a list is empty."""
+Text = Annotated[str, BeforeValidator(_text)]
+"""Vendor text as given (cleaned where it becomes domain data); a number reads as its digits."""
+Id = Annotated[str, BeforeValidator(_text), StringConstraints(min_length=1)]
+"""A required id or part number, string or integer: without one there is no entry."""
+Price = Annotated[Money, BeforeValidator(_money)]
+"""Domain money from Skynet's {"amount": "12.40", "currency": "USD"} (a JSON number amount too)."""
+
+
+class _Price(Wire):
+    amount: Amount
+    currency: str
+
+
+class _Object(Wire):
+    """A JSON object of Skynet's, its nulls read as absent (so an alias falls through to the next spelling)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {key: value for key, value in cast(dict[str, Any], data).items() if value is not None}
+        return data
+
+
+class _Loose(_Object):
+    """An object read as empty when it is missing or not an object (as the client always read these)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object(cls, data: Any) -> Any:
+        return cast(dict[str, Any], data) if isinstance(data, dict) else {}
+
+
+class _CatalogPart(_Object):
+    """One of POST /catalog's found_parts."""
+
+    token: Id = Field(validation_alias="part_id")  # Skynet's part_id: new per look-up, valid about an hour
+    part_number: Id
+    title: Text = ""
+    vendor: Text = ""
+    price: Lenient[Price] = None  # the list price
+    available_stock: Lenient[Integer] = None
+    status: Text | None = None  # only ACTIVE is documented; absent says nothing against ordering
+
+
+class _Catalog(_Loose):
+    found_parts: Entries[_CatalogPart] = Field(default_factory=list[_CatalogPart])
+    not_found: Entries[str] = Field(default_factory=list[str])  # the request's own strings, echoed
+
+
+class _Line(_Object):
+    """A line of the placed order: its unit price is the account's B2B price, not the list price."""
+
+    part_number: Text = ""
+    title: Text = ""
+    quantity: Lenient[Integer] = None
+    unit_price: Lenient[Price] = None
+    line_total: Lenient[Price] = None
+
+
+class _Order(_Object):
+    """POST /orders' order. The names of its total and timestamp are undocumented: the likely spellings."""
+
+    order_id: Id
+    status: Text = ""
+    po_number: Text = ""
+    line_items: Entries[_Line] = Field(default_factory=list[_Line])
+    total: Lenient[Price] = Field(
+        default=None, validation_alias=AliasChoices("total", "order_total", "total_amount", "grand_total", "subtotal")
+    )
+    created_at: Lenient[Timestamp] = Field(
+        default=None, validation_alias=AliasChoices("created_at", "createdAt", "created", "timestamp", "placed_at")
+    )
+
+    def amount(self) -> Money | None:
+        """The order's total, or else the sum of its lines when every line has one."""
+        if self.total is not None:
+            return self.total
+        totals = [line.line_total for line in self.line_items if line.line_total is not None]
+        if totals and len(totals) == len(self.line_items):
+            return Money.total(totals, totals[0].currency)
+        return None
+
+
+class _Placed(_Object):
+    order: _Order
+
+
+class _ShortItem(_Object):
+    """A line Skynet has too little stock for (its shape is undocumented: these are the likely names)."""
+
+    part_id: Text | None = None
+    part_number: Text | None = None
+    requested: Lenient[Integer] = None
+    available: Lenient[Integer] = None
+
+    def described(self) -> str:
+        named = clean_text(self.part_number or self.part_id, 80)
+        return f"{named}: requested {self.requested}, available {self.available}"
+
+
+class _Shortfall(Wire):
+    """INSUFFICIENT_INVENTORY's details: a list under one of the common names, or a {part: available} map."""
+
+    items: Entries[_ShortItem] = Field(default_factory=list[_ShortItem])
+
+    @model_validator(mode="before")
+    @classmethod
+    def _listed(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return {}
+        given = cast(dict[str, Any], data)
+        listed = next((given[name] for name in _SHORT_LISTS if isinstance(given.get(name), list)), None)
+        if listed is not None:
+            return {"items": listed}
+        return {"items": [{"part_number": name, "available": n} for name, n in given.items() if isinstance(n, int)]}
+
+
+class _Error(_Loose):
+    code: Text = ""
+    message: Text = ""
+    details: _Shortfall = Field(default_factory=_Shortfall)
+
+
+class _ErrorBody(_Loose):
+    """Skynet's error envelope, {"success": false, "error": {"code", "message", "details"}}, read as far as it goes."""
+
+    error: _Error = Field(default_factory=_Error)
+
+
+class _Offer(NamedTuple):
+    part: Part
+    token: str  # the part_id Skynet issued with it: what an order sends
+
+
+# ----------------------------------------------------------------------------------- client
 
 
 class SkynetSettings(VendorSettingsBase):
@@ -90,8 +283,8 @@ class SkynetClient:
     # ------------------------------------------------------------------------------------ look-up
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
-        parts, not_found = await self._catalog([_entry(q) for q in queries])
-        return LookupResult(parts=list(parts.values()), not_found=not_found)
+        offers, not_found = await self._catalog([_entry(q) for q in queries])
+        return LookupResult(parts=_parts(offers), not_found=not_found)
 
     async def look_again(self, queries: Sequence[str]) -> LookupResult:
         # Skynet matches numbers exactly, so near numbers are asked for one by one (in the same call);
@@ -102,14 +295,15 @@ class SkynetClient:
             else [("part_names", w) for w in search_words(q)]
             for q in queries
         }
-        seen, _ = await self._catalog(list(dict.fromkeys(e for entries in tries.values() for e in entries)))
-        judged = judge(self.key, {q: list(seen.values()) for q in queries}, _described)
+        offers, _ = await self._catalog(list(dict.fromkeys(e for entries in tries.values() for e in entries)))
+        seen = _parts(offers)
+        judged = judge(self.key, {q: list(seen) for q in queries}, _described)
         found = {p.part_id: p for hits in judged.found.values() for p in hits}
         return LookupResult(parts=list(found.values()), not_found=judged.not_found, suggestions=judged.suggestions)
 
-    async def _catalog(self, entries: Sequence[tuple[str, str]]) -> tuple[dict[str, Part], list[str]]:
-        """Ask /catalog for (part_numbers | part_names, text) entries, 50 a call: the parts, and what it lacked."""
-        parts: dict[str, Part] = {}
+    async def _catalog(self, entries: Sequence[tuple[str, str]]) -> tuple[list[_Offer], list[str]]:
+        """Ask /catalog for (part_numbers | part_names, text) entries, 50 a call: what it has, and what it lacked."""
+        offers: list[_Offer] = []
         not_found: list[str] = []
         for start in range(0, len(entries), BATCH):
             body: dict[str, list[str]] = {}
@@ -117,33 +311,25 @@ class SkynetClient:
                 body.setdefault(field, []).append(text)
             # Catalog look-ups write nothing: safe to retry.
             _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
-            data = data if isinstance(data, dict) else {}
-            now = datetime.now(UTC)
-            for raw in data.get("found_parts") or []:
-                part = self._part(raw, now)
-                if part is not None:
-                    parts.setdefault(part.part_id, part)
-            not_found.extend(clean_text(q, 120) for q in data.get("not_found") or [] if isinstance(q, str))
-        return parts, not_found
+            answer = read(_Catalog, data, self.key, "catalog answer")
+            offers.extend(_Offer(self._part(found), found.token) for found in answer.found_parts)
+            not_found.extend(clean_text(query, 120) for query in answer.not_found)
+        return offers, not_found
 
-    def _part(self, raw: Any, now: datetime) -> Part | None:
-        if not isinstance(raw, dict) or not raw.get("part_id") or not raw.get("part_number"):
-            return None
-        status = raw.get("status")
-        price = parse.money(raw.get("price"))
-        number = clean_text(raw["part_number"], 80)
+    def _part(self, found: _CatalogPart) -> Part:
+        number = clean_text(found.part_number, 80)
         return Part(
             vendor=self.key,
             part_id=part_ids.encode(number),
             part_number=number,
-            name=clean_text(raw.get("title") or raw["part_number"], 200),
-            manufacturer=clean_text(raw["vendor"], 120) if raw.get("vendor") else None,
-            unit_price=price,
+            name=clean_text(found.title or found.part_number, 200),
+            manufacturer=clean_text(found.vendor, 120) if found.vendor else None,
+            unit_price=found.price,
             price_basis=PriceBasis.LIST,
-            available_quantity=parse.integer(raw.get("available_stock")),
-            vendor_status=clean_text(status, 40) if status else None,
+            available_quantity=found.available_stock,
+            vendor_status=clean_text(found.status, 40) if found.status else None,
             # Only ACTIVE is documented as orderable; anything else is treated as not orderable.
-            orderable=status in (None, "ACTIVE"),
+            orderable=found.status in (None, "ACTIVE"),
             notes=["List price: your account's B2B price may be lower and is confirmed when the order is placed."],
         )
 
@@ -154,75 +340,43 @@ class SkynetClient:
             if fields is not None and not part_id.startswith(_TOKEN_PREFIX):
                 numbers[part_id] = fields[0]
         offers = await self._offers(sorted(set(numbers.values())))
-        return {part_id: offers[n.upper()][0] for part_id, n in numbers.items() if n.upper() in offers}
+        return {part_id: offers[n.upper()].part for part_id, n in numbers.items() if n.upper() in offers}
 
-    async def _offers(self, numbers: Sequence[str]) -> dict[str, tuple[Part, str]]:
+    async def _offers(self, numbers: Sequence[str]) -> dict[str, _Offer]:
         """Each part number's catalog entry (by upper-case number), with the token Skynet issued for it."""
-        offers: dict[str, tuple[Part, str]] = {}
-        now = datetime.now(UTC)
-        for start in range(0, len(numbers), BATCH):
-            body = {"part_numbers": list(numbers[start : start + BATCH])}
-            # Catalog reads write nothing: safe to retry.
-            _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
-            for raw in (data.get("found_parts") if isinstance(data, dict) else None) or []:
-                part = self._part(raw, now)
-                if part is not None:
-                    offers.setdefault(part.part_number.upper(), (part, str(raw["part_id"])))
-        return offers
+        offers, _ = await self._catalog([("part_numbers", number) for number in numbers])
+        return _first_each(offers, lambda offer: offer.part.part_number.upper())
 
     # ------------------------------------------------------------------------------------- orders
 
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
-        if request.options:
-            raise VendorInvalidRequest(
-                self.key, "Skynet orders take no options; remove `options`.", field="options", code="INVALID_OPTION"
-            )
-        if request.notes is not None and len(request.notes) > _NOTES_LIMIT:
-            raise VendorInvalidRequest(
-                self.key, f"notes is longer than {_NOTES_LIMIT} characters; shorten it.", field="notes"
-            )
+        self._check(request)
         # Re-read the catalog so the preview shows today's price and stock, not the look-up's.
         offers = await self._offers(sorted({parts[item.part_id].part_number for item in request.items}))
         lines: list[OrderLine] = []
-        caveats: list[str] = []
+        caveats = [_LIST_PRICES]
         currency: str | None = None
         for index, item in enumerate(request.items):
-            known = parts[item.part_id]
-            current, token = offers.get(known.part_number.upper(), (None, None))
-            if current is None or current.unit_price is None:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}]: {known.part_number} is no longer in Skynet's catalog; look it up again.",
-                    field=f"items[{index}].part_id",
-                )
-            if not current.orderable:
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"items[{index}]: {known.part_number} is {current.vendor_status}, not orderable.",
-                    field=f"items[{index}].part_id",
-                )
-            if current.available_quantity is not None and current.available_quantity < item.quantity:
+            number = parts[item.part_id].part_number
+            offer, price = self._orderable(index, number, offers.get(number.upper()))
+            stock = offer.part.available_quantity
+            if stock is not None and stock < item.quantity:
                 caveats.append(
-                    f"{known.part_number}: {item.quantity} requested, {current.available_quantity} in stock; "
+                    f"{number}: {item.quantity} requested, {stock} in stock; "
                     "Skynet will refuse the order unless stock arrives."
                 )
-            currency = currency or current.unit_price.currency
+            currency = currency or price.currency
             lines.append(
                 OrderLine.priced(
-                    part_id=token,  # Skynet's token, just issued: what place_order sends
-                    part_number=current.part_number,
-                    name=current.name,
+                    part_id=offer.token,  # Skynet's token, just issued: what place_order sends
+                    part_number=offer.part.part_number,
+                    name=offer.part.name,
                     quantity=item.quantity,
-                    unit_price=current.unit_price,
+                    unit_price=price,
                 )
             )
         assert currency is not None  # items is never empty: the service checks before calling
         total = Money.total((line.line_total for line in lines if line.line_total), currency)
-        caveats.insert(
-            0,
-            "Prices are Skynet's list prices: the order is billed at your account's B2B price, which may be lower. "
-            "The placed order reports the actual total.",
-        )
         return Preview(
             vendor=self.key,
             po_number=request.po_number,
@@ -235,6 +389,32 @@ class SkynetClient:
             total_is_upper_bound=True,
             caveats=caveats,
         )
+
+    def _check(self, request: OrderRequest) -> None:
+        if request.options:
+            raise VendorInvalidRequest(
+                self.key, "Skynet orders take no options; remove `options`.", field="options", code="INVALID_OPTION"
+            )
+        if request.notes is not None and len(request.notes) > _NOTES_LIMIT:
+            raise VendorInvalidRequest(
+                self.key, f"notes is longer than {_NOTES_LIMIT} characters; shorten it.", field="notes"
+            )
+
+    def _orderable(self, index: int, number: str, offer: _Offer | None) -> tuple[_Offer, Money]:
+        """Today's catalog entry for items[index], which must still be listed, priced and orderable, and its price."""
+        if offer is None or offer.part.unit_price is None:
+            raise VendorInvalidRequest(
+                self.key,
+                f"items[{index}]: {number} is no longer in Skynet's catalog; look it up again.",
+                field=f"items[{index}].part_id",
+            )
+        if not offer.part.orderable:
+            raise VendorInvalidRequest(
+                self.key,
+                f"items[{index}]: {number} is {offer.part.vendor_status}, not orderable.",
+                field=f"items[{index}].part_id",
+            )
+        return offer, offer.part.unit_price
 
     async def place_order(self, request: OrderRequest, preview: Preview, idempotency_key: str) -> Order:
         body: dict[str, Any] = {
@@ -254,37 +434,20 @@ class SkynetClient:
         return self._order(data, request)
 
     def _order(self, data: Any, request: OrderRequest) -> Order:
-        raw = data.get("order") if isinstance(data, dict) else None
-        if not isinstance(raw, dict) or not raw.get("order_id"):
-            raise VendorBadResponse(self.key, "Skynet confirmed an order without an order_id")
-        lines = [
-            OrderLine(
-                part_number=clean_text(line.get("part_number") or "?", 80),
-                name=clean_text(line["title"], 200) if line.get("title") else None,
-                quantity=parse.integer(line.get("quantity")) or 0,
-                unit_price=parse.money(line.get("unit_price")),
-                line_total=parse.money(line.get("line_total")),
-            )
-            for line in raw.get("line_items") or []
-            if isinstance(line, dict)
-        ]
-        total = parse.money(parse.first(raw, "total", "order_total", "total_amount", "grand_total", "subtotal"))
-        if total is None and lines and all(line.line_total for line in lines):
-            total = Money.total((line.line_total for line in lines if line.line_total), lines[0].line_total.currency)  # type: ignore[union-attr]
-        vendor_status = str(raw.get("status") or "draft")
+        order = read(_Placed, data, self.key, "order confirmation").order
+        total = order.amount()
+        vendor_status = order.status or "draft"
         return Order(
             vendor=self.key,
-            order_id=str(raw["order_id"]),
-            po_number=str(raw.get("po_number") or request.po_number),
+            order_id=order.order_id,
+            po_number=order.po_number or request.po_number,
             status=self.map_status(vendor_status),
             vendor_status=vendor_status,
-            lines=lines,
+            lines=[_order_line(line) for line in order.line_items],
             subtotal=total,
             total=total,
             currency=total.currency if total else None,
-            created_at=parse.timestamp(
-                parse.first(raw, "created_at", "createdAt", "created", "timestamp", "placed_at")
-            ),
+            created_at=order.created_at,
             notes=request.notes,
         )
 
@@ -304,14 +467,10 @@ class SkynetClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        error = data.get("error") if isinstance(data, dict) else None
-        error = error if isinstance(error, dict) else {}
-        code = str(error.get("code") or f"HTTP_{response.status_code}")
-        message = clean_text(error.get("message") or response.reason_phrase or "no message", 300)
-        details = error.get("details")
-        details = details if isinstance(details, dict) else {}
-        status = response.status_code
-        kw: dict[str, Any] = {"code": code, "status": status}
+        error = read(_ErrorBody, data, self.key, "error answer").error
+        code = error.code or f"HTTP_{response.status_code}"
+        message = clean_text(error.message or response.reason_phrase or "no message", 300)
+        kw: dict[str, Any] = {"code": code, "status": response.status_code}
         match code:
             case "INVALID_API_KEY":
                 return VendorAuthError(self.key, "Skynet rejected the API key (missing, malformed or wrong).", **kw)
@@ -333,18 +492,7 @@ class SkynetClient:
                     **kw,
                 )
             case "INSUFFICIENT_INVENTORY":
-                items = _short_items(details)
-                listed = "; ".join(
-                    f"{i.get('part_number') or i.get('part_id')}: requested {i.get('requested')}, "
-                    f"available {i.get('available')}"
-                    for i in items
-                )
-                return VendorOutOfStock(
-                    self.key,
-                    "Skynet does not have enough stock" + (f" ({listed})" if listed else "") + ".",
-                    items=items,
-                    **kw,
-                )
+                return self._out_of_stock(error.details, kw)
             case "IDEMPOTENCY_CONFLICT":
                 # Skynet holds an order under this key already (sent with other part tokens, say): it may be ours.
                 return VendorKeyConflict(
@@ -356,20 +504,39 @@ class SkynetClient:
                 )
             case "UPSTREAM_ERROR":
                 return VendorUnavailable(self.key, "Skynet's catalog failed on their side.", not_processed=True, **kw)
-        return error_for_status(self.key, "Skynet", response, message, code=code)
+            case _:
+                return error_for_status(self.key, "Skynet", response, message, code=code)
+
+    def _out_of_stock(self, shortfall: _Shortfall, kw: Mapping[str, Any]) -> VendorOutOfStock:
+        listed = "; ".join(item.described() for item in shortfall.items)
+        return VendorOutOfStock(
+            self.key,
+            "Skynet does not have enough stock" + (f" ({listed})" if listed else "") + ".",
+            items=[item.model_dump(exclude_none=True) for item in shortfall.items],
+            **kw,
+        )
 
 
-def _short_items(details: Mapping[str, Any]) -> list[dict[str, Any]]:
-    # The shape is undocumented: accept a list under any common key, or a {part: available} map.
-    for key in ("items", "short_items", "insufficient", "parts"):
-        value = details.get(key)
-        if isinstance(value, list):
-            return [
-                {k: clean_text(v, 80) if isinstance(v, str) else v for k, v in i.items()}
-                for i in value
-                if isinstance(i, dict)
-            ]
-    return [{"part_number": clean_text(k, 80), "available": v} for k, v in details.items() if isinstance(v, int)]
+def _first_each(offers: Iterable[_Offer], key: Callable[[_Offer], str]) -> dict[str, _Offer]:
+    # A part may come back twice (named by its number and by a word of its title): the first answer stands.
+    first: dict[str, _Offer] = {}
+    for offer in offers:
+        first.setdefault(key(offer), offer)
+    return first
+
+
+def _parts(offers: Iterable[_Offer]) -> list[Part]:
+    return [offer.part for offer in _first_each(offers, lambda offer: offer.part.part_id).values()]
+
+
+def _order_line(line: _Line) -> OrderLine:
+    return OrderLine(
+        part_number=clean_text(line.part_number or "?", 80),
+        name=clean_text(line.title, 200) if line.title else None,
+        quantity=line.quantity or 0,
+        unit_price=line.unit_price,
+        line_total=line.line_total,
+    )
 
 
 def _entry(query: str) -> tuple[str, str]:
