@@ -326,7 +326,7 @@ async def test_order_type_picks_its_own_price_and_is_shown_in_the_preview(world:
         )
     preview = structured(result)["preview"]
     assert preview["options"]["order_type"] == "EMG"
-    assert "Option order_type: EMG" in texts(result)  # what the human confirms
+    assert "  order_type: «EMG»" in texts(result)  # what the human confirms
     emg = keyloop.part("V1K0698151A").order_price("EMG")
     assert Decimal(preview["lines"][0]["unit_price"]["amount"]) == emg
 

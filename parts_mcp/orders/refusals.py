@@ -73,8 +73,8 @@ def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
         return Refusal(
             "VENDOR_AUTH",
             where,
-            f"{exc.vendor}: {_sentence(exc.message)}{outcome} The server's credentials for {exc.vendor!r} need fixing by an "
-            "administrator; retrying will not help.",
+            f"{exc.vendor}: {_sentence(exc.message)}{outcome} The server's credentials for {exc.vendor!r} need "
+            "fixing by an administrator; retrying will not help.",
         )
     if isinstance(exc, VendorInvalidRequest):
         return Refusal(

@@ -16,20 +16,51 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
 import stamina
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    AliasGenerator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    SecretStr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
 
-from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
+from parts_mcp.domain import (
+    LookupResult,
+    Money,
+    Order,
+    OrderItem,
+    OrderLine,
+    OrderStatus,
+    OrderSummary,
+    Part,
+    Preview,
+    PriceBasis,
+)
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, number_variants, suggest
+from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -146,7 +177,7 @@ class KeyloopSettings(VendorSettingsBase):
 
 @dataclass(frozen=True)
 class _Price:
-    """Keyloop's Price {netValue, grossValue, taxValue, taxRate, currencyCode}, per unit."""
+    """Keyloop's Price {netValue, grossValue, taxValue, taxRate, currencyCode}, per unit, as exact Money."""
 
     net: Money
     tax: Money | None
@@ -160,9 +191,13 @@ class _Price:
         return f"{self.net} net ({self.gross} incl.{rate} tax)"
 
 
-def _tidy(value: Money | None) -> Money | None:
+def _money(amount: Decimal | None, currency: str) -> Money | None:
     """To the currency's minor unit when that changes no digit: 58.4 -> 58.40, but 0.125 stays."""
-    if value is None:
+    if amount is None:
+        return None
+    try:
+        value = Money(amount=amount, currency=currency)
+    except ValueError:  # not a finite amount, or not an ISO currency: no price rather than a wrong one
         return None
     rounded = value.rounded()
     return rounded if rounded == value else value
@@ -172,80 +207,308 @@ def _money_diff(a: Money, b: Money) -> Money:
     return Money(amount=a.amount - b.amount, currency=a.currency)
 
 
-def _decimal(raw: Any) -> Decimal | None:
-    value = parse.money(raw, "XXX")
-    return value.amount if value is not None else None
+def _gross_total(billed: Iterable[tuple[_Price, int]], currency: str) -> Money | None:
+    """The gross total of (unit price, quantity) pairs; None unless every price states its gross."""
+    amounts: list[Money] = []
+    for price, quantity in billed:
+        if price.gross is None:
+            return None
+        amounts.append(price.gross * quantity)
+    return Money.total(amounts, currency)
+
+
+# ------------------------------------------------------------------------------------------- wire
+# Keyloop's answers as read. Every field is optional, and one that cannot be read is absent
+# (`_Lenient`): the client falls back where it always did (a price without a currency is no price,
+# an availableStock of "n/a" is unknown stock). Only an order look-up that is no object at all is a
+# VendorBadResponse; the other answers are read with `_tolerant`.
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _object(value: Any) -> Mapping[str, Any] | None:
+    """`value` when it is a JSON object (whose keys are strings)."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
+
+
+def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        return None
+
+
+_Lenient = Annotated[T | None, WrapValidator(_or_none)]
+"""A `T`, or None when the vendor sent something else."""
+_Code = StrictStr | StrictInt
+"""An id or code: a string, or an integer as in the seed's examples (partsOrderId, partCode)."""
+
+_Shown = StrictStr | StrictInt | StrictFloat
+"""Text to show (after `clean_text`): a string, or a number shown as sent."""
+
+
+def _readable(model: type[M], raw: Any, *, one: bool = False) -> list[M]:
+    """The entries of the list `raw` that read as `model`, others skipped; with `one`, an object is one entry."""
+    entries: list[Any] = (
+        [raw] if one and isinstance(raw, dict) else cast("list[Any]", raw) if isinstance(raw, list) else []
+    )
+    readable: list[M] = []
+    for entry in entries:
+        with suppress(ValidationError):
+            readable.append(model.model_validate(entry))
+    return readable
+
+
+def _each(model: type[M], *, one: bool = False) -> PlainValidator:
+    def validate(raw: Any) -> list[M]:
+        return _readable(model, raw, one=one)
+
+    return PlainValidator(validate)
+
+
+def _tolerant(model: type[M], data: Any) -> M:
+    """`data` as `model`, or the model's defaults when `data` is no object (every field has a default)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        return model()
+
+
+def _scalars(value: Any) -> Any:
+    # deliveryAddress and orderContact as shown: postalCode is an integer in the seed's example.
+    fields = _object(value)
+    return value if fields is None else {k: str(v) for k, v in fields.items() if isinstance(v, str | int)}
+
+
+class _Answer(Wire):
+    """Keyloop's camelCase fields under snake_case names; a null field is an absent one."""
+
+    model_config = ConfigDict(alias_generator=AliasGenerator(validation_alias=to_camel))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        # So a spelling sent as null gives way to the next one (currencyCode, currency), as absence does.
+        fields = _object(data)
+        return data if fields is None else {k: v for k, v in fields.items() if v is not None}
+
+
+class _PriceWire(_Answer):
+    currency: _Lenient[StrictStr] = Field(default=None, validation_alias=AliasChoices("currencyCode", "currency"))
+    net_value: _Lenient[Amount] = None
+    gross_value: _Lenient[Amount] = None
+    tax_value: _Lenient[Amount] = None
+    tax_rate: _Lenient[Amount] = None  # a percent: 20
+
+    def price(self) -> _Price | None:
+        """Any two of net, tax and gross give the third; a price with neither a currency nor a net is none."""
+        if self.currency is None:
+            return None
+        net, gross, tax = (_money(v, self.currency) for v in (self.net_value, self.gross_value, self.tax_value))
+        if net is None and gross is not None and tax is not None:
+            net = _money_diff(gross, tax)
+        if net is None:
+            return None
+        if tax is None and gross is not None:
+            tax = _money_diff(gross, net)
+        if gross is None and tax is not None:
+            gross = net + tax
+        rate = self.tax_rate if self.tax_rate is not None and self.tax_rate.is_finite() else None
+        return _Price(net=net, tax=tax, gross=gross, rate=rate)
 
 
 def _read_price(raw: Any) -> _Price | None:
-    if not isinstance(raw, Mapping):
+    try:
+        return _PriceWire.model_validate(raw).price()
+    except ValidationError:
         return None
-    currency = parse.first(raw, "currencyCode", "currency")
-    if not isinstance(currency, str):
-        return None
-    net = _tidy(parse.money(raw.get("netValue"), currency))
-    gross = _tidy(parse.money(raw.get("grossValue"), currency))
-    tax = _tidy(parse.money(raw.get("taxValue"), currency))
-    if net is None and gross is not None and tax is not None:
-        net = _money_diff(gross, tax)
-    if net is None:
-        return None
-    if tax is None and gross is not None:
-        tax = _money_diff(gross, net)
-    if gross is None and tax is not None:
-        gross = net + tax
-    return _Price(net=net, tax=tax, gross=gross, rate=_decimal(raw.get("taxRate")))
+
+
+_PriceField = Annotated[_Price | None, PlainValidator(_read_price)]
+"""A Price object read once into exact Money, or None."""
+
+
+class _OrderPrice(_Answer):
+    """An entry of orderPrices: {orderType, orderPrice}, or the Price's own fields beside orderType."""
+
+    order_type: StrictStr
+    order_price: _PriceField = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        entry = _object(data)
+        if entry is not None and _object(entry.get("orderPrice")) is None:
+            return {**entry, "orderPrice": entry}
+        return data
 
 
 def _order_prices(raw: Any) -> dict[str, _Price]:
     """orderPrices as a list of {orderType, orderPrice}, one such object, or a map by order type."""
-    entries: list[Any]
-    if isinstance(raw, list):
-        entries = raw
-    elif isinstance(raw, Mapping) and "orderType" in raw:
-        entries = [raw]
-    elif isinstance(raw, Mapping):
-        entries = [{"orderType": k, "orderPrice": v} for k, v in raw.items()]
-    else:
-        return {}
-    prices: dict[str, _Price] = {}
-    for entry in entries:
-        if not isinstance(entry, Mapping) or not isinstance(entry.get("orderType"), str):
-            continue
-        # The price may be nested under orderPrice or be the entry itself.
-        price = _read_price(entry.get("orderPrice") if isinstance(entry.get("orderPrice"), Mapping) else entry)
-        if price is not None:
-            prices[entry["orderType"].strip().upper()] = price
-    return prices
+    by_type = _object(raw)
+    if by_type is not None and "orderType" not in by_type:
+        raw = [{"orderType": k, "orderPrice": v} for k, v in by_type.items()]
+    entries = _readable(_OrderPrice, raw, one=True)
+    return {e.order_type.strip().upper(): e.order_price for e in entries if e.order_price is not None}
+
+
+class _Reference(_Answer):
+    """A vehicle reference type a part demands: {"type": "VIN"}, or just "VIN"."""
+
+    kind: StrictStr = Field(validation_alias="type")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return {"type": data} if isinstance(data, str) else data
 
 
 def _reference_types(raw: Any) -> tuple[str, ...]:
     """mandatoryVehicleReferences as [{type}], ["VIN"], or "VIN,KEYNUMBER" (a third-party client reads a string)."""
-    if isinstance(raw, str):
-        items: Iterable[Any] = re.split(r"[,;\s]+", raw)
-    elif isinstance(raw, Mapping):
-        items = [raw]
-    elif isinstance(raw, list):
-        items = raw
-    else:
-        return ()
-    types: list[str] = []
-    for item in items:
-        kind = item.get("type") if isinstance(item, Mapping) else item
-        if isinstance(kind, str) and kind.strip():
-            value = clean_text(kind, 40).upper()
-            if value not in types:
-                types.append(value)
-    return tuple(types)
+    listed = re.split(r"[,;\s]+", raw) if isinstance(raw, str) else raw
+    kinds = (clean_text(r.kind, 40).upper() for r in _readable(_Reference, listed, one=True) if r.kind.strip())
+    return tuple(dict.fromkeys(kinds))
 
 
-def _lines(raw: Any) -> list[Mapping[str, Any]]:
-    # The seed's response has `parts` as one object; an array is what a multi-line order needs.
-    if isinstance(raw, Mapping):
-        return [raw]
-    if isinstance(raw, list):
-        return [line for line in raw if isinstance(line, Mapping)]
-    return []
+class _Coded(_Answer):
+    """A part as Keyloop names it: partId, which is brandCode + partCode ("S" + 7654321)."""
+
+    part_id: _Lenient[_Code] = None
+    brand_code: _Lenient[_Code] = None
+    part_code: _Lenient[_Code] = None
+
+    @property
+    def identity(self) -> str:
+        """partId, else brandCode + partCode; "" when the answer names no part."""
+        if self.part_id is not None and str(self.part_id).strip():
+            return clean_text(self.part_id, 80)
+        # partCode is an integer in the seed's example, but real part codes are alphanumeric.
+        if self.brand_code and self.part_code is not None:
+            return clean_text(f"{self.brand_code}{self.part_code}", 80)
+        return ""
+
+    @property
+    def codes(self) -> tuple[str, str | int] | None:
+        """(brandCode, partCode) as Keyloop spelled them, when both name the part."""
+        if not self.identity or not isinstance(self.brand_code, str) or self.part_code is None:
+            return None
+        return self.brand_code, self.part_code
+
+
+class _Alternatives(_Answer):
+    alternative_type: _Lenient[_Shown] = None
+    supersession_date: _Lenient[Timestamp] = None
+    parts: Annotated[list[_Coded], _each(_Coded)] = Field(default_factory=list[_Coded])
+
+    def notes(self) -> list[str]:
+        ids = [part.identity for part in self.parts if part.identity]
+        if not ids:
+            return []
+        kind = clean_text(self.alternative_type or "alternative", 40).lower()
+        since = f" since {self.supersession_date.date().isoformat()}" if self.supersession_date else ""
+        return [f"Alternative parts ({kind}{since}): {', '.join(ids)}."]
+
+
+class _SearchPart(_Coded):
+    description: _Lenient[_Shown] = None
+    alternative_parts: _Lenient[_Alternatives] = None
+
+    @property
+    def name(self) -> str:
+        return clean_text(self.description or self.identity, 200)
+
+
+class _Listing(_Answer):
+    """A list answer {<items>: [...], totalItems, ...}; third-party clients also read a bare list."""
+
+    items: ClassVar[str]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return {cls.items: cast("list[Any]", data)} if isinstance(data, list) else data
+
+
+class _SearchAnswer(_Listing):
+    items = "parts"
+    parts: Annotated[list[_SearchPart], _each(_SearchPart)] = Field(default_factory=list[_SearchPart])
+
+
+class _Brand(_Answer):
+    brand_code: _Lenient[StrictStr] = None
+    description: _Lenient[_Shown] = None
+
+
+class _BrandsAnswer(_Listing):
+    items = "brands"
+    brands: Annotated[list[_Brand], _each(_Brand)] = Field(default_factory=list[_Brand])
+
+
+class _Offer(_Coded):
+    """A part's price-availability (shape from a third-party client, vendors.md section 3)."""
+
+    list_price: _PriceField = None
+    surcharge: _PriceField = None
+    order_prices: Annotated[dict[str, _Price], PlainValidator(_order_prices)] = Field(default_factory=dict[str, _Price])
+    available_stock: _Lenient[Integer] = None
+    lead_time_in_days: _Lenient[Integer] = None
+    is_available_for_back_order: _Lenient[StrictBool] = None
+    sales_blocked: _Lenient[StrictBool] = None
+    sales_blocked_description: _Lenient[_Shown] = None
+    mandatory_vehicle_references: Annotated[tuple[str, ...], PlainValidator(_reference_types)] = ()
+
+
+class _Line(_Answer):
+    """A line of a PartsOrder."""
+
+    part_id: _Lenient[_Code] = None
+    part: _Lenient[_Coded] = None
+    quantity: _Lenient[Integer] = None
+    order_price: _PriceField = None
+    parts_order_line_status: _Lenient[StrictStr] = None
+    order_line_id: _Lenient[_Shown] = None
+
+    @property
+    def identity(self) -> str:
+        part = self.part or _Coded()
+        return str(self.part_id or part.part_id or part.identity or "?")
+
+    @property
+    def status(self) -> str | None:
+        status = self.parts_order_line_status
+        return clean_text(status, 40).upper() if status else None
+
+
+class _Order(_Answer):
+    """A PartsOrder (seeds/002): the 201 answer, and GET /parts-orders/{id}; a 202 holds only the id."""
+
+    parts_order_id: _Lenient[_Code] = None
+    parts_order_date_time: _Lenient[Timestamp] = None
+    order_status: _Lenient[StrictStr] = None
+    order_type: _Lenient[StrictStr] = None
+    order_reference: _Lenient[StrictStr] = None
+    delivery_address: _Lenient[Annotated[dict[str, str], BeforeValidator(_scalars)]] = None
+    order_contact: _Lenient[Annotated[dict[str, str], BeforeValidator(_scalars)]] = None
+    # The seed's answer has `parts` as one object; an array is what a multi-line order needs.
+    parts: Annotated[list[_Line], _each(_Line, one=True)] = Field(default_factory=list[_Line])
+
+
+class _Issue(_Answer):
+    field: _Lenient[_Shown] = None
+    issue: _Lenient[_Shown] = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.field}: {self.issue}" if self.field else self.issue or ""
+
+
+class _Problem(_Answer):
+    """Keyloop's error envelope (seeds/002): {correlationId, message, details: [{field, value, issue}], links}."""
+
+    correlation_id: _Lenient[StrictStr] = None
+    message: _Lenient[_Shown] = None
+    details: Annotated[list[_Issue], _each(_Issue)] = Field(default_factory=list[_Issue])
 
 
 # ------------------------------------------------------------------------------------------- options
@@ -261,6 +524,28 @@ class _Options:
 
     def references_for(self, part_id: str) -> dict[str, str]:
         return {**self.for_all, **self.by_part.get(part_id.casefold(), {})}
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """An item of an order as the dealer prices it now, with what the preview says about it."""
+
+    part_id: str
+    line: OrderLine
+    price: _Price
+    list_priced: bool  # the dealer gave no order prices at all
+    references: list[dict[str, str]]  # the line's mandatoryVehicleReferences, when the part demands some
+    lacking: tuple[str, ...]  # reference types the part demands that the options do not give
+    stock: str | None  # a caveat when the stock is short
+    surcharge: str | None  # what the total excludes
+
+
+@dataclass(frozen=True)
+class _Totals:
+    subtotal: Money
+    total: Money
+    caveat: str  # what the prices are, and the tax in the total
+    excludes: list[str]
 
 
 def _refuse(vendor: str, field: str, message: str, code: str = "INVALID_OPTION") -> VendorInvalidRequest:
@@ -280,8 +565,9 @@ def _pick(raw: Mapping[str, Any], *names: str) -> Any:
     return parse.first(raw, *names)
 
 
-def _contact(vendor: str, raw: Any, field: str) -> dict[str, str]:
-    if not isinstance(raw, Mapping):
+def _contact(vendor: str, value: Any, field: str) -> dict[str, str]:
+    raw = _object(value)
+    if raw is None:
         raise _refuse(vendor, field, f"{field} must be an object with name, phone, email and/or company_name.")
     allowed = {"name", "phone", "email", "company_name", "companyName"}
     unknown = sorted(set(raw) - allowed)
@@ -299,9 +585,10 @@ def _contact(vendor: str, raw: Any, field: str) -> dict[str, str]:
     return contact
 
 
-def _address(vendor: str, raw: Any) -> dict[str, str]:
+def _address(vendor: str, value: Any) -> dict[str, str]:
     field = "options.delivery_address"
-    if not isinstance(raw, Mapping):
+    raw = _object(value)
+    if raw is None:
         raise _refuse(vendor, field, f"{field} must be an object: street_name, postal_code, city, country_code.")
     names = {
         "streetName": ("street_name", "streetName"),
@@ -329,11 +616,12 @@ def _address(vendor: str, raw: Any) -> dict[str, str]:
 
 def _reference_map(vendor: str, raw: Any, field: str) -> dict[str, str]:
     """{TYPE: value} from {"KEYNUMBER": "..."} or [{"type": "KEYNUMBER", "value": "..."}]."""
-    pairs: list[tuple[Any, Any]]
-    if isinstance(raw, Mapping):
-        pairs = list(raw.items())
-    elif isinstance(raw, list) and all(isinstance(e, Mapping) for e in raw):
-        pairs = [(e.get("type"), e.get("value")) for e in raw]
+    mapping = _object(raw)
+    entries = [_object(e) for e in cast("list[Any]", raw)] if isinstance(raw, list) else [None]
+    if mapping is not None:
+        pairs = list(mapping.items())
+    elif all(e is not None for e in entries):
+        pairs = [(e.get("type"), e.get("value")) for e in entries if e is not None]
     else:
         raise _refuse(
             vendor,
@@ -424,7 +712,7 @@ class KeyloopClient:
         self._brands_until = 0.0
         self._brands_lock = anyio.Lock()
         # partId -> (brandCode, partCode) as Keyloop spelled them, to send all three as the seed's example does.
-        self._codes: dict[str, tuple[Any, Any]] = {}
+        self._codes: dict[str, tuple[str, str | int]] = {}
 
     # ------------------------------------------------------------------------------------ look-up
 
@@ -441,10 +729,10 @@ class KeyloopClient:
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         brands = await self._brand_names()
         found = await self._search_all(queries, brands)
-        raws: dict[str, Mapping[str, Any]] = {}
+        raws: dict[str, _SearchPart] = {}
         for query in queries:
             for raw in found.get(query, []):
-                raws.setdefault(_part_id(raw), raw)
+                raws.setdefault(raw.identity, raw)
                 self._remember_codes(raw)
         offers = await self._price_availabilities(list(raws))
         parts = [self._part(raw, offers.get(part_id), brands) for part_id, raw in raws.items()]
@@ -462,16 +750,16 @@ class KeyloopClient:
             # Ranked on the code as searched ("1K0 698 151 B" is 1K0698151B), reported for the query as asked.
             near.model_copy(update={"query": q})
             for q in queries
-            for near in suggest(codes[q], self.key, [_described(raw) for v in variants[q] for raw in seen.get(v, [])])
+            for near in suggest(
+                codes[q], self.key, [(raw.identity, raw.name) for v in variants[q] for raw in seen.get(v, [])]
+            )
         ]
         return LookupResult(parts=[], not_found=list(queries), suggestions=suggestions)
 
-    async def _search_all(
-        self, queries: Iterable[str], brands: Mapping[str, str]
-    ) -> dict[str, list[Mapping[str, Any]]]:
+    async def _search_all(self, queries: Iterable[str], brands: Mapping[str, str]) -> dict[str, list[_SearchPart]]:
         """The search for each query, a few at a time; the first vendor error is raised."""
         limiter = anyio.CapacityLimiter(_CONCURRENCY)
-        found: dict[str, list[Mapping[str, Any]]] = {}
+        found: dict[str, list[_SearchPart]] = {}
         failures: list[VendorError] = []
 
         async def search(query: str) -> None:
@@ -502,16 +790,15 @@ class KeyloopClient:
                 logger.info("Keyloop brands unavailable: %s", exc.code)
                 self._brands, self._brands_until = {}, self._clock() + 60
                 return {}
-            entries = data.get("brands") if isinstance(data, Mapping) else data
             brands: dict[str, str] = {}
-            for entry in entries if isinstance(entries, list) else []:
-                if isinstance(entry, Mapping) and isinstance(entry.get("brandCode"), str) and entry["brandCode"]:
-                    code = clean_text(entry["brandCode"], 20)
-                    brands[code] = clean_text(entry.get("description") or code, 80)
+            for entry in _tolerant(_BrandsAnswer, data).brands:
+                if entry.brand_code:
+                    code = clean_text(entry.brand_code, 20)
+                    brands[code] = clean_text(entry.description or code, 80)
             self._brands, self._brands_until = brands, self._clock() + _BRANDS_TTL
             return brands
 
-    async def _search(self, query: str, brands: Mapping[str, str]) -> list[Mapping[str, Any]]:
+    async def _search(self, query: str, brands: Mapping[str, str]) -> list[_SearchPart]:
         # Dealers show part codes with spaces ("1K0 698 151 A"); the DMS stores them without.
         code = "".join(query.split())
         if not code or not any(ch.isdigit() for ch in code):
@@ -528,9 +815,7 @@ class KeyloopClient:
                 return parts[:_MAX_PARTS_PER_QUERY]
         return []
 
-    async def _search_parts(
-        self, brand: str | None, part_code: str, brands: Mapping[str, str]
-    ) -> list[Mapping[str, Any]]:
+    async def _search_parts(self, brand: str | None, part_code: str, brands: Mapping[str, str]) -> list[_SearchPart]:
         try:
             _, data = await self._http.request(
                 "GET", SEARCH_PATH, params={"brandCode": brand, "partCode": part_code}, retry=True
@@ -541,16 +826,15 @@ class KeyloopClient:
             if brand is not None:
                 return []
             # The search may insist on a brand: ask each of the dealer's brands instead.
-            found: list[Mapping[str, Any]] = []
+            found: list[_SearchPart] = []
             for code in list(brands)[:_MAX_BRAND_FANOUT]:
                 found += await self._search_parts(code, part_code, brands)
             return found
-        entries = data.get("parts") if isinstance(data, Mapping) else data
-        return [e for e in entries if isinstance(e, Mapping) and _part_id(e)] if isinstance(entries, list) else []
+        return [part for part in _tolerant(_SearchAnswer, data).parts if part.identity]
 
-    async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, Mapping[str, Any] | VendorError]:
+    async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, _Offer | VendorError]:
         limiter = anyio.CapacityLimiter(_CONCURRENCY)
-        results: dict[str, Mapping[str, Any] | VendorError] = {}
+        results: dict[str, _Offer | VendorError] = {}
         params = {"customerId": self._customer_id} if "customerId" in PRICE_AVAILABILITY_PARAMS else {}
 
         async def fetch(part_id: str) -> None:
@@ -565,7 +849,7 @@ class KeyloopClient:
                 except VendorError as exc:
                     results[part_id] = exc
                     return
-                offer: Mapping[str, Any] = data if isinstance(data, Mapping) else {}
+                offer = _tolerant(_Offer, data)
                 self._remember_codes(offer)
                 results[part_id] = offer
 
@@ -577,79 +861,63 @@ class KeyloopClient:
                 raise outcome
         return results
 
-    def _remember_codes(self, raw: Mapping[str, Any]) -> None:
-        brand, code = raw.get("brandCode"), raw.get("partCode")
-        if not _part_id(raw) or not isinstance(brand, str) or not isinstance(code, str | int) or isinstance(code, bool):
+    def _remember_codes(self, raw: _Coded) -> None:
+        codes = raw.codes
+        if codes is None:
             return
         if len(self._codes) > 10_000:
             self._codes.clear()  # a bound, not a cache policy: the preview refills what an order needs
-        self._codes[_part_id(raw)] = (brand, code)
+        self._codes[raw.identity] = codes
 
-    def _part(
-        self, raw: Mapping[str, Any], offer: Mapping[str, Any] | VendorError | None, brands: Mapping[str, str]
-    ) -> Part:
-        part_id = _part_id(raw)
-        brand = str(raw.get("brandCode") or "")
-        notes: list[str] = []
+    def _part(self, raw: _SearchPart, offer: _Offer | VendorError | None, brands: Mapping[str, str]) -> Part:
+        brand = str(raw.brand_code or "")
         unit_price: Money | None = None
         basis = PriceBasis.CONTRACT
-        available: int | None = None
-        blocked = False
-        if not isinstance(offer, Mapping):
-            code = offer.code if isinstance(offer, VendorError) else "NO_ANSWER"
-            notes.append(f"Keyloop could not price this part just now ({code}); look it up again before ordering.")
+        if isinstance(offer, _Offer):
+            unit_price, basis, notes = self._offer_prices(offer)
+            notes += _availability_notes(offer)
         else:
-            prices = _order_prices(offer.get("orderPrices"))
-            chosen = prices.get(self._order_type)
-            list_price = _read_price(offer.get("listPrice"))
-            if chosen is not None:
-                unit_price = chosen.net
-                notes.append(
-                    f"Your order price for {self._order_type} ({ORDER_TYPES[self._order_type]}) orders: "
-                    f"{chosen.describe()} per unit."
-                )
-            elif list_price is not None:
-                unit_price, basis = list_price.net, PriceBasis.LIST
-                notes.append(f"The dealer gave no {self._order_type} order price: this is the list price.")
-            others = [f"{t} {p.net}" for t, p in prices.items() if t != self._order_type]
-            if others:
-                notes.append("Order prices for other order types (net, options.order_type): " + ", ".join(others) + ".")
-            if list_price is not None:
-                notes.append(f"List price: {list_price.describe()}.")
-            surcharge = _read_price(offer.get("surcharge"))
-            if surcharge is not None and surcharge.net.amount:
-                notes.append(f"Surcharge: {surcharge.describe()} per unit (e.g. a deposit), not in the order price.")
-            available = parse.integer(offer.get("availableStock"))
-            lead = parse.integer(offer.get("leadTimeInDays"))
-            if lead is not None:
-                notes.append(f"Lead time: {lead} day(s).")
-            back_order = offer.get("isAvailableForBackOrder")
-            if isinstance(back_order, bool):
-                notes.append("Back-order allowed." if back_order else "Cannot be back-ordered: only stock on hand.")
-            if offer.get("salesBlocked") is True:
-                blocked = True
-                why = offer.get("salesBlockedDescription")
-                notes.append("Sales blocked" + (f": {clean_text(why, 160)}" if why else "") + ". Not orderable.")
-            references = _reference_types(offer.get("mandatoryVehicleReferences"))
-            if references:
-                notes.append(
-                    f"Orders must carry vehicle references {', '.join(references)}: give them as "
-                    f'options.vehicle_references, e.g. {{"{references[0]}": "..."}}.'
-                )
-        notes += _alternatives(raw.get("alternativeParts"))
+            code = offer.code if offer is not None else "NO_ANSWER"
+            notes = [f"Keyloop could not price this part just now ({code}); look it up again before ordering."]
+        notes += raw.alternative_parts.notes() if raw.alternative_parts else []
+        blocked = isinstance(offer, _Offer) and offer.sales_blocked is True
         return Part(
             vendor=self.key,
-            part_id=part_id,
-            part_number=part_id,
-            name=clean_text(raw.get("description") or part_id, 200),
+            part_id=raw.identity,
+            part_number=raw.identity,
+            name=raw.name,
             manufacturer=brands.get(brand) or (clean_text(brand, 40) if brand else None),
             unit_price=unit_price,
             price_basis=basis,
-            available_quantity=available,
+            available_quantity=offer.available_stock if isinstance(offer, _Offer) else None,
             vendor_status="SALES_BLOCKED" if blocked else None,
             orderable=not blocked,
             notes=notes,
         )
+
+    def _offer_prices(self, offer: _Offer) -> tuple[Money | None, PriceBasis, list[str]]:
+        """The unit price a look-up shows (the configured order type's, else the list price) and every price's note."""
+        chosen = offer.order_prices.get(self._order_type)
+        listed = offer.list_price
+        notes: list[str] = []
+        unit_price, basis = None, PriceBasis.CONTRACT
+        if chosen is not None:
+            unit_price = chosen.net
+            notes.append(
+                f"Your order price for {self._order_type} ({ORDER_TYPES[self._order_type]}) orders: "
+                f"{chosen.describe()} per unit."
+            )
+        elif listed is not None:
+            unit_price, basis = listed.net, PriceBasis.LIST
+            notes.append(f"The dealer gave no {self._order_type} order price: this is the list price.")
+        others = [f"{t} {p.net}" for t, p in offer.order_prices.items() if t != self._order_type]
+        if others:
+            notes.append("Order prices for other order types (net, options.order_type): " + ", ".join(others) + ".")
+        if listed is not None:
+            notes.append(f"List price: {listed.describe()}.")
+        if offer.surcharge is not None and offer.surcharge.net.amount:
+            notes.append(f"Surcharge: {offer.surcharge.describe()} per unit (e.g. a deposit), not in the order price.")
+        return unit_price, basis, notes
 
     async def resolve_parts(self, part_ids: Sequence[str]) -> dict[str, Part]:
         # A part_id is Keyloop's partId: brand code plus part code ("V1K0698151A"), so the brand tells one
@@ -683,8 +951,9 @@ class KeyloopClient:
         raw_refs = options.get("vehicle_references")
         if raw_refs is not None:
             ids = {item.part_id.casefold() for item in request.items}
-            if isinstance(raw_refs, Mapping) and raw_refs and all(str(k).casefold() in ids for k in raw_refs):
-                for part_id, refs in raw_refs.items():
+            by_id = _object(raw_refs)
+            if by_id and all(str(k).casefold() in ids for k in by_id):
+                for part_id, refs in by_id.items():
                     by_part[str(part_id).casefold()] = _reference_map(
                         self.key, refs, f"options.vehicle_references.{part_id}"
                     )
@@ -703,88 +972,90 @@ class KeyloopClient:
         options = self._options(request)
         # Fresh price-availability: the order type may differ from the look-up's, and stock moves.
         offers = await self._price_availabilities([item.part_id for item in request.items])
-        lines: list[OrderLine] = []
-        prices: list[_Price] = []
-        caveats: list[str] = []
-        excludes: list[str] = []
-        missing: list[str] = []
-        list_priced: list[str] = []
-        references: dict[str, list[dict[str, str]]] = {}
-        for index, item in enumerate(request.items):
-            known = parts[item.part_id]
-            where = f"items[{index}].part_id"
-            offer = offers.get(item.part_id)
-            if isinstance(offer, VendorNotFound):
-                raise VendorInvalidRequest(
-                    self.key, f"{where}: the dealer no longer knows {item.part_id}; look it up again.", field=where
-                )
-            if isinstance(offer, VendorError):
-                raise offer
-            offer = offer or {}
-            if offer.get("salesBlocked") is True:
-                why = offer.get("salesBlockedDescription")
-                raise VendorInvalidRequest(
-                    self.key,
-                    f"{where}: {item.part_id} is blocked for sale at the dealer"
-                    + (f" ({clean_text(why, 160)})" if why else "")
-                    + "; it cannot be ordered.",
-                    field=where,
-                )
-            offered = _order_prices(offer.get("orderPrices"))
-            price = offered.get(options.order_type)
-            if price is None and offered:
-                raise _refuse(
-                    self.key,
-                    "options.order_type",
-                    f"The dealer offers {item.part_id} for order types {', '.join(offered)}, not "
-                    f"{options.order_type}; choose one of those as options.order_type.",
-                )
-            if price is None:
-                # No order prices at all (a dealer or API version without them): the list price is all we have.
-                price = _read_price(offer.get("listPrice"))
-                if price is None:
-                    raise VendorInvalidRequest(
-                        self.key,
-                        f"{where}: the dealer gave no price for {item.part_id}; it cannot be ordered.",
-                        field=where,
-                    )
-                list_priced.append(item.part_id)
-            required = _reference_types(offer.get("mandatoryVehicleReferences"))
-            given = options.references_for(item.part_id)
-            lacking = [t for t in required if t not in given]
-            if lacking:
-                missing.append(f"{item.part_id} needs {', '.join(lacking)}")
-            elif required:
-                references[item.part_id] = [{"type": t, "value": given[t]} for t in required]
-            stock = parse.integer(offer.get("availableStock"))
-            back_order = offer.get("isAvailableForBackOrder")
-            lead = parse.integer(offer.get("leadTimeInDays"))
-            if stock is not None and stock < item.quantity:
-                if back_order is False:
-                    caveats.append(
-                        f"{item.part_id}: {item.quantity} requested, {stock} in stock, and the part cannot be "
-                        "back-ordered: the dealer will likely refuse the order."
-                    )
-                else:
-                    caveats.append(
-                        f"{item.part_id}: {item.quantity} requested, {stock} in stock; the rest will be back-ordered"
-                        + (f" (lead time {lead} day(s))." if lead is not None else ".")
-                    )
-            surcharge = _read_price(offer.get("surcharge"))
-            if surcharge is not None and surcharge.net.amount:
-                excludes.append(
-                    f"{item.part_id}: surcharge of {surcharge.describe()} per unit, if the dealer bills it on top"
-                )
-            prices.append(price)
-            lines.append(
-                OrderLine.priced(
-                    part_id=item.part_id,
-                    part_number=known.part_number,
-                    name=known.name,
-                    quantity=item.quantity,
-                    unit_price=price.net,
-                )
+        priced = [
+            self._priced(f"items[{index}].part_id", item, parts[item.part_id], offers.get(item.part_id), options)
+            for index, item in enumerate(request.items)
+        ]
+        self._require_references(priced)
+        totals = self._totals(priced, options.order_type)
+        return Preview(
+            vendor=self.key,
+            po_number=request.po_number,
+            lines=[p.line for p in priced],
+            options=_shown_options(options, priced),
+            subtotal=totals.subtotal,
+            total=totals.total,
+            currency=totals.subtotal.currency,
+            price_basis=PriceBasis.LIST if any(p.list_priced for p in priced) else PriceBasis.CONTRACT,
+            excludes=[p.surcharge for p in priced if p.surcharge] + totals.excludes,
+            caveats=[totals.caveat, *_caveats(request.po_number, options, priced)],
+        )
+
+    def _priced(
+        self, where: str, item: OrderItem, known: Part, offer: _Offer | VendorError | None, options: _Options
+    ) -> _Priced:
+        offer = self._orderable(where, item.part_id, offer)
+        price, list_priced = self._unit_price(where, item.part_id, offer, options.order_type)
+        required = offer.mandatory_vehicle_references
+        given = options.references_for(item.part_id)
+        return _Priced(
+            part_id=item.part_id,
+            line=OrderLine.priced(
+                part_id=item.part_id,
+                part_number=known.part_number,
+                name=known.name,
+                quantity=item.quantity,
+                unit_price=price.net,
+            ),
+            price=price,
+            list_priced=list_priced,
+            references=[{"type": t, "value": given[t]} for t in required if t in given],
+            lacking=tuple(t for t in required if t not in given),
+            stock=_stock_caveat(item.part_id, item.quantity, offer),
+            surcharge=_surcharge_exclude(item.part_id, offer),
+        )
+
+    def _orderable(self, where: str, part_id: str, offer: _Offer | VendorError | None) -> _Offer:
+        """The part's fresh price-availability, unless the dealer no longer knows it or blocks its sale."""
+        if isinstance(offer, VendorNotFound):
+            raise VendorInvalidRequest(
+                self.key, f"{where}: the dealer no longer knows {part_id}; look it up again.", field=where
             )
+        if isinstance(offer, VendorError):
+            raise offer
+        offer = offer if offer is not None else _Offer()
+        if offer.sales_blocked:
+            why = offer.sales_blocked_description
+            raise VendorInvalidRequest(
+                self.key,
+                f"{where}: {part_id} is blocked for sale at the dealer"
+                + (f" ({clean_text(why, 160)})" if why else "")
+                + "; it cannot be ordered.",
+                field=where,
+            )
+        return offer
+
+    def _unit_price(self, where: str, part_id: str, offer: _Offer, order_type: str) -> tuple[_Price, bool]:
+        """The order type's price; the list price (and True) when the dealer gives no order prices at all."""
+        price = offer.order_prices.get(order_type)
+        if price is not None:
+            return price, False
+        if offer.order_prices:
+            raise _refuse(
+                self.key,
+                "options.order_type",
+                f"The dealer offers {part_id} for order types {', '.join(offer.order_prices)}, not "
+                f"{order_type}; choose one of those as options.order_type.",
+            )
+        # No order prices at all (a dealer or API version without them): the list price is all we have.
+        if offer.list_price is None:
+            raise VendorInvalidRequest(
+                self.key, f"{where}: the dealer gave no price for {part_id}; it cannot be ordered.", field=where
+            )
+        return offer.list_price, True
+
+    def _require_references(self, priced: Sequence[_Priced]) -> None:
+        missing = [f"{p.part_id} needs {', '.join(p.lacking)}" for p in priced if p.lacking]
         if missing:
             raise VendorInvalidRequest(
                 self.key,
@@ -795,65 +1066,26 @@ class KeyloopClient:
                 field="options.vehicle_references",
                 code="VEHICLE_REFERENCES_REQUIRED",
             )
-        currencies = {p.net.currency for p in prices}
+
+    def _totals(self, priced: Sequence[_Priced], order_type: str) -> _Totals:
+        """Subtotal net of tax; the total with tax when every price states it, else the tax is excluded."""
+        currencies = {p.price.net.currency for p in priced}
         if len(currencies) != 1:
             raise VendorBadResponse(self.key, f"Keyloop priced this order in several currencies ({currencies}).")
         currency = currencies.pop()
-        subtotal = Money.total((line.line_total for line in lines if line.line_total), currency)
-        if all(p.gross is not None for p in prices):
-            total = Money.total(((p.gross * i.quantity) for p, i in zip(prices, request.items, strict=True)), currency)  # type: ignore[operator]
-            tax = _money_diff(total, subtotal)
-            rates = sorted({format(p.rate.normalize(), "f") for p in prices if p.rate is not None})
-            caveats.insert(
-                0,
-                f"Prices are your {options.order_type} ({ORDER_TYPES[options.order_type]}) order prices at the "
-                f"dealer, net of tax; the total includes {tax} tax"
-                + (f" ({', '.join(rates)}%)" if rates else "")
-                + ".",
-            )
-        else:
-            total = subtotal
-            excludes.append("tax (VAT): the dealer did not state it")
-            caveats.insert(
-                0,
-                f"Prices are your {options.order_type} ({ORDER_TYPES[options.order_type]}) order prices at the "
-                "dealer, net of tax.",
-            )
-        if list_priced:
-            caveats.append(
-                f"The dealer gave no order price for {', '.join(list_priced)}: list prices are shown; the dealer bills "
-                "the customer's own price, which the placed order reports."
-            )
-        caveats.append(
-            "Keyloop cannot deduplicate orders: should the answer to this order be lost, it is not resent; the "
-            f"dealer's DMS then shows whether an order with orderReference {request.po_number!r} exists."
-        )
-        shown: dict[str, Any] = {"order_type": options.order_type}
-        if options.contact:
-            shown["contact"] = options.contact
-        if options.address:
-            shown["delivery_address"] = options.address
-        else:
-            caveats.append("Delivered to the customer's invoice address (no options.delivery_address).")
-        if references:
-            shown["vehicle_references"] = references
-        return Preview(
-            vendor=self.key,
-            po_number=request.po_number,
-            lines=lines,
-            options=shown,
-            subtotal=subtotal,
-            total=total,
-            currency=currency,
-            price_basis=PriceBasis.LIST if list_priced else PriceBasis.CONTRACT,
-            excludes=excludes,
-            caveats=caveats,
-        )
+        subtotal = Money.total((p.line.line_total for p in priced if p.line.line_total), currency)
+        terms = f"Prices are your {order_type} ({ORDER_TYPES[order_type]}) order prices at the dealer, net of tax"
+        total = _gross_total(((p.price, p.line.quantity) for p in priced), currency)
+        if total is None:
+            return _Totals(subtotal, subtotal, f"{terms}.", ["tax (VAT): the dealer did not state it"])
+        rates = sorted({format(p.price.rate.normalize(), "f") for p in priced if p.price.rate is not None})
+        tax = f"the total includes {_money_diff(total, subtotal)} tax" + (f" ({', '.join(rates)}%)" if rates else "")
+        return _Totals(subtotal, total, f"{terms}; {tax}.", [])
 
     def _order_body(self, request: OrderRequest, preview: Preview) -> dict[str, Any]:
         shown = preview.options
         references: Mapping[str, Any] = shown.get("vehicle_references") or {}
-        lines = []
+        lines: list[dict[str, Any]] = []
         for item in request.items:
             line: dict[str, Any] = {"part": self._part_ref(item.part_id), "quantity": item.quantity}
             if references.get(item.part_id):
@@ -891,17 +1123,17 @@ class KeyloopClient:
                     f"{request.po_number!r}: check there before ordering again."
                 )
             raise
-        raw = data if isinstance(data, Mapping) else {}
-        order_id = raw.get("partsOrderId")
-        if order_id is None or isinstance(order_id, bool) or not str(order_id).strip():
+        answer = _tolerant(_Order, data)
+        order_id = answer.parts_order_id
+        if order_id is None or not str(order_id).strip():
             raise VendorBadResponse(
                 self.key,
                 f"Keyloop answered {response.status_code} without a partsOrderId; check the dealer's DMS for "
                 f"orderReference {request.po_number!r}.",
                 status=response.status_code,
             )
-        if response.status_code != 202 and _lines(raw.get("parts")):
-            return self._order(raw, request.po_number)
+        if response.status_code != 202 and answer.parts:
+            return self._to_order(answer, request.po_number)
         # 202 (or a 201 with only the id): the DMS is still creating the order.
         return await self._await_order(str(order_id), request.po_number)
 
@@ -923,9 +1155,10 @@ class KeyloopClient:
                             _, data = await self._http.request("GET", path, retry=True)
                         except VendorNotFound as exc:
                             raise _NotReadableYet from exc
-                        if not isinstance(data, Mapping) or not _lines(data.get("parts")):
+                        answer = _tolerant(_Order, data)
+                        if not answer.parts:
                             raise _NotReadableYet
-                        return self._order(data, po_number)
+                        return self._to_order(answer, po_number)
         except (_NotReadableYet, TimeoutError, VendorError) as exc:
             raise VendorTimeout(
                 self.key,
@@ -937,71 +1170,30 @@ class KeyloopClient:
             ) from exc
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
-    def _order(self, raw: Mapping[str, Any], po_number: str | None) -> Order:
-        order_id = raw.get("partsOrderId")
-        if order_id is None or isinstance(order_id, bool):
+    def _order(self, data: Any, po_number: str | None) -> Order:
+        """An order answer (201, or GET /parts-orders/{id}) as an Order."""
+        return self._to_order(read(_Order, data, self.key, "order"), po_number)
+
+    def _to_order(self, raw: _Order, po_number: str | None) -> Order:
+        if raw.parts_order_id is None:
             raise VendorBadResponse(self.key, "Keyloop sent an order without a partsOrderId")
-        lines: list[OrderLine] = []
-        billed: list[tuple[_Price, int]] = []
-        line_details: list[dict[str, Any]] = []
-        for line in _lines(raw.get("parts")):
-            nested = line.get("part")
-            part: Mapping[str, Any] = nested if isinstance(nested, Mapping) else {}
-            part_id = str(parse.first(line, "partId") or parse.first(part, "partId") or _part_id(part) or "?")
-            quantity = parse.integer(line.get("quantity")) or 0
-            price = _read_price(line.get("orderPrice"))
-            status = line.get("partsOrderLineStatus")
-            status = clean_text(status, 40).upper() if isinstance(status, str) and status else None
-            lines.append(
-                OrderLine(
-                    part_id=part_id,  # an id is never altered: the domain type refuses an unsafe one
-                    part_number=clean_text(part_id, 80),
-                    quantity=quantity,
-                    unit_price=price.net if price else None,
-                    line_total=(price.net * quantity).rounded() if price else None,
-                    vendor_status=status,
-                )
-            )
-            if price is not None and status != "CANCELLED":
-                billed.append((price, quantity))
-            line_details.append(
-                {
-                    "part_id": part_id,
-                    "order_line_id": clean_text(line.get("orderLineId"), 80) if line.get("orderLineId") else None,
-                    "status": status,
-                    "normalized_status": LINE_STATUSES.get(status or "", OrderStatus.UNKNOWN).value,
-                }
-            )
-        vendor_status = raw.get("orderStatus")
-        vendor_status = clean_text(vendor_status, 40).upper() if isinstance(vendor_status, str) else None
+        lines = [_order_line(line) for line in raw.parts]
+        vendor_status = clean_text(raw.order_status, 40).upper() if raw.order_status is not None else None
         if vendor_status is None and lines:
             vendor_status = _derive_status(line.vendor_status or "" for line in lines)
         status = self.map_status(vendor_status)
         if vendor_status == "CLOSED" and lines and all(line.vendor_status == "CANCELLED" for line in lines):
             status = OrderStatus.CANCELLED
-        subtotal = tax = total = None
-        currencies = {p.net.currency for p, _ in billed}
-        if len(currencies) == 1:
-            currency = next(iter(currencies))
-            subtotal = Money.total((p.net * q for p, q in billed), currency)
-            if all(p.gross is not None for p, _ in billed):
-                total = Money.total((p.gross * q for p, q in billed), currency)  # type: ignore[operator]
-                tax = _money_diff(total, subtotal)
-        details: dict[str, Any] = {"lines": line_details}
-        order_type = raw.get("orderType")
-        if isinstance(order_type, str):
-            details["order_type"] = clean_text(order_type, 10)
-        for name, wire in (("delivery_address", "deliveryAddress"), ("order_contact", "orderContact")):
-            value = raw.get(wire)
-            if isinstance(value, Mapping):
-                details[name] = {k: clean_text(v, 120) for k, v in value.items() if isinstance(v, str | int)}
-        if any(line.vendor_status == "CANCELLED" for line in lines):
-            details["totals_exclude"] = "cancelled lines"
-        reference = raw.get("orderReference")
+        billed = [
+            (wire.order_price, line.quantity)
+            for wire, line in zip(raw.parts, lines, strict=True)
+            if wire.order_price is not None and line.vendor_status != "CANCELLED"
+        ]
+        subtotal, tax, total = _billed_totals(billed)
         return Order(
             vendor=self.key,
-            order_id=str(order_id),  # an id is checked, never altered (domain.VendorId)
-            po_number=clean_text(reference, 80) if isinstance(reference, str) and reference else po_number,
+            order_id=str(raw.parts_order_id),  # an id is checked, never altered (domain.VendorId)
+            po_number=clean_text(raw.order_reference, 80) if raw.order_reference else po_number,
             status=status,
             vendor_status=vendor_status,
             lines=lines,
@@ -1009,8 +1201,8 @@ class KeyloopClient:
             tax=tax,
             total=total,
             currency=shown.currency if (shown := total or subtotal) else None,
-            created_at=parse.timestamp(raw.get("partsOrderDateTime")),
-            details=details,
+            created_at=raw.parts_order_date_time,
+            details=_order_details(raw, lines),
         )
 
     async def get_order(self, order_id: str) -> Order:
@@ -1025,8 +1217,6 @@ class KeyloopClient:
                 code="ORDER_NOT_FOUND",
                 status=404,
             ) from exc
-        if not isinstance(data, Mapping):
-            raise VendorBadResponse(self.key, "Keyloop answered the order look-up with no order")
         return self._order(data, None)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
@@ -1041,18 +1231,13 @@ class KeyloopClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        envelope = data if isinstance(data, Mapping) else {}
+        problem = _tolerant(_Problem, data)
         status = response.status_code
-        message = clean_text(envelope.get("message") or response.reason_phrase or "no message", 200)
-        details = [d for d in envelope.get("details") or [] if isinstance(d, Mapping)]
-        issues = "; ".join(
-            clean_text(f"{d.get('field')}: {d.get('issue')}" if d.get("field") else d.get("issue") or "", 200)
-            for d in details[:5]
-        )
+        message = clean_text(problem.message or response.reason_phrase or "no message", 200)
+        issues = "; ".join(clean_text(d.text, 200) for d in problem.details[:5])
         said = message + (f" ({issues})" if issues else "")
-        correlation = envelope.get("correlationId")
-        if isinstance(correlation, str) and correlation:
-            said += f" [Keyloop correlationId {clean_text(correlation, 60)}]"
+        if problem.correlation_id:
+            said += f" [Keyloop correlationId {clean_text(problem.correlation_id, 60)}]"
         kw: dict[str, Any] = {"code": f"HTTP_{status}", "status": status}
         if status in (401, 403):
             return VendorAuthError(
@@ -1061,7 +1246,7 @@ class KeyloopClient:
                 "use the Parts Orders API for this enterprise and store.",
                 **kw,
             )
-        field = next((str(d["field"]) for d in details if isinstance(d.get("field"), str)), None)
+        field = next((d.field for d in problem.details if isinstance(d.field, str)), None)
         return error_for_status(self.key, "Keyloop", response, said, field=_our_field(field))
 
 
@@ -1086,33 +1271,123 @@ def api_urls(base_url: str, enterprise_id: str, store_id: str) -> tuple[str, str
     return base, base + suffix
 
 
-def _part_id(raw: Mapping[str, Any]) -> str:
-    part_id = raw.get("partId")
-    if isinstance(part_id, str | int) and not isinstance(part_id, bool) and str(part_id).strip():
-        return clean_text(part_id, 80)
-    brand, code = raw.get("brandCode"), raw.get("partCode")
-    # partCode is an integer in the seed's example, but real part codes are alphanumeric.
-    if brand and code is not None and not isinstance(code, bool):
-        return clean_text(f"{brand}{code}", 80)
-    return ""
+def _availability_notes(offer: _Offer) -> list[str]:
+    """What a look-up says about lead time, back orders, a sales block and the vehicle references demanded."""
+    notes: list[str] = []
+    if offer.lead_time_in_days is not None:
+        notes.append(f"Lead time: {offer.lead_time_in_days} day(s).")
+    back_order = offer.is_available_for_back_order
+    if back_order is not None:
+        notes.append("Back-order allowed." if back_order else "Cannot be back-ordered: only stock on hand.")
+    if offer.sales_blocked:
+        why = offer.sales_blocked_description
+        notes.append("Sales blocked" + (f": {clean_text(why, 160)}" if why else "") + ". Not orderable.")
+    references = offer.mandatory_vehicle_references
+    if references:
+        notes.append(
+            f"Orders must carry vehicle references {', '.join(references)}: give them as "
+            f'options.vehicle_references, e.g. {{"{references[0]}": "..."}}.'
+        )
+    return notes
 
 
-def _described(raw: Mapping[str, Any]) -> tuple[str, str]:
-    part_id = _part_id(raw)
-    return part_id, clean_text(raw.get("description") or part_id, 200)
+def _stock_caveat(part_id: str, quantity: int, offer: _Offer) -> str | None:
+    stock = offer.available_stock
+    if stock is None or stock >= quantity:
+        return None
+    if offer.is_available_for_back_order is False:
+        return (
+            f"{part_id}: {quantity} requested, {stock} in stock, and the part cannot be back-ordered: the dealer will "
+            "likely refuse the order."
+        )
+    lead = offer.lead_time_in_days
+    return f"{part_id}: {quantity} requested, {stock} in stock; the rest will be back-ordered" + (
+        f" (lead time {lead} day(s))." if lead is not None else "."
+    )
 
 
-def _alternatives(raw: Any) -> list[str]:
-    if not isinstance(raw, Mapping):
-        return []
-    ids = [_part_id(p) for p in raw.get("parts") or [] if isinstance(p, Mapping)]
-    ids = [i for i in ids if i]
-    if not ids:
-        return []
-    kind = clean_text(raw.get("alternativeType") or "alternative", 40).lower()
-    when = parse.timestamp(raw.get("supersessionDate"))
-    since = f" since {when.date().isoformat()}" if when else ""
-    return [f"Alternative parts ({kind}{since}): {', '.join(ids)}."]
+def _surcharge_exclude(part_id: str, offer: _Offer) -> str | None:
+    surcharge = offer.surcharge
+    if surcharge is None or not surcharge.net.amount:
+        return None
+    return f"{part_id}: surcharge of {surcharge.describe()} per unit, if the dealer bills it on top"
+
+
+def _caveats(po_number: str, options: _Options, priced: Sequence[_Priced]) -> list[str]:
+    """The caveats after the one on prices and tax: stock, list prices, no deduplication, delivery."""
+    caveats = [p.stock for p in priced if p.stock]
+    list_priced = [p.part_id for p in priced if p.list_priced]
+    if list_priced:
+        caveats.append(
+            f"The dealer gave no order price for {', '.join(list_priced)}: list prices are shown; the dealer bills "
+            "the customer's own price, which the placed order reports."
+        )
+    caveats.append(
+        "Keyloop cannot deduplicate orders: should the answer to this order be lost, it is not resent; the "
+        f"dealer's DMS then shows whether an order with orderReference {po_number!r} exists."
+    )
+    if not options.address:
+        caveats.append("Delivered to the customer's invoice address (no options.delivery_address).")
+    return caveats
+
+
+def _shown_options(options: _Options, priced: Sequence[_Priced]) -> dict[str, Any]:
+    """The options as the preview shows them and the order sends them (see `_order_body`)."""
+    shown: dict[str, Any] = {"order_type": options.order_type}
+    if options.contact:
+        shown["contact"] = options.contact
+    if options.address:
+        shown["delivery_address"] = options.address
+    references = {p.part_id: p.references for p in priced if p.references}
+    if references:
+        shown["vehicle_references"] = references
+    return shown
+
+
+def _order_line(line: _Line) -> OrderLine:
+    price = line.order_price
+    quantity = line.quantity or 0
+    return OrderLine(
+        part_id=line.identity,  # an id is never altered: the domain type refuses an unsafe one
+        part_number=clean_text(line.identity, 80),
+        quantity=quantity,
+        unit_price=price.net if price is not None else None,
+        line_total=(price.net * quantity).rounded() if price is not None else None,
+        vendor_status=line.status,
+    )
+
+
+def _billed_totals(billed: Sequence[tuple[_Price, int]]) -> tuple[Money | None, Money | None, Money | None]:
+    """(subtotal, tax, total) of the billed lines when they share a currency; tax and total need every gross."""
+    currencies = {price.net.currency for price, _ in billed}
+    if len(currencies) != 1:
+        return None, None, None
+    currency = currencies.pop()
+    subtotal = Money.total((price.net * quantity for price, quantity in billed), currency)
+    total = _gross_total(billed, currency)
+    return subtotal, (_money_diff(total, subtotal) if total is not None else None), total
+
+
+def _order_details(raw: _Order, lines: Sequence[OrderLine]) -> dict[str, Any]:
+    details: dict[str, Any] = {
+        "lines": [
+            {
+                "part_id": wire.identity,
+                "order_line_id": clean_text(wire.order_line_id, 80) if wire.order_line_id else None,
+                "status": wire.status,
+                "normalized_status": LINE_STATUSES.get(wire.status or "", OrderStatus.UNKNOWN).value,
+            }
+            for wire in raw.parts
+        ]
+    }
+    if raw.order_type is not None:
+        details["order_type"] = clean_text(raw.order_type, 10)
+    for name, value in (("delivery_address", raw.delivery_address), ("order_contact", raw.order_contact)):
+        if value is not None:
+            details[name] = {k: clean_text(v, 120) for k, v in value.items()}
+    if any(line.vendor_status == "CANCELLED" for line in lines):
+        details["totals_exclude"] = "cancelled lines"
+    return details
 
 
 def _derive_status(line_statuses: Iterable[str]) -> str:
