@@ -4,6 +4,8 @@
   (vendor simulators in-process, so this is parts-mcp + SDK + simulator, no network).
 - fanout: lookup_parts across every sandbox vendor while one vendor is slow: total time should be
   about the slowest vendor's, not the sum.
+- coldstart: spawn -> initialize -> tools/list over stdio for a production start (a config with every
+  vendor kind, no sandbox) beside a bare MCPServer with one tool, side by side; the ratio is the figure.
 - tokens: what a model pays to read tools/list and typical results (characters / 4, compact JSON as
   the SDK sends it), the text a model reads beside the structured content a client may also get.
 """
@@ -131,6 +133,61 @@ async def tokens(workdir: Path) -> None:
         report_result("list_vendors", await client.call_tool("list_vendors", {}))
 
 
+BARE_SERVER = """
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("bare")
+
+
+@server.tool()
+def hello(name: str) -> str:
+    \"\"\"Say hello.\"\"\"
+    return f"hello {name}"
+
+
+server.run()
+"""
+
+
+async def spawn_and_list(command: list[str], env: dict[str, str]) -> float:
+    from mcp.client.stdio import StdioServerParameters
+
+    start = time.perf_counter()
+    params = StdioServerParameters(command=command[0], args=command[1:], env=env)
+    async with Client(params) as client:
+        await client.list_tools()
+    return (time.perf_counter() - start) * 1000
+
+
+async def coldstart(n: int, workdir: Path) -> None:
+    import os
+    import sys
+
+    from parts_mcp.config import example
+
+    config = workdir / "production.toml"
+    config.write_text(example().replace('path = "parts-mcp.sqlite3"', f'path = "{workdir / "cold.sqlite3"}"'))
+    env = {**os.environ, "PARTS_MCP_CONFIG": str(config)}
+    env |= {name: "bench-secret-not-real-0000" for name in _referenced(config.read_text())}
+    bare = workdir / "bare_server.py"
+    bare.write_text(BARE_SERVER)
+    ours, theirs = [], []
+    for _ in range(n):  # interleaved, so both see the same machine load
+        theirs.append(await spawn_and_list([sys.executable, str(bare)], env))
+        ours.append(await spawn_and_list([sys.executable, "-m", "parts_mcp", "serve"], env))
+    report("cold start: bare MCPServer, 1 tool", theirs)
+    report("cold start: parts-mcp (production)", ours)
+    print(
+        f"cold start ratio (median parts-mcp / median bare): {statistics.median(ours) / statistics.median(theirs):.2f}"
+    )
+
+
+def _referenced(text: str) -> set[str]:
+    import re
+
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
+
+
 async def fanout(slow: float, workdir: Path) -> None:
     sandbox = Sandbox()
     server = build_server(Settings(sandbox=True), sandbox=sandbox, ledger=SQLiteLedger(workdir / "fan.sqlite3"))
@@ -166,8 +223,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--n", type=int, default=200, help="calls per measured tool")
     parser.add_argument("--slow", type=float, default=0.5, help="latency given to the slow vendor(s), seconds")
+    parser.add_argument("--starts", type=int, default=10, help="cold starts of each server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        anyio.run(coldstart, args.starts, Path(tmp))
         anyio.run(tokens, Path(tmp))
         anyio.run(overhead, args.n, Path(tmp))
         anyio.run(fanout, args.slow, Path(tmp))

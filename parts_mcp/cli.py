@@ -57,6 +57,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config(args: argparse.Namespace) -> int:
+    from parts_mcp.config import example
+
+    sys.stdout.write(example())
+    return 0
+
+
 def _intents(args: argparse.Namespace) -> int:
     """List the intents that need a person, or settle one after checking the vendor by hand."""
     import anyio
@@ -144,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8766)
     sandbox.set_defaults(run=_sandbox)
+
+    config = commands.add_parser("config", help="the configuration: print the documented example")
+    config.add_subparsers(dest="what", required=True).add_parser("example", help="print config.example.toml")
+    config.set_defaults(run=_config)
 
     intents = commands.add_parser(
         "intents", help="orders whose outcome is unknown: list them, or settle one after checking the vendor"

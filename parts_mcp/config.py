@@ -10,13 +10,15 @@ import os
 import re
 import tomllib
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from parts_mcp.vendors import KINDS, VendorSettings
+from parts_mcp.vendors import KINDS, REGISTRY, vendor_settings
+from parts_mcp.vendors.base import VendorSettingsBase
 
 ENV_VAR = "PARTS_MCP_CONFIG"
 _REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -70,9 +72,19 @@ class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     guard: GuardSettings = GuardSettings()
     store: StoreSettings = StoreSettings()
-    vendors: dict[str, VendorSettings] = Field(default_factory=dict)
+    # Each section read as its kind's settings (the vendor registry knows every kind).
+    vendors: dict[str, Annotated[VendorSettingsBase, BeforeValidator(vendor_settings)]] = Field(default_factory=dict)
     lookup_deadline: float = Field(default=20.0, gt=0)
     sandbox: bool = Field(default=False, description="Set by the loader when no config file is used")
+
+
+def example() -> str:
+    """The documented example config: the general keys, then one section per registered vendor kind.
+
+    `config.example.toml` is this text (a test keeps them equal; `parts-mcp config example` prints it).
+    """
+    header = resources.files("parts_mcp").joinpath("config_header.toml").read_text(encoding="utf-8")
+    return header.rstrip() + "\n\n" + "\n".join(kind.example for kind in REGISTRY.values())
 
 
 def _expand(value: Any, where: str) -> Any:

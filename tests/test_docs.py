@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -34,3 +37,18 @@ def test_config_example_loads_and_documents_every_top_level_key(monkeypatch: pyt
                 monkeypatch.setenv(value[2:-1], "sk_live_example_only")
     settings = load(ROOT / "config.example.toml")
     assert set(settings.vendors) == set(raw["vendors"])
+
+
+def test_config_example_is_the_registrys_example_and_the_cli_prints_it() -> None:
+    """A new vendor kind adds its section here: regenerate with UPDATE_SNAPSHOTS=1 (or parts-mcp config example)."""
+    from parts_mcp.config import example
+    from parts_mcp.vendors import REGISTRY
+
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        (ROOT / "config.example.toml").write_text(example())
+    assert (ROOT / "config.example.toml").read_text() == example()
+    assert all(f"[vendors.{kind}]" in example() for kind in REGISTRY)
+    printed = subprocess.run(
+        [sys.executable, "-m", "parts_mcp", "config", "example"], capture_output=True, check=True, timeout=60
+    )
+    assert printed.stdout.decode() == example()

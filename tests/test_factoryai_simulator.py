@@ -13,9 +13,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from parts_mcp.sandbox import FactoryAISimulator, ManualClock, Sandbox
+from parts_mcp.sandbox import ManualClock, Sandbox
 from parts_mcp.sandbox._faults import SimulatorTransport
-from parts_mcp.sandbox.factoryai import APPROVAL_LIMIT, PARTS, SANDBOX_API_KEY, STATUSES
+from parts_mcp.sandbox.factoryai import APPROVAL_LIMIT, PARTS, SANDBOX_API_KEY, STATUSES, FactoryAISimulator
 
 pytestmark = pytest.mark.asyncio
 

@@ -28,7 +28,7 @@ from parts_mcp.sandbox.keyloop import (
     TOKEN_PATH,
     KeyloopSimulator,
 )
-from parts_mcp.vendors import settings_adapter
+from parts_mcp.vendors import vendor_settings
 from parts_mcp.vendors.base import OrderRequest, VendorInvalidRequest, VendorNotFound
 from parts_mcp.vendors.keyloop import (
     LINE_STATUSES,
@@ -308,15 +308,15 @@ def test_base_url_is_the_host_root_and_the_servers_template_is_tolerated() -> No
 
 
 def test_settings_validate_and_keep_secrets_secret() -> None:
-    settings = settings_adapter.validate_python({**SANDBOX_SETTINGS, "base_url": HOST})
+    settings = vendor_settings({**SANDBOX_SETTINGS, "base_url": HOST})
     assert isinstance(settings, KeyloopSettings)
     assert settings.order_type == "STK" and SANDBOX_CLIENT_SECRET not in repr(settings)
     with pytest.raises(ValueError, match="order_type"):
-        settings_adapter.validate_python({**SANDBOX_SETTINGS, "order_type": "XYZ"})
+        vendor_settings({**SANDBOX_SETTINGS, "order_type": "XYZ"})
     with pytest.raises(ValueError, match="enterprise_id"):
-        settings_adapter.validate_python({**SANDBOX_SETTINGS, "enterprise_id": "a/b"})
+        vendor_settings({**SANDBOX_SETTINGS, "enterprise_id": "a/b"})
     with pytest.raises(ValueError, match="contact"):
-        settings_adapter.validate_python({**SANDBOX_SETTINGS, "contact": {}})
+        vendor_settings({**SANDBOX_SETTINGS, "contact": {}})
 
 
 @pytest.mark.asyncio

@@ -21,7 +21,7 @@ from mcp import Client
 
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.sandbox.partssource import SANDBOX_API_KEY, SANDBOX_CLIENT_SECRET, PartsSourceSimulator
-from parts_mcp.vendors import settings_adapter
+from parts_mcp.vendors import vendor_settings
 from parts_mcp.vendors.base import (
     OrderQuery,
     VendorAuthError,
@@ -439,7 +439,7 @@ async def test_list_vendors_declares_partssource_capabilities(world: World) -> N
 
 
 def _client() -> PartsSourceClient:
-    settings = settings_adapter.validate_python(Sandbox().vendors()[VENDOR].settings)
+    settings = vendor_settings(Sandbox().vendors()[VENDOR].settings)
     assert isinstance(settings, PartsSourceSettings)
     return create(VENDOR, settings, httpx2.AsyncClient())
 
@@ -528,7 +528,7 @@ class _Respelled(httpx2.AsyncBaseTransport):
 async def _both(world: World, respell: Callable[[str, Any], Any], call: Callable[[PartsSourceClient], Any]) -> Any:
     """`call` against the simulator as it is, then as re-spelled: (plain answer, re-spelled answer, changed paths)."""
     vendor = world.sandbox.vendors()[VENDOR]
-    settings = settings_adapter.validate_python(vendor.settings)
+    settings = vendor_settings(vendor.settings)
     assert isinstance(settings, PartsSourceSettings)
     respelled = _Respelled(world, respell)
     answers = []

@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.types import ElicitRequestFormParams, ElicitResult, TextContent
 
-from parts_mcp.sandbox import SANDBOX_API_KEY
+from parts_mcp.sandbox.skynet import SANDBOX_API_KEY
 
 from conftest import World, error_text, part_ids, structured
 

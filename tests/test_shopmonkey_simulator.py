@@ -16,9 +16,16 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from parts_mcp.domain import OrderItem, OrderStatus
-from parts_mcp.sandbox import ManualClock, Sandbox, ShopmonkeySimulator
+from parts_mcp.sandbox import ManualClock, Sandbox
 from parts_mcp.sandbox._faults import SimulatorTransport
-from parts_mcp.sandbox.shopmonkey import INVENTORY, MAX_LIMIT, PURCHASE_ORDER_COUNT, SANDBOX_API_KEY, STATUSES
+from parts_mcp.sandbox.shopmonkey import (
+    INVENTORY,
+    MAX_LIMIT,
+    PURCHASE_ORDER_COUNT,
+    SANDBOX_API_KEY,
+    STATUSES,
+    ShopmonkeySimulator,
+)
 from parts_mcp.vendors.base import (
     NotSupported,
     OrderQuery,

@@ -18,9 +18,9 @@ import pytest
 import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from parts_mcp.sandbox import SANDBOX_API_KEY, Faults, ManualClock, Sandbox, SkynetSimulator
+from parts_mcp.sandbox import Faults, ManualClock, Sandbox
 from parts_mcp.sandbox._faults import SimulatorTransport
-from parts_mcp.sandbox.skynet import CATALOG
+from parts_mcp.sandbox.skynet import CATALOG, SANDBOX_API_KEY, SkynetSimulator
 
 AUTH = {"Authorization": f"Bearer {SANDBOX_API_KEY}"}
 

@@ -18,29 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import ADMIN_PREFIX, Faults, ManualClock, SimulatorTransport, with_shared_faults
-from parts_mcp.sandbox.factoryai import SANDBOX_SETTINGS as FACTORYAI_SANDBOX_SETTINGS
-from parts_mcp.sandbox.factoryai import FactoryAISimulator
-from parts_mcp.sandbox.keyloop import SANDBOX_SETTINGS as KEYLOOP_SANDBOX_SETTINGS
-from parts_mcp.sandbox.keyloop import KeyloopSimulator
-from parts_mcp.sandbox.partssource import SANDBOX_SETTINGS as PARTSSOURCE_SANDBOX_SETTINGS
-from parts_mcp.sandbox.partssource import PartsSourceSimulator
-from parts_mcp.sandbox.shopmonkey import SANDBOX_API_KEY as SHOPMONKEY_API_KEY
-from parts_mcp.sandbox.shopmonkey import ShopmonkeySimulator
-from parts_mcp.sandbox.skynet import SANDBOX_API_KEY, SkynetSimulator
+from parts_mcp.vendors import REGISTRY
+from parts_mcp.vendors.registry import simulator
 
-__all__ = [
-    "SANDBOX_API_KEY",
-    "FactoryAISimulator",
-    "Faults",
-    "KeyloopSimulator",
-    "ManualClock",
-    "PartsSourceSimulator",
-    "Sandbox",
-    "SandboxVendor",
-    "ShopmonkeySimulator",
-    "SkynetSimulator",
-]
+__all__ = ["Faults", "ManualClock", "Sandbox", "SandboxVendor", "Simulated"]
 
 
 @dataclass(frozen=True)
@@ -67,35 +50,30 @@ def _resolve(settings: dict[str, Any], base_url: str) -> dict[str, Any]:
 
 
 class Sandbox:
-    """Every vendor simulator, with its state, behind one object."""
+    """Every vendor simulator, with its state, behind one object: `sandbox.skynet` is Skynet's simulator.
+
+    Built from the vendor registry: a kind whose `KIND.simulator` names a `Simulated` entry is mounted.
+    """
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
-        self.skynet = SkynetSimulator(clock=clock)
-        self.factoryai = FactoryAISimulator(clock=clock)
-        self.shopmonkey = ShopmonkeySimulator(clock=clock)
-        self.keyloop = KeyloopSimulator(clock=clock)
-        self.partssource = PartsSourceSimulator(clock=clock)
-        # Adding a simulator: create it above, mount it here (with_shared_faults: it can turn hostile).
-        self._mounted = [
-            _Mounted(
-                "skynet", "/api/b2b", with_shared_faults(self.skynet), {"kind": "skynet", "api_key": SANDBOX_API_KEY}
-            ),
-            _Mounted("factoryai", "/prod", with_shared_faults(self.factoryai), FACTORYAI_SANDBOX_SETTINGS),
-            _Mounted(
-                "shopmonkey",
-                "/v3",
-                with_shared_faults(self.shopmonkey),
-                {"kind": "shopmonkey", "api_key": SHOPMONKEY_API_KEY},
-            ),
-            # Keyloop's base_url is the host root: the token endpoint and the API share it.
-            _Mounted("keyloop", "", with_shared_faults(self.keyloop), KEYLOOP_SANDBOX_SETTINGS),
-            _Mounted(
-                "partssource", "/customer/api", with_shared_faults(self.partssource), PARTSSOURCE_SANDBOX_SETTINGS
-            ),
-        ]
+        self._simulators: dict[str, Any] = {}
+        self._mounted: list[_Mounted] = []
+        for kind, entry in REGISTRY.items():
+            if entry.simulator is None:
+                continue
+            declared: Simulated = simulator(entry)
+            made = self._simulators[kind] = declared.factory(clock=clock)
+            # with_shared_faults: every simulator can also turn hostile (tests of what vendors may send).
+            self._mounted.append(_Mounted(kind, declared.api_path, with_shared_faults(made), declared.settings))
         self._transports = {
             m.key: SimulatorTransport(Starlette(routes=[Mount(m.api_path, app=m.app)])) for m in self._mounted
         }
+
+    def __getattr__(self, name: str) -> Any:
+        simulators = self.__dict__.get("_simulators", {})
+        if name in simulators:
+            return simulators[name]
+        raise AttributeError(name)
 
     def vendors(self) -> dict[str, SandboxVendor]:
         """The in-process vendors, keyed by vendor key; each call returns the same transports."""

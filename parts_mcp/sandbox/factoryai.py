@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import (
     DroppedConnectionResponse,
     Faults,
@@ -1204,3 +1205,6 @@ def _address(body: dict[str, Any], errors: dict[str, str]) -> dict[str, str] | N
         if not isinstance(value, str) or not value.strip():
             errors[f"shippingAddress.{name}"] = f"{name} is required"
     return {name: str(raw.get(name)) for name in _ADDRESS_FIELDS}
+
+
+SIMULATED = Simulated("/prod", FactoryAISimulator, SANDBOX_SETTINGS)

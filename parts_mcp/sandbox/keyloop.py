@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import (
     DroppedConnectionResponse,
     Faults,
@@ -752,3 +753,7 @@ def _object_or_none(body: dict[str, Any], name: str) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         _invalid(name, value, f"{name} must be an object")
     return value
+
+
+# Keyloop's base_url is the host root: the token endpoint and the API share it.
+SIMULATED = Simulated("", KeyloopSimulator, SANDBOX_SETTINGS)

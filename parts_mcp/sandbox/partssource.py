@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import (
     ADMIN_PREFIX,
     DroppedConnectionResponse,
@@ -1517,3 +1518,5 @@ SANDBOX_SETTINGS: Final[dict[str, Any]] = {
     "billing_address_id": min(SANDBOX_TENANT.billing_address_ids),
     "shipping_method": "GROUND",
 }
+
+SIMULATED = Simulated("/customer/api", PartsSourceSimulator, SANDBOX_SETTINGS)

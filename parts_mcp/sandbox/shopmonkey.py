@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import Faults, RecordedRequest, RecordingMiddleware, admin_routes
 
 __all__ = [
@@ -654,3 +655,6 @@ class ShopmonkeySimulator:
             if record["id"] == part_id:
                 return JSONResponse({"success": True, "data": record})
         raise _ApiError(404, "NOT_FOUND", f"InventoryPart with id {part_id} not found")
+
+
+SIMULATED = Simulated("/v3", ShopmonkeySimulator, {"kind": "shopmonkey", "api_key": SANDBOX_API_KEY})

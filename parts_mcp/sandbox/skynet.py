@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from parts_mcp.sandbox._entry import Simulated
 from parts_mcp.sandbox._faults import (
     DroppedConnectionResponse,
     Faults,
@@ -554,3 +555,6 @@ def _validate_order(body: dict[str, Any]) -> tuple[list[tuple[str, int]], str, s
     if "notes" in body and not isinstance(notes, str):
         _invalid("notes", "notes must be a string")
     return items, po_number, notes
+
+
+SIMULATED = Simulated("/api/b2b", SkynetSimulator, {"kind": "skynet", "api_key": SANDBOX_API_KEY})

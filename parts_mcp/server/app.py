@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,7 +31,6 @@ from parts_mcp.orders.placement import KeyedLocks
 from parts_mcp.orders.results import GuardPolicy, utc_now
 from parts_mcp.orders.service import OrdersService
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
-from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.errors import (
     Redactor,
     confirmation_failed,
@@ -44,6 +43,10 @@ from parts_mcp.server.errors import (
 from parts_mcp.server.schema import lean_schema
 from parts_mcp.tools import get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
 from parts_mcp.tools.context import AppContext
+from parts_mcp.vendors.base import VendorClient
+
+if TYPE_CHECKING:  # the sandbox (every simulator) is imported only when it is served
+    from parts_mcp.sandbox import Sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +147,7 @@ def _first_word(result: CallToolResult) -> str:
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
     """The settings with every vendor pointed at the embedded simulators."""
-    simulated = {key: vendors.settings_adapter.validate_python(v.settings) for key, v in sandbox.vendors().items()}
+    simulated = {key: vendors.vendor_settings(v.settings) for key, v in sandbox.vendors().items()}
     return settings.model_copy(update={"vendors": simulated})
 
 
@@ -163,6 +166,8 @@ def build_server(
     clock = clock or utc_now
     transports: dict[str, httpx2.AsyncBaseTransport] = {}
     if settings.sandbox:
+        from parts_mcp.sandbox import Sandbox
+
         sandbox = sandbox or Sandbox()
         transports = {key: v.transport for key, v in sandbox.vendors().items()}
         settings = sandbox_settings(settings, sandbox)
@@ -192,11 +197,16 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         async with AsyncExitStack() as stack:
-            clients = {}
+            clients: dict[str, VendorClient] = {}
+            shared: httpx2.AsyncClient | None = None  # real vendors share one pool (and one TLS context)
             for key, vendor_settings in settings.vendors.items():
-                http = await stack.enter_async_context(
-                    httpx2.AsyncClient(transport=transports.get(key), follow_redirects=False)
-                )
+                if key in transports:  # a simulator: its own in-process transport
+                    http = await stack.enter_async_context(
+                        httpx2.AsyncClient(transport=transports[key], follow_redirects=False)
+                    )
+                else:
+                    shared = shared or await stack.enter_async_context(httpx2.AsyncClient(follow_redirects=False))
+                    http = shared
                 clients[key] = vendors.create(key, vendor_settings, http)
             service = OrdersService(
                 clients,
@@ -204,7 +214,7 @@ def build_server(
                 policy,
                 tokens,
                 parts,
-                accounts={k: f"{v.kind}:{v.base_url}" for k, v in settings.vendors.items()},
+                accounts={k: f"{vendors.kind_of(v).kind}:{v.base_url}" for k, v in settings.vendors.items()},
                 lookup_deadline=settings.lookup_deadline,
                 owner=owner,
                 locks=locks,

@@ -16,23 +16,11 @@ ANNOTATIONS = ToolAnnotations(
 )
 
 
-class VendorCapabilities(Model):
-    lookup: bool
-    quote: bool
-    place: bool
-    get: bool
-    list: bool
-    idempotency_key: bool
-    find_by_po: bool
-    replays_failures: bool
-    ephemeral_part_ids: bool
-
-
 class VendorInfo(Model):
     vendor: str
     kind: str
     name: str
-    capabilities: VendorCapabilities
+    capabilities: dict[str, bool]  # the client's Capabilities, as declared in its module
     options: str
     search: str = ""
     sandbox: bool
@@ -71,7 +59,7 @@ async def list_vendors(ctx: AppCtx) -> CallToolResult:
                 vendor=key,
                 kind=client.kind,
                 name=client.display_name,
-                capabilities=VendorCapabilities(**asdict(client.capabilities)),
+                capabilities=asdict(client.capabilities),
                 options=client.options_help,
                 search=getattr(client, "search_help", ""),
                 sandbox=state.sandbox,
@@ -101,21 +89,12 @@ def _text(result: ListVendorsResult) -> list[str]:
     ]
     for v in result.vendors:
         caps = v.capabilities
-        can = [
-            name
-            for name, flag in (
-                ("look up parts", caps.lookup),
-                ("place orders", caps.place),
-                ("get orders", caps.get),
-                ("list orders", caps.list),
-            )
-            if flag
-        ]
-        cannot = "" if caps.place else " Cannot take orders through its API."
+        can = [name for flag, name in _CAN if caps.get(flag)]
+        cannot = "" if caps.get("place") else " Cannot take orders through its API."
         lines.append(f"- {v.vendor}: {v.name}. Can {', '.join(can) or 'nothing'}.{cannot}")
         if v.search:
             lines.append(f"  search: {v.search}")
-        if caps.place:
+        if caps.get("place"):
             lines.append(f"  options: {v.options}")
     g = result.guard
     if g.read_only:
@@ -131,6 +110,9 @@ def _text(result: ListVendorsResult) -> list[str]:
         rules.append(f"orders only with {', '.join(g.order_vendors) or 'no vendor'}")
     lines.append("Rules: " + "; ".join(rules) + ".")
     return lines
+
+
+_CAN = (("lookup", "look up parts"), ("place", "place orders"), ("get", "get orders"), ("list", "list orders"))
 
 
 def _amount(value: Decimal | None) -> str | None:

@@ -1,43 +1,45 @@
-"""Vendor clients, one module per vendor. Each module has its `Settings` class and `create`.
+"""Vendor clients, one module per vendor, each ending with its registry entry `KIND` (see `registry`).
 
-Adding a vendor: its module, its settings in `VendorSettings`, its `create` in `_CREATORS`.
+Adding a vendor: its module (settings, client, `create`, `KIND`), and its name in `MODULES` below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
 import httpx2
-from pydantic import Field, TypeAdapter
 
-from parts_mcp.vendors import factoryai, keyloop, partssource, shopmonkey, skynet
-from parts_mcp.vendors.base import VendorClient
-from parts_mcp.vendors.factoryai import FactoryAISettings
-from parts_mcp.vendors.keyloop import KeyloopSettings
-from parts_mcp.vendors.partssource import PartsSourceSettings
-from parts_mcp.vendors.shopmonkey import ShopmonkeySettings
-from parts_mcp.vendors.skynet import SkynetSettings
+from parts_mcp.vendors.base import VendorClient, VendorSettingsBase
+from parts_mcp.vendors.registry import VendorKind, load
 
-__all__ = ["KINDS", "VendorSettings", "create", "settings_adapter"]
+__all__ = ["KINDS", "REGISTRY", "VendorKind", "create", "kind_of", "vendor_settings"]
 
-VendorSettings = Annotated[
-    SkynetSettings | FactoryAISettings | ShopmonkeySettings | KeyloopSettings | PartsSourceSettings,
-    Field(discriminator="kind"),
-]
+MODULES = ("skynet", "factoryai", "shopmonkey", "keyloop", "partssource")
 
-_CREATORS: dict[str, Callable[[str, Any, httpx2.AsyncClient], VendorClient]] = {
-    "skynet": skynet.create,
-    "factoryai": factoryai.create,
-    "shopmonkey": shopmonkey.create,
-    "keyloop": keyloop.create,
-    "partssource": partssource.create,
-}
-KINDS = tuple(_CREATORS)
-
-settings_adapter: TypeAdapter[VendorSettings] = TypeAdapter(VendorSettings)
+REGISTRY = load(MODULES)
+KINDS = tuple(REGISTRY)
 
 
-def create(key: str, settings: VendorSettings, http: httpx2.AsyncClient) -> VendorClient:
+def vendor_settings(section: Any) -> VendorSettingsBase:
+    """A [vendors.<key>] section as its kind's settings (an already-built settings object passes as is).
+
+    Raises:
+        ValueError: `kind` names no registered kind.
+        ValidationError: a key of that kind's settings is wrong (its location names the key).
+    """
+    if isinstance(section, VendorSettingsBase):
+        return section
+    kind = section.get("kind") if isinstance(section, dict) else None  # type: ignore[union-attr]
+    entry = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if entry is None:
+        raise ValueError(f"kind is {kind!r}; this version supports: {', '.join(KINDS)}")
+    return entry.settings.model_validate(section)
+
+
+def kind_of(settings: VendorSettingsBase) -> VendorKind:
+    return next(k for k in REGISTRY.values() if isinstance(settings, k.settings))
+
+
+def create(key: str, settings: VendorSettingsBase, http: httpx2.AsyncClient) -> VendorClient:
     """A client for the vendor section `key`, talking through `http`."""
-    return _CREATORS[settings.kind](key, settings, http)
+    return kind_of(settings).create(key, settings, http)

@@ -24,7 +24,8 @@ W = TypeVar("W", bound=BaseModel)
 class Wire(BaseModel):
     """A vendor answer as read: unknown fields ignored (vendors add fields), aliases or names accepted."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # Built on first use: a production start imports every vendor module and reads none of their answers yet.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 def read(model: type[W], data: Any, vendor: str, what: str) -> W:

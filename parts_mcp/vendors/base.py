@@ -336,33 +336,11 @@ class VendorClient(Protocol):
 # ------------------------------------------------------------------------------------------ HTTP helper
 
 
-@dataclass(frozen=True)
-class HttpPolicy:
-    """Timeouts and retry budget for one vendor. Every outbound call is bounded."""
-
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    deadline: float = 60.0  # one logical call, all attempts and waits included
-    attempts: int = 3
-    wait_initial: float = 0.25
-    wait_max: float = 4.0
-    wait_jitter: float = 0.5
-    retry_after_cap: float = 20.0  # a vendor asking for longer gets a rate-limited error instead
-    max_response_bytes: int = 4 * 1024 * 1024
-
-    def timeouts(self) -> httpx2.Timeout:
-        return httpx2.Timeout(
-            connect=self.connect_timeout, read=self.read_timeout, write=self.read_timeout, pool=self.connect_timeout
-        )
-
-
-class VendorSettingsBase(BaseModel):
-    """The config keys every vendor section has: its kind, where it lives, and its HTTP budget."""
+class HttpPolicy(BaseModel):
+    """Timeouts and retry budget for one vendor (every vendor section's HTTP keys). Every call is bounded."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    # Each vendor's subclass adds `kind: Literal[...]` (the discriminator) and its credentials.
-    base_url: str
     connect_timeout: float = Field(default=5.0, gt=0)
     read_timeout: float = Field(default=30.0, gt=0, le=120)
     # Capped so that any send, with the searches around it, ends well inside the ledger's intent lease.
@@ -371,19 +349,23 @@ class VendorSettingsBase(BaseModel):
     wait_initial: float = Field(default=0.25, ge=0)
     wait_max: float = Field(default=4.0, ge=0)
     wait_jitter: float = Field(default=0.5, ge=0)
-    retry_after_cap: float = Field(default=20.0, ge=0)
+    retry_after_cap: float = Field(default=20.0, ge=0)  # a vendor asking for longer gets a rate-limited error
+    max_response_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+
+    def timeouts(self) -> httpx2.Timeout:
+        return httpx2.Timeout(
+            connect=self.connect_timeout, read=self.read_timeout, write=self.read_timeout, pool=self.connect_timeout
+        )
+
+
+class VendorSettingsBase(HttpPolicy):
+    """The config keys every vendor section has: its kind, where it lives, and its HTTP budget (inherited)."""
+
+    # Each vendor's subclass adds `kind: Literal[...]` (the discriminator) and its credentials.
+    base_url: str
 
     def http_policy(self) -> HttpPolicy:
-        return HttpPolicy(
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            deadline=self.deadline,
-            attempts=self.attempts,
-            wait_initial=self.wait_initial,
-            wait_max=self.wait_max,
-            wait_jitter=self.wait_jitter,
-            retry_after_cap=self.retry_after_cap,
-        )
+        return HttpPolicy.model_validate(self.model_dump(include=set(HttpPolicy.model_fields)))
 
 
 ErrorMapper = Callable[[httpx2.Response, Any], VendorError]

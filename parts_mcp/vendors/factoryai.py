@@ -72,6 +72,7 @@ from parts_mcp.vendors.base import (
     clean_text,
     retry_after_seconds,
 )
+from parts_mcp.vendors.registry import VendorKind
 
 PAGE = 100  # orders per list call; the API documents no maximum, the simulator allows 100
 SEARCH_LIMIT = 100  # parts / inventory records per search
@@ -1108,3 +1109,30 @@ def create(key: str, settings: FactoryAISettings, http: httpx2.AsyncClient) -> F
 
 
 _: type[VendorClient] = FactoryAIClient
+
+
+EXAMPLE = """\
+[vendors.factoryai]
+kind = "factoryai"
+base_url = "https://api.acme.f7i.ai/prod"   # https://api.<tenant>.f7i.ai/prod
+api_key = "${FACTORYAI_API_KEY}"             # a read/write key (Settings > API Keys)
+supplier_id = "supplier-001"                 # default supplier when an order's options give none
+# site = "plant-1"                           # count stock at this site only (default: all sites)
+# currency = "USD"                           # the tenant's currency (parts carry none of their own)
+
+[vendors.factoryai.shipping_address]         # the default ship-to
+name = "Main Warehouse"
+address1 = "123 Industrial Way"
+city = "Springfield"
+state = "CA"
+postal_code = "90210"
+country = "USA"
+"""
+
+KIND = VendorKind(
+    kind="factoryai",
+    settings=FactoryAISettings,
+    create=create,
+    example=EXAMPLE,
+    simulator="parts_mcp.sandbox.factoryai:SIMULATED",
+)

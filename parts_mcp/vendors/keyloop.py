@@ -79,6 +79,7 @@ from parts_mcp.vendors.base import (
     clean_text,
     error_for_status,
 )
+from parts_mcp.vendors.registry import VendorKind
 
 logger = logging.getLogger(__name__)
 
@@ -500,7 +501,7 @@ class _Issue(_Answer):
 
     @property
     def text(self) -> str:
-        return f"{self.field}: {self.issue}" if self.field else self.issue or ""
+        return f"{self.field}: {self.issue}" if self.field else str(self.issue or "")
 
 
 class _Problem(_Answer):
@@ -1441,3 +1442,28 @@ def create(key: str, settings: KeyloopSettings, http: httpx2.AsyncClient) -> Key
 
 
 _: type[VendorClient] = KeyloopClient
+
+
+EXAMPLE = """\
+[vendors.keyloop]
+kind = "keyloop"
+base_url = "https://api.eu.keyloop.io"       # host root: token at token_path, API at /{enterprise_id}/{store_id}/v1
+enterprise_id = "acme-motors"
+store_id = "store-01"
+client_id = "${KEYLOOP_CLIENT_ID}"
+client_secret = "${KEYLOOP_CLIENT_SECRET}"
+customer_id = "00000000-0000-0000-0000-000000000000"   # the dealer's customer the orders are for
+order_type = "STK"                           # default order type: EMG | VOR | STK | DPO | COL
+# token_path = "/oauth/client_credential/accesstoken"
+# company_id = "..."                         # sent as companyId when the dealer wants one
+# contact = { name = "Parts desk", phone = "+44 20 0000 0000", email = "parts@example.com" }
+# poll_attempts = 5                          # reads of an order answered 202 before it counts as unknown
+"""
+
+KIND = VendorKind(
+    kind="keyloop",
+    settings=KeyloopSettings,
+    create=create,
+    example=EXAMPLE,
+    simulator="parts_mcp.sandbox.keyloop:SIMULATED",
+)

@@ -71,6 +71,7 @@ from parts_mcp.vendors.base import (
     clean_text,
     retry_after_seconds,
 )
+from parts_mcp.vendors.registry import VendorKind
 
 QUOTE_VALIDITY = timedelta(days=30)
 NOTES_LIMIT = 200
@@ -1206,3 +1207,33 @@ def create(key: str, settings: PartsSourceSettings, http: httpx2.AsyncClient) ->
 
 
 _: type[VendorClient] = PartsSourceClient
+
+
+EXAMPLE = """\
+[vendors.partssource]
+kind = "partssource"
+base_url = "https://api.partssource.com/customer/api"  # API prefix included (the docs show two)
+token_url = "https://auth.partssource.com/oauth2/token"
+client_id = "${PARTSSOURCE_CLIENT_ID}"
+client_secret = "${PARTSSOURCE_CLIENT_SECRET}"
+api_key = "${PARTSSOURCE_API_KEY}"           # the x-api-key header
+requester_id = 10001
+user_id = 10001
+facility_id = 20001
+shipping_address_id = 30001
+billing_address_id = 30002
+shipping_method = "GROUND"                   # default; an order's options.shipping_method overrides
+# scope = "default-m2m-resource-server-p2hkah/customer:read default-m2m-resource-server-p2hkah/customer:write"
+# shipping_methods = ["GROUND", "NEXT_DAY"]  # the methods your account may use (default: any)
+# company_id = 20001                         # for listing orders by date (default: facility_id)
+# currency = "USD"
+# list_window_days = 365                     # order search needs a date range: the default when none is given
+"""
+
+KIND = VendorKind(
+    kind="partssource",
+    settings=PartsSourceSettings,
+    create=create,
+    example=EXAMPLE,
+    simulator="parts_mcp.sandbox.partssource:SIMULATED",
+)

@@ -57,6 +57,7 @@ from parts_mcp.vendors.base import (
     clean_text,
     error_for_status,
 )
+from parts_mcp.vendors.registry import VendorKind
 
 PAGE = 100  # the API's silent cap on `limit`: asking for more returns 100 anyway
 MAX_INVENTORY_PAGES = 50  # 5,000 parts: a bound on one look-up's reads, far above a shop's stock list
@@ -773,3 +774,21 @@ def create(key: str, settings: ShopmonkeySettings, http: httpx2.AsyncClient) -> 
 
 
 _: type[VendorClient] = ShopmonkeyClient
+
+
+EXAMPLE = """\
+[vendors.shopmonkey]
+kind = "shopmonkey"
+base_url = "https://api.shopmonkey.cloud/v3"
+api_key = "${SHOPMONKEY_API_KEY}"
+# location_id = "loc_123"                    # only this shop location (default: all)
+# currency = "USD"                           # Shopmonkey sends cents with no currency
+"""
+
+KIND = VendorKind(
+    kind="shopmonkey",
+    settings=ShopmonkeySettings,
+    create=create,
+    example=EXAMPLE,
+    simulator="parts_mcp.sandbox.shopmonkey:SIMULATED",
+)

@@ -52,6 +52,7 @@ from parts_mcp.vendors.base import (
     clean_text,
     error_for_status,
 )
+from parts_mcp.vendors.registry import VendorKind
 
 BATCH = 50  # the documented maximum entries per catalog call
 # Skynet's own part tokens (valid about an hour): an old-style id that this process forgot names nothing.
@@ -558,3 +559,19 @@ def create(key: str, settings: SkynetSettings, http: httpx2.AsyncClient) -> Skyn
 
 
 _: type[VendorClient] = SkynetClient
+
+
+EXAMPLE = """\
+[vendors.skynet]
+kind = "skynet"
+base_url = "https://api.skynetparts.com/api/b2b"
+api_key = "${SKYNET_API_KEY}"          # sk_live_...; bound to one account and Company Location
+"""
+
+KIND = VendorKind(
+    kind="skynet",
+    settings=SkynetSettings,
+    create=create,
+    example=EXAMPLE,
+    simulator="parts_mcp.sandbox.skynet:SIMULATED",
+)
