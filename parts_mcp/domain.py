@@ -263,7 +263,7 @@ class LookupResult(Model):
 
     parts: list[Part]
     not_found: list[VendorText]
-    suggestions: list[Suggestion] = Field(default_factory=list)
+    suggestions: list[Suggestion] = Field(default_factory=list[Suggestion])
 
 
 class OrderItem(Model):
@@ -330,7 +330,7 @@ class Order(Model):
     po_number: VendorText | None = None
     status: OrderStatus
     vendor_status: VendorText | None = None
-    lines: list[OrderLine] = Field(default_factory=list)
+    lines: list[OrderLine] = Field(default_factory=list[OrderLine])
     subtotal: Money | None = None
     tax: Money | None = None
     shipping: Money | None = None

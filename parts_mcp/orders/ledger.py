@@ -62,7 +62,7 @@ class AuditEvent:
     vendor: str | None
     po_number: str | None
     intent_id: str | None
-    detail: dict[str, Any] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict[str, Any])
 
 
 def lease_owner() -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from http import HTTPStatus
@@ -52,7 +52,7 @@ class KeyedLocks:
         self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
 
     @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+    async def hold(self, key: tuple[str, str]) -> AsyncGenerator[None, None]:
         lock, users = self._locks.get(key, (anyio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:

@@ -50,7 +50,7 @@ class LookupOutcome:
     not_found: list[str]
     vendor_errors: list[VendorFailure]
     # Near misses for the not_found queries, in not_found's order, best first within each query.
-    suggestions: list[Suggestion] = field(default_factory=list)
+    suggestions: list[Suggestion] = field(default_factory=list[Suggestion])
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class NewOrder:
     preview: Preview
     previous_attempt: int = 0  # of a rejected intent under the same PO
     # What the human must know before confirming that is not about the vendor's pricing.
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list[str])
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ class Placed:
     order: Order
     idempotency_key: str
     replayed: bool | None  # None: a resend under the same key, so the vendor may or may not have replayed
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list[str])
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -48,7 +49,7 @@ class ListPurchaseOrdersResult(Model):
     orders: list[OrderSummary]
     next_cursor: str | None = None
     notes: list[str] = Field(default_factory=list)
-    vendor_errors: list[VendorErrorInfo] = Field(default_factory=list)
+    vendor_errors: list[VendorErrorInfo] = Field(default_factory=list[VendorErrorInfo])
     sandbox: bool
 
 
@@ -113,5 +114,5 @@ def _text(result: ListPurchaseOrdersResult, service: OrdersService) -> list[str]
 
 
 def _meaning(service: OrdersService, vendor: str, status: OrderStatus) -> str:
-    help = service.vendors[vendor].status_help if vendor in service.vendors else {}
+    help: Mapping[OrderStatus, str] = service.vendors[vendor].status_help if vendor in service.vendors else {}
     return help.get(status) or text.STATUS_MEANINGS[status]

@@ -30,7 +30,9 @@ class LookupPartsResult(Model):
     parts: list[Part]
     not_found: list[str] = Field(description="Queries that no vendor that answered could find")
     vendor_errors: list[VendorErrorInfo] = Field(description="Vendors that failed; the other results still stand")
-    suggestions: list[Suggestion] = Field(default_factory=list, description="Near part numbers for not_found queries")
+    suggestions: list[Suggestion] = Field(
+        default_factory=list[Suggestion], description="Near part numbers for not_found queries"
+    )
     sandbox: bool = Field(description="True when these are simulated vendors, not real ones")
 
 

@@ -144,7 +144,7 @@ def _po(po_number: str | None) -> str:
 
 
 def _detail(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 1:  # a history: how long, and where it stands now
+    if isinstance(value, list) and len(value) > 1:  # type: ignore[arg-type]  # a history: how many entries, and the latest
         return f"{len(value)} entries, latest {quoted(_flat(value[-1]), 200)}"  # type: ignore[misc]
     return quoted(_flat(value), 200)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal, cast
 
 import anyio
 import httpx2
@@ -143,13 +143,15 @@ class ClientCredentials:
             data = response.json()
         except ValueError:
             data = None
-        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) or not data["access_token"]:
+        body: dict[str, Any] = cast(dict[str, Any], data) if isinstance(data, dict) else {}
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
             raise VendorError(
                 self._vendor, f"{self._vendor}'s token endpoint sent no access_token", code="TOKEN_MALFORMED"
             )
         # Apigee sends expires_in as a string ("3599"); Cognito as a number.
-        lifetime = parse.integer(data.get("expires_in"))
-        return data["access_token"], float(lifetime if lifetime and lifetime > 0 else 300)
+        lifetime = parse.integer(body.get("expires_in"))
+        return token, float(lifetime if lifetime and lifetime > 0 else 300)
 
     def __repr__(self) -> str:
         return f"ClientCredentials({self._vendor!r}, {clean_text(self._url, 80)!r})"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from parts_mcp.domain import Money
 
@@ -20,7 +20,8 @@ def money(raw: Any, currency: str | None = None) -> Money | None:
     JSON floats go through their shortest decimal text, never binary arithmetic.
     """
     if isinstance(raw, Mapping):
-        amount, currency = raw.get("amount"), str(raw.get("currency") or currency or "")
+        given = cast(Mapping[str, Any], raw)
+        amount, currency = given.get("amount"), str(given.get("currency") or currency or "")
     else:
         amount = raw
     if amount is None or isinstance(amount, bool) or not currency:
