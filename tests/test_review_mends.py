@@ -110,3 +110,16 @@ async def test_options_in_the_vendors_own_forms_still_work(world: World) -> None
     assert preview["status"] == "confirmation_required"
     assert "123456" in str(preview["preview"]["options"])
     assert twice.startswith("[INVALID_ARGUMENT] options: ") and "two values" in twice
+
+
+async def test_a_partssource_preview_says_where_the_order_ships(world: World) -> None:
+    async with Client(world.server) as client:
+        found = structured(await client.call_tool("lookup_parts", {"query": ["M3538A"], "vendors": ["partssource"]}))
+        args = {
+            "vendor": "partssource",
+            "po_number": "PO-MEND-PS",
+            "items": [{"part_id": found["parts"][0]["part_id"], "quantity": 1}],
+        }
+        preview = await client.call_tool("place_order", args)
+    text = "".join(b.text for b in preview.content if isinstance(b, TextContent))
+    assert "Ships to facility 20001's address 30001 and is billed to address 30002" in text

@@ -629,6 +629,14 @@ class PartsSourceClient:
 
     # ------------------------------------------------------------------------------------- orders
 
+    def _ship_to(self) -> str:
+        # PartsSource ships to an address of the customer's profile: the id is all this server knows of it.
+        account = self.account
+        return (
+            f"Ships to facility {account.facility_id}'s address {account.shipping_address_id} and is billed to "
+            f"address {account.billing_address_id} (this server's configuration; change them there)."
+        )
+
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
         options = self._options(request, {item.part_id: parts[item.part_id].part_id for item in request.items})
         self._check_notes(request.notes)
@@ -657,7 +665,7 @@ class PartsSourceClient:
             currency=currency,
             price_basis=PriceBasis.QUOTE,
             excludes=["shipping", "tax"],
-            caveats=_caveats(quoted, options),
+            caveats=[*_caveats(quoted, options), self._ship_to()],
         )
 
     def _check_notes(self, notes: str | None) -> None:
@@ -1093,6 +1101,7 @@ def _option_notes(option: _Option, option_id: str, expires: datetime) -> list[st
 
 
 def _caveats(quoted: Sequence[_Quoted], options: _Options) -> list[str]:
+    """What the human must know about the quoted lines and the shipping before confirming."""
     caveats: list[str] = []
     expiries = [quote.expires_at for quote in quoted if quote.expires_at is not None]
     if expiries:
