@@ -109,12 +109,7 @@ class Reading:
         Raises:
             GuardError: a cursor issued for other filters.
         """
-        query = OrderQuery(
-            statuses=frozenset(statuses) if statuses else None,
-            po_number=po_number.strip() if po_number else None,
-            created_after=_aware(created_after) if created_after else None,
-            created_before=_aware(created_before) if created_before else None,
-        )
+        query = _query(statuses, po_number, created_after, created_before)
         # Sorted: a set's order varies between processes, and a cursor must work in any of them.
         filters = listing.fingerprint({"vendor": vendor, **vars(query), "statuses": sorted(query.statuses or ())})
         position = listing.decode_cursor(cursor, filters) if cursor else None
@@ -152,6 +147,20 @@ class Reading:
             ]
         orders, next_cursor = listing.page(summaries, query, limit, position, filters)
         return OrderPage(orders=orders, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
+
+
+def _query(
+    statuses: Collection[OrderStatus] | None,
+    po_number: str | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+) -> OrderQuery:
+    return OrderQuery(
+        statuses=frozenset(statuses) if statuses else None,
+        po_number=po_number.strip() if po_number else None,
+        created_after=_aware(created_after) if created_after else None,
+        created_before=_aware(created_before) if created_before else None,
+    )
 
 
 def ledger_order(intent: Intent) -> Order:

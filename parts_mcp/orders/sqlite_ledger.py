@@ -152,29 +152,7 @@ class SQLiteLedger:
                 if existing is not None:
                     db.execute("DELETE FROM intents WHERE id = ?", (existing.id,))
                     self._insert_audit(db, "intent_replaced", actor, existing, {"replaced_by": intent.id})
-                db.execute(
-                    "INSERT INTO intents (lease_owner, lease_until, id, vendor, po_number, content_hash, attempt, "
-                    "idempotency_key, state, "
-                    "request, preview, confirmed_total, confirmed_by, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        owner or None,
-                        self._after(lease_seconds) if owner else None,
-                        intent.id,
-                        intent.vendor,
-                        intent.po_number,
-                        intent.content_hash,
-                        intent.attempt,
-                        intent.idempotency_key,
-                        intent.state.value,
-                        json.dumps(intent.request),
-                        json.dumps(intent.preview),
-                        intent.confirmed_total,
-                        intent.confirmed_by,
-                        intent.created_at.isoformat(),
-                        intent.updated_at.isoformat(),
-                    ),
-                )
+                self._insert_intent(db, intent, owner, lease_seconds)
                 self._insert_audit(
                     db,
                     "intent_recorded",
@@ -195,6 +173,30 @@ class SQLiteLedger:
             return ClaimResult.CREATED, intent
 
         return await self._run(do)
+
+    def _insert_intent(self, db: sqlite3.Connection, intent: Intent, owner: str, lease_seconds: float) -> None:
+        db.execute(
+            "INSERT INTO intents (lease_owner, lease_until, id, vendor, po_number, content_hash, attempt, "
+            "idempotency_key, state, request, preview, confirmed_total, confirmed_by, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                owner or None,
+                self._after(lease_seconds) if owner else None,
+                intent.id,
+                intent.vendor,
+                intent.po_number,
+                intent.content_hash,
+                intent.attempt,
+                intent.idempotency_key,
+                intent.state.value,
+                json.dumps(intent.request),
+                json.dumps(intent.preview),
+                intent.confirmed_total,
+                intent.confirmed_by,
+                intent.created_at.isoformat(),
+                intent.updated_at.isoformat(),
+            ),
+        )
 
     def _after(self, seconds: float) -> str:
         return (self._clock() + timedelta(seconds=seconds)).isoformat()

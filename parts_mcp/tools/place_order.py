@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from parts_mcp.domain import Model, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders.guard import GuardError
-from parts_mcp.orders.results import ConfirmationRequired, NewOrder, Outcome, Placed, Prepared, Repeat
+from parts_mcp.orders.results import ConfirmationRequired, NewOrder, Outcome, OutcomeUnknown, Placed, Prepared, Repeat
 from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app
 from parts_mcp.tools.options import OrderOptions
@@ -156,64 +156,14 @@ def _result(
     help: Mapping[OrderStatus, str],
 ) -> CallToolResult:
     request = prepared.request
-    warnings = prepared.warnings if isinstance(prepared, NewOrder) else []
     base: dict[str, Any] = {"vendor": request.vendor, "po_number": request.po_number, "sandbox": sandbox}
     if isinstance(outcome, ConfirmationRequired):
-        result = PlaceOrderResult(
-            status="confirmation_required",
-            preview=outcome.preview,
-            confirmation_token=outcome.confirmation_token,
-            expires_at=outcome.expires_at,
-            warnings=warnings,
-            next_steps=(
-                "Show this preview to the user. Only if they approve it, call place_order again with the same "
-                f'arguments plus confirmation_token and confirmed_total="{outcome.preview.total}". For any change, '
-                "call without confirmation_token for a new preview."
-            ),
-            **base,
-        )
-        lines = [
-            f"status: confirmation_required (CONFIRMATION REQUIRED: nothing has been ordered yet). {text.VENDOR_TEXT}",
-            *text.preview(outcome.preview, prepared.display_name, warnings),
-            f"confirmation_token: {outcome.confirmation_token}",
-            f"token expires: {text.when(outcome.expires_at)}",
-        ]
+        warnings = prepared.warnings if isinstance(prepared, NewOrder) else []
+        result, lines = _confirmation(outcome, prepared.display_name, warnings, base)
     elif isinstance(outcome, Placed):
-        result = PlaceOrderResult(
-            status="placed",
-            order=outcome.order,
-            idempotency_key=outcome.idempotency_key,
-            replayed=outcome.replayed,
-            warnings=outcome.warnings,
-            **base,
-        )
-        how = {
-            True: "ALREADY PLACED earlier; no new order was created (replayed: true)",
-            False: "PLACED now (replayed: false)",
-            None: "PLACED: resent under the same idempotency key after a lost answer, so this may be the first "
-            "attempt's order (replayed: unknown)",
-        }[outcome.replayed]
-        how = f"status: placed ({how})"
-        lines = [
-            f"{how}. {text.VENDOR_TEXT}",
-            *text.order(outcome.order, help),
-            f"idempotency_key: {outcome.idempotency_key}",
-        ]
-        lines += [f"Warning: {w}" for w in outcome.warnings]
+        result, lines = _placed(outcome, help, base)
     else:
-        result = PlaceOrderResult(
-            status="outcome_unknown",
-            idempotency_key=outcome.idempotency_key,
-            next_steps=outcome.next_steps,
-            warnings=[outcome.reason],
-            **base,
-        )
-        lines = [
-            f"status: outcome_unknown (OUTCOME UNKNOWN for PO {request.po_number} at {request.vendor}: the order "
-            "may or may not exist; do not order again under a new PO).",
-            f"Why: {outcome.reason}",
-            f"idempotency_key: {outcome.idempotency_key}",
-        ]
+        result, lines = _unknown(outcome, base)
     if result.next_steps:
         lines.append(f"Next: {result.next_steps}")
     if sandbox:
@@ -222,3 +172,70 @@ def _result(
         content=[TextContent(type="text", text="\n".join(lines))],
         structured_content=result.model_dump(mode="json", exclude_none=True),
     )
+
+
+def _confirmation(
+    outcome: ConfirmationRequired, display_name: str, warnings: list[str], base: dict[str, Any]
+) -> tuple[PlaceOrderResult, list[str]]:
+    result = PlaceOrderResult(
+        status="confirmation_required",
+        preview=outcome.preview,
+        confirmation_token=outcome.confirmation_token,
+        expires_at=outcome.expires_at,
+        warnings=warnings,
+        next_steps=(
+            "Show this preview to the user. Only if they approve it, call place_order again with the same "
+            f'arguments plus confirmation_token and confirmed_total="{outcome.preview.total}". For any change, '
+            "call without confirmation_token for a new preview."
+        ),
+        **base,
+    )
+    return result, [
+        f"status: confirmation_required (CONFIRMATION REQUIRED: nothing has been ordered yet). {text.VENDOR_TEXT}",
+        *text.preview(outcome.preview, display_name, warnings),
+        f"confirmation_token: {outcome.confirmation_token}",
+        f"token expires: {text.when(outcome.expires_at)}",
+    ]
+
+
+_HOW = {
+    True: "ALREADY PLACED earlier; no new order was created (replayed: true)",
+    False: "PLACED now (replayed: false)",
+    None: "PLACED: resent under the same idempotency key after a lost answer, so this may be the first "
+    "attempt's order (replayed: unknown)",
+}
+
+
+def _placed(
+    outcome: Placed, help: Mapping[OrderStatus, str], base: dict[str, Any]
+) -> tuple[PlaceOrderResult, list[str]]:
+    result = PlaceOrderResult(
+        status="placed",
+        order=outcome.order,
+        idempotency_key=outcome.idempotency_key,
+        replayed=outcome.replayed,
+        warnings=outcome.warnings,
+        **base,
+    )
+    lines = [
+        f"status: placed ({_HOW[outcome.replayed]}). {text.VENDOR_TEXT}",
+        *text.order(outcome.order, help),
+        f"idempotency_key: {outcome.idempotency_key}",
+    ]
+    return result, lines + [f"Warning: {w}" for w in outcome.warnings]
+
+
+def _unknown(outcome: OutcomeUnknown, base: dict[str, Any]) -> tuple[PlaceOrderResult, list[str]]:
+    result = PlaceOrderResult(
+        status="outcome_unknown",
+        idempotency_key=outcome.idempotency_key,
+        next_steps=outcome.next_steps,
+        warnings=[outcome.reason],
+        **base,
+    )
+    return result, [
+        f"status: outcome_unknown (OUTCOME UNKNOWN for PO {outcome.po_number} at {outcome.vendor}: the order "
+        "may or may not exist; do not order again under a new PO).",
+        f"Why: {outcome.reason}",
+        f"idempotency_key: {outcome.idempotency_key}",
+    ]
