@@ -68,7 +68,7 @@ def _intents(args: argparse.Namespace) -> int:
     """List the intents that need a person, or settle one after checking the vendor by hand."""
     import anyio
 
-    from parts_mcp.orders.ledger import Intent
+    from parts_mcp.orders.ledger import Intent, lease_owner
     from parts_mcp.orders.sqlite_ledger import SQLiteLedger
     from parts_mcp.orders.states import IllegalTransition, IntentState
 
@@ -94,8 +94,18 @@ def _intents(args: argparse.Namespace) -> int:
         if intent is None:
             print(f"parts-mcp: no intent for {args.vendor} PO {args.po_number}", file=sys.stderr)
             return 1
+        # The operator takes the intent's lease like any server process: never while one is sending it.
+        owner = lease_owner()
+        current = await ledger.lease(intent.id, owner, 60.0)
+        if current is None:
+            print(
+                f"parts-mcp: {args.vendor} PO {args.po_number} is being placed by a server process right now; "
+                "settle it once that call has finished.",
+                file=sys.stderr,
+            )
+            return 1
         try:
-            await settle(intent)
+            await settle(current)
         except IllegalTransition as exc:
             # The state table decides, as it does for the server: a settled intent stays settled.
             print(
@@ -104,6 +114,8 @@ def _intents(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1
+        finally:
+            await ledger.release(intent.id, owner)
         print(f"{args.vendor} PO {args.po_number}: settled as {args.action.replace('-', ' ')}")
         return 0
 

@@ -10,6 +10,8 @@ import anyio
 import pytest
 from mcp import Client
 
+from parts_mcp.orders.states import IllegalTransition, IntentState
+
 from conftest import World, confirm_and_place, structured
 
 pytestmark = pytest.mark.asyncio
@@ -63,3 +65,25 @@ async def test_an_operator_frees_the_po_when_the_dms_has_no_such_order(world: Wo
         fresh = structured(await client.call_tool("place_order", args))
     assert fresh["status"] == "confirmation_required"  # a new order needs a new confirmation
     assert (await run_cli(tmp_path, "not-placed", "keyloop", "PO-OPS-2"))[0] == 1  # nothing unsettled any more
+
+
+async def test_an_operator_cannot_settle_an_intent_a_server_process_holds(world: World, tmp_path: Path) -> None:
+    """The operator takes the intent's lease like any server: never while a live process is sending it."""
+    await lost_keyloop_order(world, "PO-OPS-3")
+    intent = await world.ledger.get("keyloop", "PO-OPS-3")
+    assert intent is not None
+    assert await world.ledger.lease(intent.id, "parts-mcp-test-holder", 600) is not None  # a process mid-send
+    code, _ = await run_cli(tmp_path, "not-placed", "keyloop", "PO-OPS-3")
+    still = await world.ledger.get("keyloop", "PO-OPS-3")
+    assert code == 1 and still is not None and still.state is intent.state
+
+
+async def test_the_ledger_refuses_a_transition_the_state_table_does_not_allow(world: World) -> None:
+    args = await lost_keyloop_order(world, "PO-OPS-4")
+    intent = await world.ledger.get("keyloop", args["po_number"])
+    assert intent is not None
+    await world.ledger.transition(intent.id, IntentState.REJECTED, actor="test")
+    with pytest.raises(IllegalTransition):
+        await world.ledger.transition(intent.id, IntentState.PLACED, actor="test")  # rejected is final
+    with pytest.raises(IllegalTransition):
+        await world.ledger.transition(intent.id, IntentState.SENT, actor="test")

@@ -285,7 +285,9 @@ class Placement:
             return await client.get_order(intent.order_id)
         except VendorError as exc:
             logger.warning("reconciliation by id at %s failed: %s", client.key, exc.code)
-            return Look.FAILED
+        except Exception:
+            logger.exception("reconciliation by id at %s failed", client.key)
+        return Look.FAILED
 
     async def _by_po(self, client: VendorClient, intent: Intent) -> reconcile.Evidence:
         """The order carrying this PO, ABSENT after a search that worked, FAILED otherwise (which proves nothing)."""
@@ -375,6 +377,7 @@ class Placement:
             decision = reconcile.after_refusal(caps, first=first, maybe_committed=committed, by_po=by_po)
         if decision.action is Action.REJECT:
             await self._ledger.transition(intent.id, IntentState.REJECTED, actor=actor, error=error)
+            exc.nothing_sent = True  # the vendor's clean refusal of the first send
             raise exc
         if decision.action is Action.ADOPT:
             assert decision.order is not None

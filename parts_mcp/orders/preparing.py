@@ -12,7 +12,7 @@ from parts_mcp.orders.ledger import Ledger
 from parts_mcp.orders.parts import PartCache, identity_hash
 from parts_mcp.orders.results import Clock, GuardPolicy, NewOrder, Prepared, Repeat
 from parts_mcp.orders.states import IntentState
-from parts_mcp.vendors.base import NotSupported, OrderRequest, VendorClient, clean_text
+from parts_mcp.vendors.base import NotSupported, OrderRequest, VendorClient, VendorError, clean_text
 
 MAX_ITEMS = 100
 NOTES_LIMIT = 1000
@@ -44,22 +44,23 @@ class Preparer:
         as_given = content_hash(request)
         existing = await self._ledger.get(client.key, request.po_number)
         if existing is not None and existing.state is not IntentState.REJECTED:
-            if existing.request.get("hash_as_given") != as_given:
-                # Not the same arguments; maybe the same order under fresh part tokens.
-                same = identity_hash(client, request, await self._parts.known(client, request))
-                if existing.content_hash != same:
-                    raise GuardError(
-                        f"po_number {request.po_number!r} already names a different {client.display_name} order "
-                        f"(intent {existing.state.value}"
-                        + (f", order {existing.order_id}" if existing.order_id else "")
-                        + "). One PO number names one order: use a new PO number, or repeat the original items "
-                        "exactly.",
-                        field="po_number",
-                        code="PO_CONFLICT",
-                    )
+            if existing.request.get("hash_as_given") != as_given and not await self._same_order(
+                client, request, existing.content_hash
+            ):
+                raise GuardError(
+                    f"{request.po_number!r} already names a different {client.display_name} order (intent "
+                    f"{existing.state.value}" + (f", order {existing.order_id}" if existing.order_id else "") + "). "
+                    "One PO number names one order: use a new PO number, or repeat the original items exactly.",
+                    field="po_number",
+                    code="PO_CONFLICT",
+                )
             return Repeat(request, existing.content_hash, client.display_name, existing)
-        parts = await self._parts.known(client, request)
-        preview = await client.preview(request, parts)
+        try:
+            parts = await self._parts.known(client, request)
+            preview = await client.preview(request, parts)
+        except VendorError as exc:
+            exc.nothing_sent = True  # priced, not sent
+            raise
         await self.check_limits(preview)
         return NewOrder(
             request=request,
@@ -69,6 +70,12 @@ class Preparer:
             previous_attempt=existing.attempt if existing is not None else 0,
             warnings=await self._po_elsewhere(client.key, request.po_number),
         )
+
+    async def _same_order(self, client: VendorClient, request: OrderRequest, recorded: str) -> bool:
+        """Other arguments may still be the same order: where part_ids are tokens, the same parts anew."""
+        if not client.capabilities.ephemeral_part_ids:
+            return False
+        return identity_hash(client, request, await self._parts.known(client, request)) == recorded
 
     def _request(
         self,

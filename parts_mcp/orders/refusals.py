@@ -44,10 +44,10 @@ class Refusal:
 def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
     """What to tell the caller about `exc`, raised while doing `subject` (a tool name, say).
 
-    `writes` is True for place_order, False for reads (whose failures never speak of orders). A
-    vendor error that reaches a caller of place_order proves nothing was ordered by that call: it
-    came before any send (pricing, finding parts), or is the vendor's clean refusal of a first send.
-    Every failure after a send that may have landed is an `outcome_unknown` result, never an error.
+    `writes` is True for place_order, False for reads (whose failures never speak of orders). A write
+    says "Nothing was ordered" only where the error proves it (`nothing_sent`: it came while pricing,
+    before any send, or is the vendor's clean refusal of a first send). Every failure after a send
+    that may have landed is an `outcome_unknown` result, never an error.
     """
     if isinstance(exc, GuardError):
         field = exc.field or subject
@@ -66,7 +66,11 @@ def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
 
 def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
     where = "vendor"
-    outcome = " Nothing was ordered." if writes else ""
+    outcome = ""
+    if writes and exc.nothing_sent:
+        outcome = " Nothing was ordered."
+    elif writes and exc.maybe_committed:
+        outcome = " The order may exist at the vendor: check get_order by PO before anything else."
     if isinstance(exc, NotSupported):
         return Refusal("NOT_SUPPORTED", where, f"{exc.vendor}: {exc.message}")
     if isinstance(exc, VendorAuthError):

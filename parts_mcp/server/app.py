@@ -198,15 +198,13 @@ def build_server(
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         async with AsyncExitStack() as stack:
             clients: dict[str, VendorClient] = {}
-            shared: httpx2.AsyncClient | None = None  # real vendors share one pool (and one TLS context)
+            # One client per vendor section (its own cookies and connection pool), one TLS context for all:
+            # loading the CA bundle once is most of what a client costs to make.
+            tls = httpx2.create_ssl_context() if len(transports) < len(settings.vendors) else None
             for key, vendor_settings in settings.vendors.items():
-                if key in transports:  # a simulator: its own in-process transport
-                    http = await stack.enter_async_context(
-                        httpx2.AsyncClient(transport=transports[key], follow_redirects=False)
-                    )
-                else:
-                    shared = shared or await stack.enter_async_context(httpx2.AsyncClient(follow_redirects=False))
-                    http = shared
+                http = await stack.enter_async_context(
+                    httpx2.AsyncClient(transport=transports.get(key), verify=tls or True, follow_redirects=False)
+                )
                 clients[key] = vendors.create(key, vendor_settings, http)
             service = OrdersService(
                 clients,

@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 
 MESSAGE_LIMIT = 1000
+# Secrets this long are blanked wherever a vendor's answer echoes them; no honest id or PO number holds one.
+ECHO_MIN_LENGTH = 12
 
 
 class VendorError(Exception):
@@ -75,6 +77,9 @@ class VendorError(Exception):
         self.order_id = safe_id(order_id) if order_id else None
         # Set by the retry loop when an *earlier* attempt of the same call may have been committed.
         self.earlier_attempt_may_have_committed = False
+        # Set where the failure proves no order was sent by this call: pricing before any send, or the
+        # vendor's clean refusal of a first send. Only then may the caller be told "Nothing was ordered".
+        self.nothing_sent = False
 
     @property
     def message(self) -> str:
@@ -537,8 +542,17 @@ class VendorHttp:
             ) from exc
 
         # Before any client code sees it: a vendor that echoes our key or token cannot get it into a
-        # cleaned, cut-to-length string that the last-line redactor would no longer recognise.
-        return response, self._redacted(_parse_json(body))
+        # cleaned, cut-to-length string that the last-line redactor would no longer recognise. Only an
+        # answer that holds a long secret is touched (one search of the raw bytes): ids and PO numbers
+        # in every honest answer stay exactly as sent.
+        data = _parse_json(body)
+        if data is not _UNREADABLE and self._echoes_secret(body):
+            data = self._redacted(data)
+        return response, data
+
+    def _echoes_secret(self, body: bytes) -> bool:
+        tokens = self._tokens.secrets if self._tokens else []
+        return any(s.encode() in body for s in [*self._secrets, *tokens] if len(s) >= ECHO_MIN_LENGTH)
 
     def _redacted(self, data: Any) -> Any:
         if isinstance(data, str):
