@@ -11,12 +11,16 @@ from decimal import Decimal
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client
 
+from parts_mcp.domain import OrderStatus
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox.keyloop import SANDBOX_CLIENT_SECRET, SANDBOX_CUSTOMER_ID, KeyloopSimulator
 from parts_mcp.server.app import build_server
+from parts_mcp.vendors.base import VendorBadResponse, VendorInvalidRequest
+from parts_mcp.vendors.keyloop import KeyloopClient
 
 from conftest import World, confirm_and_place, error_text, structured
 
@@ -503,3 +507,94 @@ async def test_list_vendors_declares_what_keyloop_cannot_do(world: World) -> Non
         "replays_failures": False,
         "ephemeral_part_ids": False,
     }
+
+
+# ------------------------------------------------------------------- answers in every shape allowed
+# The simulator answers exactly as the documents show; these answers use the spellings the documents
+# leave open (vendors.md section 3: numbers as strings, a null beside its other spelling, bare lists,
+# `parts` as one object), so a fake Keyloop serves them to the client's own methods.
+
+FAKE_HOST = "http://keyloop.fake"
+
+
+def fake_keyloop(answers: dict[str, tuple[int, Any]]) -> KeyloopClient:
+    """A client whose Keyloop answers each API path (after /{enterprise}/{store}/v1) as given."""
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/oauth/client_credential/accesstoken":
+            token = {"access_token": "fake", "token_type": "BearerToken", "expires_in": "3599"}
+            return httpx2.Response(200, json=token)
+        status, body = answers[request.url.path.removeprefix("/acme/s1/v1")]
+        return httpx2.Response(status, json=body)
+
+    return KeyloopClient(
+        "keyloop",
+        base_url=FAKE_HOST,
+        enterprise_id="acme",
+        store_id="s1",
+        client_id="id",
+        client_secret="secret",
+        customer_id="c-1",
+        http=httpx2.AsyncClient(transport=httpx2.MockTransport(answer), base_url=FAKE_HOST),
+    )
+
+
+async def test_lookup_reads_bare_lists_numbers_as_strings_and_a_null_spelling() -> None:
+    price = {"netValue": "58.4", "grossValue": "70.08", "taxRate": "20", "currencyCode": None, "currency": "EUR"}
+    client = fake_keyloop(
+        {
+            "/parts/brands": (200, [{"brandCode": "V", "description": "Volkswagen"}, "junk", {"brandCode": 7}]),
+            "/parts": (200, [{"partId": "V1K0698151A", "brandCode": "V", "partCode": "1K0698151A"}]),
+            "/parts/V1K0698151A/price-availability": (
+                200,
+                {
+                    "orderPrices": {"STK": price},
+                    "listPrice": "n/a",
+                    "availableStock": "4",
+                    "leadTimeInDays": "2",
+                    "isAvailableForBackOrder": "maybe",
+                    "mandatoryVehicleReferences": "VIN",
+                },
+            ),
+        }
+    )
+    [part] = (await client.lookup(["V1K0698151A"])).parts
+    assert part.unit_price is not None and str(part.unit_price) == "58.40 EUR"
+    assert part.manufacturer == "Volkswagen" and part.available_quantity == 4
+    notes = " ".join(part.notes)
+    assert "70.08 EUR incl. 20% tax" in notes and "Lead time: 2 day(s)" in notes
+    assert "vehicle references VIN" in notes
+    assert "List price" not in notes and "back-order" not in notes.lower()  # unreadable, so not claimed
+
+
+async def test_an_order_with_string_numbers_and_one_part_object_reads_exactly() -> None:
+    order = {
+        "partsOrderId": "98765",
+        "orderStatus": None,
+        "orderReference": "PO-KL-9001",
+        "parts": {
+            "partId": "V1K0698151A",
+            "quantity": "2",
+            "partsOrderLineStatus": "reserved",
+            "orderPrice": {"netValue": "58.4", "taxValue": "11.68", "currencyCode": "EUR"},
+        },
+    }
+    got = await fake_keyloop({"/parts-orders/98765": (200, order)}).get_order("98765")
+    assert got.order_id == "98765" and got.po_number == "PO-KL-9001"
+    assert got.vendor_status == "CONFIRMED" and got.status is OrderStatus.ACKNOWLEDGED  # derived from the line
+    [line] = got.lines
+    assert line.quantity == 2 and line.vendor_status == "RESERVED"
+    assert (str(got.subtotal), str(got.tax), str(got.total)) == ("116.80 EUR", "23.36 EUR", "140.16 EUR")
+
+
+async def test_an_answer_that_is_no_order_and_an_error_without_a_details_list_are_clear_errors() -> None:
+    client = fake_keyloop(
+        {
+            "/parts-orders/1": (200, ["not", "an", "order"]),
+            "/parts-orders/2": (400, {"message": "Invalid request", "details": 5, "correlationId": "c0ffee"}),
+        }
+    )
+    with pytest.raises(VendorBadResponse):
+        await client.get_order("1")
+    with pytest.raises(VendorInvalidRequest, match=r"Invalid request \[Keyloop correlationId c0ffee\]"):
+        await client.get_order("2")

@@ -18,7 +18,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mappi
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeGuard, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import anyio
@@ -31,9 +31,6 @@ from pydantic import (
     Field,
     JsonValue,
     SecretStr,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -52,7 +49,20 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
-from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
+from parts_mcp.vendors._wire import (
+    Amount,
+    Id,
+    Integer,
+    Label,
+    Maybe,
+    Rows,
+    Text,
+    Timestamp,
+    Wire,
+    is_array,
+    is_object,
+    read,
+)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -159,69 +169,16 @@ _DAWN = datetime.min.replace(tzinfo=UTC)  # sorts an order without a date first,
 
 # ------------------------------------------------------------------------------------ wire models
 # Factory AI's answers as read. The client is tolerant where the documents leave room: a field in a
-# shape we cannot read counts as absent (`Lenient`), and a row that cannot be used is skipped (`Rows`)
+# shape we cannot read counts as absent (`Maybe`), and a row that cannot be used is skipped (`Rows`)
 # rather than failing its neighbours. Text stays as sent here; it is cleaned where it becomes ours.
 
 R = TypeVar("R", bound=BaseModel)
 
 
-def _unreadable_as_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except ValidationError:
-        return None
-
-
-def _readable_rows(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    if not _is_array(value):
-        return []
-    rows: list[Any] = []
-    for row in value:
-        try:
-            rows.extend(handler([row]))
-        except ValidationError:
-            continue
-    return rows
-
-
-def _text(value: Any) -> Any:
-    # A number is its text (part numbers may be sent as numbers); an object, array or boolean is no text.
-    if isinstance(value, str):
-        return value or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _id(value: Any) -> Any:
-    # Ids come as strings or integers; either is kept as its exact text.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value:
-        return value
-    raise ValueError("not an id")
-
-
 def _object(value: Any) -> Any:
-    return value if _is_object(value) else {}
+    return value if is_object(value) else {}
 
 
-def _is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
-    return isinstance(value, Mapping)
-
-
-def _is_array(value: Any) -> TypeGuard[list[Any]]:
-    return isinstance(value, list)
-
-
-Lenient = WrapValidator(_unreadable_as_none)
-Rows = Annotated[list[R], WrapValidator(_readable_rows)]
-"""The rows of a JSON array that read as `R`; a missing or non-array value reads as no rows."""
-Id = Annotated[str, BeforeValidator(_id)]
-Label = Annotated[str, BeforeValidator(_text)]
-"""Text that must be there (a part number)."""
-Text = Annotated[str | None, BeforeValidator(_text)]
-"""Optional vendor text, as sent; None when absent, empty or not text."""
 Object = Annotated[dict[str, JsonValue], BeforeValidator(_object)]
 """A JSON object as sent; anything else reads as empty."""
 
@@ -240,7 +197,7 @@ class Cost(_Camel):
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, value: Any) -> Any:
-        return value if _is_object(value) else {"amount": value}
+        return value if is_object(value) else {"amount": value}
 
     @field_validator("amount")
     @classmethod
@@ -259,17 +216,12 @@ class Cost(_Camel):
         return rounded if rounded.amount == value.amount else value
 
 
-MaybeCost = Annotated[Cost | None, Lenient]
-MaybeInt = Annotated[Integer | None, Lenient]
-MaybeTime = Annotated[Timestamp | None, Lenient]
-
-
 class _PartFields(_Camel):
     name: Text = None
     description: Text = None
     manufacturer: Text = None
     unit: Text = None
-    cost: MaybeCost = None  # the plant's stored cost, major units
+    cost: Maybe[Cost] = None  # the plant's stored cost, major units
     site: Text = None
 
 
@@ -283,7 +235,7 @@ class PartRow(_PartFields):
 class FetchedPart(_PartFields):
     """GET /parts/{partId}: the record, bare as documented or in a `part`/`data` envelope."""
 
-    part_id: Annotated[Id | None, Lenient] = None
+    part_id: Maybe[Id] = None
     part_number: Text = None
 
     @model_validator(mode="before")
@@ -301,8 +253,8 @@ class StockRow(_Camel):
 
     part_id: Id
     site: Text = None
-    quantity: MaybeInt = None
-    min_stock_level: MaybeInt = None
+    quantity: Maybe[Integer] = None
+    min_stock_level: Maybe[Integer] = None
 
 
 class Listing(_Camel, Generic[R]):
@@ -313,29 +265,31 @@ class Listing(_Camel, Generic[R]):
     @model_validator(mode="before")
     @classmethod
     def _envelope(cls, data: Any) -> Any:
-        if _is_object(data):
-            return {"rows": next((data[k] for k in _ENVELOPES if _is_array(data.get(k))), None)}
+        if is_object(data):
+            return {"rows": next((data[k] for k in _ENVELOPES if is_array(data.get(k))), None)}
         return {"rows": data}
 
 
 class Totals(_Camel):
-    subtotal: MaybeCost = None
-    tax: MaybeCost = None
-    shipping: MaybeCost = None
-    total: MaybeCost = None
+    empty_if_not_object = True
+
+    subtotal: Maybe[Cost] = None
+    tax: Maybe[Cost] = None
+    shipping: Maybe[Cost] = None
+    total: Maybe[Cost] = None
 
 
 class ItemRow(_Camel):
     """A line of a part order."""
 
-    part_id: Annotated[Id | None, Lenient] = None
+    part_id: Maybe[Id] = None
     part_number: Text = None
     part_name: Text = None
-    quantity: MaybeInt = None
-    unit_cost: MaybeCost = None
-    total_cost: MaybeCost = None
+    quantity: Maybe[Integer] = None
+    unit_cost: Maybe[Cost] = None
+    total_cost: Maybe[Cost] = None
     status: Text = None
-    received_quantity: MaybeInt = None
+    received_quantity: Maybe[Integer] = None
 
 
 class PartOrder(_Camel):
@@ -346,18 +300,18 @@ class PartOrder(_Camel):
     status: Text = None
     notes: Text = None
     currency: Text = None
-    totals: Annotated[Totals, BeforeValidator(_object)] = Field(default_factory=Totals)
-    items: Rows[ItemRow] = Field(default_factory=list[ItemRow])
-    created_at: MaybeTime = None
-    order_date: MaybeTime = None
-    updated_at: MaybeTime = None
+    totals: Totals = Field(default_factory=Totals)
+    items: Rows[ItemRow] = ()
+    created_at: Maybe[Timestamp] = None
+    order_date: Maybe[Timestamp] = None
+    updated_at: Maybe[Timestamp] = None
     details: Object = Field(default_factory=dict)
     """The documented extras (_DETAIL_KEYS) that carry something, as sent."""
 
     @model_validator(mode="before")
     @classmethod
     def _details(cls, data: Any) -> Any:
-        if not _is_object(data):
+        if not is_object(data):
             return data
         return {**data, "details": {k: data[k] for k in _DETAIL_KEYS if data.get(k) not in (None, [])}}
 
@@ -378,26 +332,28 @@ class OrderAnswer(_Camel):
 
 
 class Pagination(_Camel):
-    has_more: Annotated[bool | None, Lenient] = None
+    has_more: Maybe[bool] = None
 
 
 class OrderPage(_Camel):
     """GET /part-orders: `{partOrders, pagination}` as documented; `data` or a bare array tolerated."""
 
-    orders: Rows[PartOrder] = Field(
-        validation_alias=AliasChoices("partOrders", "data"), default_factory=list[PartOrder]
-    )
-    pagination: Annotated[Pagination | None, Lenient] = None
+    empty_if_not_object = True
+
+    orders: Rows[PartOrder] = Field((), validation_alias=AliasChoices("partOrders", "data"))
+    pagination: Maybe[Pagination] = None
 
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, data: Any) -> Any:
-        return {"partOrders": data} if _is_array(data) else _object(data)
+        return {"partOrders": data} if is_array(data) else data
 
 
 class ErrorBody(_Camel):
     """An error answer: `{error, details}` (400), `{error, orderId}` (404), `{error, reason}` (403, 409) on the
     order endpoints, `{error, code, timestamp}` elsewhere; a body that is not an object reads as empty."""
+
+    empty_if_not_object = True
 
     error: Text = Field(default=None, validation_alias=AliasChoices("error", "message"))
     reason: Text = None  # 403 / 409 on the order endpoints
@@ -405,16 +361,11 @@ class ErrorBody(_Camel):
     code: Text = None  # the overview's generic shape
     which: Text = Field(default=None, validation_alias=AliasChoices("orderId", "partId"))  # 404
 
-    @model_validator(mode="before")
-    @classmethod
-    def _body(cls, data: Any) -> Any:
-        return _object(data)
-
 
 def _unwrap(data: Any, key: str) -> Any:
     # The record itself when it has an id; otherwise the one in `key` or `data`, if any.
-    if _is_object(data) and "id" not in data and "partId" not in data:
-        return next((data[name] for name in (key, "data") if _is_object(data.get(name))), data)
+    if is_object(data) and "id" not in data and "partId" not in data:
+        return next((data[name] for name in (key, "data") if is_object(data.get(name))), data)
     return data
 
 
@@ -739,7 +690,7 @@ class FactoryAIClient:
         return parsed
 
     def _shipping_address(self, value: Any) -> dict[str, str]:
-        if not _is_object(value):
+        if not is_object(value):
             raise self._bad_option(
                 "shipping_address", f"options.shipping_address must be an object with {', '.join(ADDRESS_FIELDS)}."
             )

@@ -16,7 +16,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
@@ -35,12 +34,9 @@ from pydantic import (
     PlainValidator,
     SecretStr,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -60,7 +56,19 @@ from parts_mcp.domain import (
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, number_variants, suggest
-from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
+from parts_mcp.vendors._wire import (
+    Amount,
+    Id,
+    Integer,
+    Maybe,
+    Record,
+    Rows,
+    Text,
+    Timestamp,
+    is_array,
+    is_object,
+    read,
+)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -219,91 +227,48 @@ def _gross_total(billed: Iterable[tuple[_Price, int]], currency: str) -> Money |
 
 
 # ------------------------------------------------------------------------------------------- wire
-# Keyloop's answers as read. Every field is optional, and one that cannot be read is absent
-# (`_Lenient`): the client falls back where it always did (a price without a currency is no price,
-# an availableStock of "n/a" is unknown stock). Only an order look-up that is no object at all is a
-# VendorBadResponse; the other answers are read with `_tolerant`.
+# Keyloop's answers as read, tolerant where the documents leave the shape open (vendors.md section 3):
+# an optional field that cannot be read is absent (a price without a currency is no price, an
+# availableStock of "n/a" is unknown stock), a list entry that cannot be read is skipped, and an answer
+# that is no object reads as an empty one, so each caller decides what a missing field means.
 
 T = TypeVar("T")
-M = TypeVar("M", bound=BaseModel)
 
-
-def _object(value: Any) -> Mapping[str, Any] | None:
-    """`value` when it is a JSON object (whose keys are strings)."""
-    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
-
-
-def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except ValidationError:
-        return None
-
-
-_Lenient = Annotated[T | None, WrapValidator(_or_none)]
-"""A `T`, or None when the vendor sent something else."""
 _Code = StrictStr | StrictInt
-"""An id or code: a string, or an integer as in the seed's examples (partsOrderId, partCode)."""
-
-_Shown = StrictStr | StrictInt | StrictFloat
-"""Text to show (after `clean_text`): a string, or a number shown as sent."""
+"""partCode as Keyloop spelled it (an integer in the seed's example), so it is sent back the same way."""
 
 
-def _readable(model: type[M], raw: Any, *, one: bool = False) -> list[M]:
-    """The entries of the list `raw` that read as `model`, others skipped; with `one`, an object is one entry."""
-    entries: list[Any] = (
-        [raw] if one and isinstance(raw, dict) else cast("list[Any]", raw) if isinstance(raw, list) else []
-    )
-    readable: list[M] = []
-    for entry in entries:
-        with suppress(ValidationError):
-            readable.append(model.model_validate(entry))
-    return readable
+def _one_as_many(value: Any) -> Any:
+    return [value] if is_object(value) else value
 
 
-def _each(model: type[M], *, one: bool = False) -> PlainValidator:
-    def validate(raw: Any) -> list[M]:
-        return _readable(model, raw, one=one)
-
-    return PlainValidator(validate)
-
-
-def _tolerant(model: type[M], data: Any) -> M:
-    """`data` as `model`, or the model's defaults when `data` is no object (every field has a default)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError:
-        return model()
+_OneOrRows = Annotated[Rows[T], BeforeValidator(_one_as_many)]
+"""`Rows`, where one object stands for a list of one (the seed's order answer has `parts` as one object)."""
 
 
 def _scalars(value: Any) -> Any:
-    # deliveryAddress and orderContact as shown: postalCode is an integer in the seed's example.
-    fields = _object(value)
-    return value if fields is None else {k: str(v) for k, v in fields.items() if isinstance(v, str | int)}
+    return {k: str(v) for k, v in value.items() if isinstance(v, str | int)} if is_object(value) else value
 
 
-class _Answer(Wire):
-    """Keyloop's camelCase fields under snake_case names; a null field is an absent one."""
+_Flat = Annotated[dict[str, str], BeforeValidator(_scalars)]
+"""An object's text and number fields as text (deliveryAddress: postalCode is an integer in the seed)."""
+
+
+class _Answer(Record):
+    """Keyloop's camelCase fields under snake_case names; a null field is one not sent."""
 
     model_config = ConfigDict(alias_generator=AliasGenerator(validation_alias=to_camel))
 
-    @model_validator(mode="before")
-    @classmethod
-    def _null_is_absent(cls, data: Any) -> Any:
-        # So a spelling sent as null gives way to the next one (currencyCode, currency), as absence does.
-        fields = _object(data)
-        return data if fields is None else {k: v for k, v in fields.items() if v is not None}
-
 
 class _PriceWire(_Answer):
-    currency: _Lenient[StrictStr] = Field(default=None, validation_alias=AliasChoices("currencyCode", "currency"))
-    net_value: _Lenient[Amount] = None
-    gross_value: _Lenient[Amount] = None
-    tax_value: _Lenient[Amount] = None
-    tax_rate: _Lenient[Amount] = None  # a percent: 20
+    currency: Maybe[StrictStr] = Field(default=None, validation_alias=AliasChoices("currencyCode", "currency"))
+    net_value: Maybe[Amount] = None
+    gross_value: Maybe[Amount] = None
+    tax_value: Maybe[Amount] = None
+    tax_rate: Maybe[Amount] = None  # a percent: 20
 
     def price(self) -> _Price | None:
-        """Any two of net, tax and gross give the third; a price with neither a currency nor a net is none."""
+        """Any two of net, tax and gross give the third; without a currency or a net there is no price."""
         if self.currency is None:
             return None
         net, gross, tax = (_money(v, self.currency) for v in (self.net_value, self.gross_value, self.tax_value))
@@ -327,7 +292,7 @@ def _read_price(raw: Any) -> _Price | None:
 
 
 _PriceField = Annotated[_Price | None, PlainValidator(_read_price)]
-"""A Price object read once into exact Money, or None."""
+"""A Price object, read once into exact Money; None when it cannot be."""
 
 
 class _OrderPrice(_Answer):
@@ -339,19 +304,16 @@ class _OrderPrice(_Answer):
     @model_validator(mode="before")
     @classmethod
     def _flat(cls, data: Any) -> Any:
-        entry = _object(data)
-        if entry is not None and _object(entry.get("orderPrice")) is None:
-            return {**entry, "orderPrice": entry}
+        if is_object(data) and not is_object(data.get("orderPrice")):
+            return {**data, "orderPrice": data}
         return data
 
 
-def _order_prices(raw: Any) -> dict[str, _Price]:
-    """orderPrices as a list of {orderType, orderPrice}, one such object, or a map by order type."""
-    by_type = _object(raw)
-    if by_type is not None and "orderType" not in by_type:
-        raw = [{"orderType": k, "orderPrice": v} for k, v in by_type.items()]
-    entries = _readable(_OrderPrice, raw, one=True)
-    return {e.order_type.strip().upper(): e.order_price for e in entries if e.order_price is not None}
+def _by_order_type(value: Any) -> Any:
+    # orderPrices may also be a map by order type: {"STK": Price, "VOR": Price}.
+    if is_object(value) and "orderType" not in value:
+        return [{"orderType": k, "orderPrice": v} for k, v in value.items()]
+    return value
 
 
 class _Reference(_Answer):
@@ -365,24 +327,22 @@ class _Reference(_Answer):
         return {"type": data} if isinstance(data, str) else data
 
 
-def _reference_types(raw: Any) -> tuple[str, ...]:
-    """mandatoryVehicleReferences as [{type}], ["VIN"], or "VIN,KEYNUMBER" (a third-party client reads a string)."""
-    listed = re.split(r"[,;\s]+", raw) if isinstance(raw, str) else raw
-    kinds = (clean_text(r.kind, 40).upper() for r in _readable(_Reference, listed, one=True) if r.kind.strip())
-    return tuple(dict.fromkeys(kinds))
+def _listed_types(value: Any) -> Any:
+    # A third-party client reads mandatoryVehicleReferences as text: "VIN,KEYNUMBER".
+    return re.split(r"[,;\s]+", value) if isinstance(value, str) else value
 
 
 class _Coded(_Answer):
     """A part as Keyloop names it: partId, which is brandCode + partCode ("S" + 7654321)."""
 
-    part_id: _Lenient[_Code] = None
-    brand_code: _Lenient[_Code] = None
-    part_code: _Lenient[_Code] = None
+    part_id: Maybe[Id] = None
+    brand_code: Text = None
+    part_code: Maybe[_Code] = None
 
     @property
     def identity(self) -> str:
         """partId, else brandCode + partCode; "" when the answer names no part."""
-        if self.part_id is not None and str(self.part_id).strip():
+        if self.part_id is not None and self.part_id.strip():
             return clean_text(self.part_id, 80)
         # partCode is an integer in the seed's example, but real part codes are alphanumeric.
         if self.brand_code and self.part_code is not None:
@@ -392,15 +352,15 @@ class _Coded(_Answer):
     @property
     def codes(self) -> tuple[str, str | int] | None:
         """(brandCode, partCode) as Keyloop spelled them, when both name the part."""
-        if not self.identity or not isinstance(self.brand_code, str) or self.part_code is None:
+        if not self.identity or self.brand_code is None or self.part_code is None:
             return None
         return self.brand_code, self.part_code
 
 
 class _Alternatives(_Answer):
-    alternative_type: _Lenient[_Shown] = None
-    supersession_date: _Lenient[Timestamp] = None
-    parts: Annotated[list[_Coded], _each(_Coded)] = Field(default_factory=list[_Coded])
+    alternative_type: Text = None
+    supersession_date: Maybe[Timestamp] = None
+    parts: Rows[_Coded] = ()
 
     def notes(self) -> list[str]:
         ids = [part.identity for part in self.parts if part.identity]
@@ -412,8 +372,8 @@ class _Alternatives(_Answer):
 
 
 class _SearchPart(_Coded):
-    description: _Lenient[_Shown] = None
-    alternative_parts: _Lenient[_Alternatives] = None
+    description: Text = None
+    alternative_parts: Maybe[_Alternatives] = None
 
     @property
     def name(self) -> str:
@@ -421,59 +381,80 @@ class _SearchPart(_Coded):
 
 
 class _Listing(_Answer):
-    """A list answer {<items>: [...], totalItems, ...}; third-party clients also read a bare list."""
+    """A list answer {<listed>: [...], totalItems, ...}; third-party clients also read a bare list."""
 
-    items: ClassVar[str]
+    empty_if_not_object = True
+    listed: ClassVar[str]  # the field that holds the list
 
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, data: Any) -> Any:
-        return {cls.items: cast("list[Any]", data)} if isinstance(data, list) else data
+        return {cls.listed: data} if is_array(data) else data
 
 
 class _SearchAnswer(_Listing):
-    items = "parts"
-    parts: Annotated[list[_SearchPart], _each(_SearchPart)] = Field(default_factory=list[_SearchPart])
+    listed = "parts"
+    parts: Rows[_SearchPart] = ()
 
 
 class _Brand(_Answer):
-    brand_code: _Lenient[StrictStr] = None
-    description: _Lenient[_Shown] = None
+    brand_code: Maybe[StrictStr] = None
+    description: Text = None
 
 
 class _BrandsAnswer(_Listing):
-    items = "brands"
-    brands: Annotated[list[_Brand], _each(_Brand)] = Field(default_factory=list[_Brand])
+    listed = "brands"
+    brands: Rows[_Brand] = ()
+
+
+class _OrderPrices(_Answer):
+    entries: Annotated[_OneOrRows[_OrderPrice], BeforeValidator(_by_order_type)] = ()
+
+
+def _order_prices(raw: Any) -> dict[str, _Price]:
+    """orderPrices as a list of {orderType, orderPrice}, one such object, or a map by order type."""
+    entries = _OrderPrices(entries=raw).entries
+    return {e.order_type.strip().upper(): e.order_price for e in entries if e.order_price is not None}
+
+
+class _References(_Answer):
+    entries: Annotated[_OneOrRows[_Reference], BeforeValidator(_listed_types)] = ()
+
+
+def _reference_types(raw: Any) -> tuple[str, ...]:
+    """mandatoryVehicleReferences as [{type}], ["VIN"], or "VIN,KEYNUMBER"."""
+    kinds = (clean_text(r.kind, 40).upper() for r in _References(entries=raw).entries if r.kind.strip())
+    return tuple(dict.fromkeys(kinds))
 
 
 class _Offer(_Coded):
     """A part's price-availability (shape from a third-party client, vendors.md section 3)."""
 
+    empty_if_not_object = True
+
     list_price: _PriceField = None
     surcharge: _PriceField = None
     order_prices: Annotated[dict[str, _Price], PlainValidator(_order_prices)] = Field(default_factory=dict[str, _Price])
-    available_stock: _Lenient[Integer] = None
-    lead_time_in_days: _Lenient[Integer] = None
-    is_available_for_back_order: _Lenient[StrictBool] = None
-    sales_blocked: _Lenient[StrictBool] = None
-    sales_blocked_description: _Lenient[_Shown] = None
+    available_stock: Maybe[Integer] = None
+    lead_time_in_days: Maybe[Integer] = None
+    is_available_for_back_order: Maybe[StrictBool] = None
+    sales_blocked: Maybe[StrictBool] = None
+    sales_blocked_description: Text = None
     mandatory_vehicle_references: Annotated[tuple[str, ...], PlainValidator(_reference_types)] = ()
 
 
-class _Line(_Answer):
-    """A line of a PartsOrder."""
-
-    part_id: _Lenient[_Code] = None
-    part: _Lenient[_Coded] = None
-    quantity: _Lenient[Integer] = None
+class _PartsOrderLine(_Answer):
+    part_id: Maybe[Id] = None
+    part: Maybe[_Coded] = None
+    quantity: Maybe[Integer] = None
     order_price: _PriceField = None
-    parts_order_line_status: _Lenient[StrictStr] = None
-    order_line_id: _Lenient[_Shown] = None
+    parts_order_line_status: Maybe[StrictStr] = None
+    order_line_id: Text = None
 
     @property
     def identity(self) -> str:
         part = self.part or _Coded()
-        return str(self.part_id or part.part_id or part.identity or "?")
+        return self.part_id or part.part_id or part.identity or "?"
 
     @property
     def status(self) -> str | None:
@@ -481,35 +462,38 @@ class _Line(_Answer):
         return clean_text(status, 40).upper() if status else None
 
 
-class _Order(_Answer):
-    """A PartsOrder (seeds/002): the 201 answer, and GET /parts-orders/{id}; a 202 holds only the id."""
+class _PartsOrder(_Answer):
+    """A PartsOrder (seeds/002): the 201 answer and GET /parts-orders/{id}; a 202 holds only the id."""
 
-    parts_order_id: _Lenient[_Code] = None
-    parts_order_date_time: _Lenient[Timestamp] = None
-    order_status: _Lenient[StrictStr] = None
-    order_type: _Lenient[StrictStr] = None
-    order_reference: _Lenient[StrictStr] = None
-    delivery_address: _Lenient[Annotated[dict[str, str], BeforeValidator(_scalars)]] = None
-    order_contact: _Lenient[Annotated[dict[str, str], BeforeValidator(_scalars)]] = None
-    # The seed's answer has `parts` as one object; an array is what a multi-line order needs.
-    parts: Annotated[list[_Line], _each(_Line, one=True)] = Field(default_factory=list[_Line])
+    empty_if_not_object = True
+
+    parts_order_id: Maybe[Id] = None
+    parts_order_date_time: Maybe[Timestamp] = None
+    order_status: Maybe[StrictStr] = None
+    order_type: Maybe[StrictStr] = None
+    order_reference: Maybe[StrictStr] = None
+    delivery_address: Maybe[_Flat] = None
+    order_contact: Maybe[_Flat] = None
+    parts: _OneOrRows[_PartsOrderLine] = ()
 
 
 class _Issue(_Answer):
-    field: _Lenient[_Shown] = None
-    issue: _Lenient[_Shown] = None
+    field: Text = None
+    issue: Text = None
 
     @property
     def text(self) -> str:
-        return f"{self.field}: {self.issue}" if self.field else str(self.issue or "")
+        return f"{self.field}: {self.issue}" if self.field else self.issue or ""
 
 
 class _Problem(_Answer):
     """Keyloop's error envelope (seeds/002): {correlationId, message, details: [{field, value, issue}], links}."""
 
-    correlation_id: _Lenient[StrictStr] = None
-    message: _Lenient[_Shown] = None
-    details: Annotated[list[_Issue], _each(_Issue)] = Field(default_factory=list[_Issue])
+    empty_if_not_object = True
+
+    correlation_id: Text = None
+    message: Text = None
+    details: Rows[_Issue] = ()
 
 
 # ------------------------------------------------------------------------------------------- options
@@ -564,6 +548,11 @@ def _text_option(vendor: str, field: str, value: Any, limit: int = 100) -> str:
 
 def _pick(raw: Mapping[str, Any], *names: str) -> Any:
     return parse.first(raw, *names)
+
+
+def _object(value: Any) -> Mapping[str, Any] | None:
+    """An option's value when it is a JSON object (whose keys are strings)."""
+    return cast("Mapping[str, Any]", value) if isinstance(value, Mapping) else None
 
 
 def _contact(vendor: str, value: Any, field: str) -> dict[str, str]:
@@ -792,7 +781,7 @@ class KeyloopClient:
                 self._brands, self._brands_until = {}, self._clock() + 60
                 return {}
             brands: dict[str, str] = {}
-            for entry in _tolerant(_BrandsAnswer, data).brands:
+            for entry in read(_BrandsAnswer, data, self.key, "brands answer").brands:
                 if entry.brand_code:
                     code = clean_text(entry.brand_code, 20)
                     brands[code] = clean_text(entry.description or code, 80)
@@ -831,7 +820,7 @@ class KeyloopClient:
             for code in list(brands)[:_MAX_BRAND_FANOUT]:
                 found += await self._search_parts(code, part_code, brands)
             return found
-        return [part for part in _tolerant(_SearchAnswer, data).parts if part.identity]
+        return [part for part in read(_SearchAnswer, data, self.key, "parts search answer").parts if part.identity]
 
     async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, _Offer | VendorError]:
         limiter = anyio.CapacityLimiter(_CONCURRENCY)
@@ -850,7 +839,7 @@ class KeyloopClient:
                 except VendorError as exc:
                     results[part_id] = exc
                     return
-                offer = _tolerant(_Offer, data)
+                offer = read(_Offer, data, self.key, "price-availability answer")
                 self._remember_codes(offer)
                 results[part_id] = offer
 
@@ -898,7 +887,8 @@ class KeyloopClient:
 
     def _offer_prices(self, offer: _Offer) -> tuple[Money | None, PriceBasis, list[str]]:
         """The unit price a look-up shows (the configured order type's, else the list price) and every price's note."""
-        chosen = offer.order_prices.get(self._order_type)
+        prices = offer.order_prices
+        chosen = prices.get(self._order_type)
         listed = offer.list_price
         notes: list[str] = []
         unit_price, basis = None, PriceBasis.CONTRACT
@@ -911,7 +901,7 @@ class KeyloopClient:
         elif listed is not None:
             unit_price, basis = listed.net, PriceBasis.LIST
             notes.append(f"The dealer gave no {self._order_type} order price: this is the list price.")
-        others = [f"{t} {p.net}" for t, p in offer.order_prices.items() if t != self._order_type]
+        others = [f"{t} {p.net}" for t, p in prices.items() if t != self._order_type]
         if others:
             notes.append("Order prices for other order types (net, options.order_type): " + ", ".join(others) + ".")
         if listed is not None:
@@ -1038,14 +1028,15 @@ class KeyloopClient:
 
     def _unit_price(self, where: str, part_id: str, offer: _Offer, order_type: str) -> tuple[_Price, bool]:
         """The order type's price; the list price (and True) when the dealer gives no order prices at all."""
-        price = offer.order_prices.get(order_type)
+        prices = offer.order_prices
+        price = prices.get(order_type)
         if price is not None:
             return price, False
-        if offer.order_prices:
+        if prices:
             raise _refuse(
                 self.key,
                 "options.order_type",
-                f"The dealer offers {part_id} for order types {', '.join(offer.order_prices)}, not "
+                f"The dealer offers {part_id} for order types {', '.join(prices)}, not "
                 f"{order_type}; choose one of those as options.order_type.",
             )
         # No order prices at all (a dealer or API version without them): the list price is all we have.
@@ -1124,9 +1115,9 @@ class KeyloopClient:
                     f"{request.po_number!r}: check there before ordering again."
                 )
             raise
-        answer = _tolerant(_Order, data)
+        answer = read(_PartsOrder, data, self.key, "order answer")
         order_id = answer.parts_order_id
-        if order_id is None or not str(order_id).strip():
+        if order_id is None or not order_id.strip():
             raise VendorBadResponse(
                 self.key,
                 f"Keyloop answered {response.status_code} without a partsOrderId; check the dealer's DMS for "
@@ -1156,7 +1147,7 @@ class KeyloopClient:
                             _, data = await self._http.request("GET", path, retry=True)
                         except VendorNotFound as exc:
                             raise _NotReadableYet from exc
-                        answer = _tolerant(_Order, data)
+                        answer = read(_PartsOrder, data, self.key, "order")
                         if not answer.parts:
                             raise _NotReadableYet
                         return self._to_order(answer, po_number)
@@ -1173,9 +1164,9 @@ class KeyloopClient:
 
     def _order(self, data: Any, po_number: str | None) -> Order:
         """An order answer (201, or GET /parts-orders/{id}) as an Order."""
-        return self._to_order(read(_Order, data, self.key, "order"), po_number)
+        return self._to_order(read(_PartsOrder, data, self.key, "order"), po_number)
 
-    def _to_order(self, raw: _Order, po_number: str | None) -> Order:
+    def _to_order(self, raw: _PartsOrder, po_number: str | None) -> Order:
         if raw.parts_order_id is None:
             raise VendorBadResponse(self.key, "Keyloop sent an order without a partsOrderId")
         lines = [_order_line(line) for line in raw.parts]
@@ -1232,7 +1223,7 @@ class KeyloopClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        problem = _tolerant(_Problem, data)
+        problem = read(_Problem, data, self.key, "error answer")
         status = response.status_code
         message = clean_text(problem.message or response.reason_phrase or "no message", 200)
         issues = "; ".join(clean_text(d.text, 200) for d in problem.details[:5])
@@ -1247,7 +1238,7 @@ class KeyloopClient:
                 "use the Parts Orders API for this enterprise and store.",
                 **kw,
             )
-        field = next((d.field for d in problem.details if isinstance(d.field, str)), None)
+        field = next((d.field for d in problem.details if d.field is not None), None)
         return error_for_status(self.key, "Keyloop", response, said, field=_our_field(field))
 
 
@@ -1345,7 +1336,7 @@ def _shown_options(options: _Options, priced: Sequence[_Priced]) -> dict[str, An
     return shown
 
 
-def _order_line(line: _Line) -> OrderLine:
+def _order_line(line: _PartsOrderLine) -> OrderLine:
     price = line.order_price
     quantity = line.quantity or 0
     return OrderLine(
@@ -1369,7 +1360,7 @@ def _billed_totals(billed: Sequence[tuple[_Price, int]]) -> tuple[Money | None, 
     return subtotal, (_money_diff(total, subtotal) if total is not None else None), total
 
 
-def _order_details(raw: _Order, lines: Sequence[OrderLine]) -> dict[str, Any]:
+def _order_details(raw: _PartsOrder, lines: Sequence[OrderLine]) -> dict[str, Any]:
     details: dict[str, Any] = {
         "lines": [
             {

@@ -33,15 +33,11 @@ import httpx2
 from pydantic import (
     AliasChoices,
     BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     StrictBool,
     StrictInt,
     StrictStr,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -50,7 +46,20 @@ from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus,
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
-from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
+from parts_mcp.vendors._wire import (
+    Amount,
+    Integer,
+    Label,
+    Maybe,
+    Record,
+    Rows,
+    Text,
+    Timestamp,
+    Wire,
+    is_array,
+    is_object,
+    read,
+)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -128,59 +137,26 @@ _IN_FLIGHT = re.compile(r"in progress|being processed|still processing|concurren
 # ------------------------------------------------------------------------------------------ wire models
 # What PartsSource answers. Its documents give the wrappers and the catalog detail's option fields; the
 # rest (search hits, orders) is undocumented, so every field is optional, several spellings are read, a
-# value of the wrong kind counts as absent and a list entry that is not an object is skipped: an odd
-# field never sinks an answer. Only an order answer that is not an object at all is refused.
+# null or a value of the wrong kind counts as absent and a list entry that cannot be read is skipped: an
+# odd field never sinks an answer. Only an order answer that is not an object at all is refused.
 
 T = TypeVar("T")
 
 
-def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    try:
-        return handler(value)
-    except ValidationError:
-        return None
-
-
-def _objects(value: Any) -> list[Any]:
-    entries = cast(list[Any], value) if isinstance(value, list) else []
-    return [entry for entry in entries if isinstance(entry, dict)]
-
-
-def _listed(value: Any) -> list[Any]:
-    return cast(list[Any], value) if isinstance(value, list) else [value]
+def _listed(value: Any) -> Any:
+    return value if is_array(value) else [value]
 
 
 def _named(value: Any) -> Any:
     # requiredFields' schema is undocumented: an entry may be the field's name itself.
-    entries = cast(list[Any], value) if isinstance(value, list) else []
-    return [{"name": entry} if isinstance(entry, str) else entry for entry in entries]
+    return [{"name": entry} if isinstance(entry, str) else entry for entry in value] if is_array(value) else value
 
 
-Maybe = Annotated[T | None, WrapValidator(_or_none)]
-"""An optional field; a value that cannot be read as `T` counts as absent."""
-Objects = Annotated[tuple[T, ...], BeforeValidator(_objects)]
-"""A list of objects: missing or not a list reads as empty; an entry that is not an object is skipped."""
-Text = Maybe[str]
-"""Vendor text or an id; a number reads as its text (ids come as numbers or strings)."""
 Scalar = Maybe[StrictStr | StrictInt | StrictBool]
 """A plain value kept as it was sent (an order's extra details)."""
 
 
-class _Wire(Wire):
-    """A PartsSource object: a null field is as good as an absent one, so a null spelling gives way to the next."""
-
-    model_config = ConfigDict(coerce_numbers_to_str=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_nulls(cls, value: Any) -> Any:
-        if not isinstance(value, dict):
-            return value
-        fields = cast(dict[str, Any], value)
-        return {name: given for name, given in fields.items() if given is not None}
-
-
-class _Price(_Wire):
+class _Price(Record):
     """Money as PartsSource sends it: a JSON number in major units, currency unstated; {amount, currency} read too."""
 
     amount: Amount
@@ -189,7 +165,7 @@ class _Price(_Wire):
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, value: Any) -> Any:
-        return cast(dict[str, Any], value) if isinstance(value, dict) else {"amount": value}
+        return value if is_object(value) else {"amount": value}
 
     @field_validator("amount")
     @classmethod
@@ -215,24 +191,21 @@ class _Price(_Wire):
 
 
 class _Envelope(Wire):
-    """The documented wrapper of every answer: ``{success, data, errors, correlationId, timestamp}``."""
+    """The documented wrapper of every answer: ``{success, data, errors, correlationId, timestamp}``; any other
+    body is a bare payload."""
+
+    empty_if_not_object = True
 
     success: Maybe[StrictBool] = None
     data: Any = None
     correlation_id: Any = Field(None, validation_alias="correlationId")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, value: Any) -> Any:
-        # Any other body is a bare payload.
-        return cast(dict[str, Any], value) if isinstance(value, dict) else {}
 
     def wraps(self) -> bool:
         """Whether this is the wrapper, not a bare payload that happens to have a ``data`` field."""
         return "data" in self.model_fields_set and bool({"success", "correlation_id"} & self.model_fields_set)
 
 
-class _FieldError(_Wire):
+class _FieldError(Record):
     field: Text = Field(None, validation_alias=AliasChoices("field", "propertyName", "name"))
     message: Text = Field(None, validation_alias=AliasChoices("message", "detail", "error"))
 
@@ -240,24 +213,19 @@ class _FieldError(_Wire):
         return f"{self.field}: {self.message or ''}" if self.field else self.message or ""
 
 
-class _Problem(_Wire):
+class _Problem(Record):
     """Any error body: the controller's ``{success: false, errors: [text]}``, RFC 7807 ``{title, detail, errors}``,
-    ASP.NET's errors by field, a gateway's ``{message}`` or Cognito's ``{error, error_description}``."""
+    ASP.NET's errors by field, a gateway's ``{message}`` or Cognito's ``{error, error_description}``. It is read
+    for its words only: a body of any other shape has none."""
+
+    empty_if_not_object = True
 
     errors: Maybe[
-        tuple[Maybe[_FieldError | str], ...] | dict[str, Annotated[tuple[Text, ...], BeforeValidator(_listed)]]
+        tuple[Maybe[_FieldError | Label], ...] | dict[str, Annotated[Rows[Label], BeforeValidator(_listed)]]
     ] = None
     detail: Text = Field(
         None, validation_alias=AliasChoices("detail", "message", "error_description", "error", "title")
     )
-
-    @classmethod
-    def of(cls, body: Any) -> _Problem:
-        # Read for its words only: a body of any other shape has none.
-        try:
-            return cls.model_validate(body)
-        except ValidationError:
-            return cls.model_validate({})
 
     def text(self) -> str:
         """The vendor's words, each once."""
@@ -270,30 +238,30 @@ class _Problem(_Wire):
         return "; ".join(dict.fromkeys(s.strip().rstrip(".") for s in found if s.strip()))
 
 
-class _Pagination(_Wire):
+class _Pagination(Record):
     has_more: Maybe[StrictBool] = Field(None, validation_alias="hasMore")
 
 
-class _Page(_Wire, Generic[T]):
+class _Page(Record, Generic[T]):
     """A search answer, documented as ``{items, pagination}``; a bare list, or items under another name, read too."""
 
-    items: Objects[T] = Field((), validation_alias=AliasChoices("items", "results", "orders", "products"))
+    empty_if_not_object = True
+
+    items: Rows[T] = Field((), validation_alias=AliasChoices("items", "results", "orders", "products"))
     pagination: Maybe[_Pagination] = None
 
     @model_validator(mode="before")
     @classmethod
     def _bare(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            return {"items": cast(list[Any], value)}
-        return cast(dict[str, Any], value) if isinstance(value, dict) else {}
+        return {"items": value} if is_array(value) else value
 
 
-class _RequiredField(_Wire):
+class _RequiredField(Record):
     name: Text = Field(None, validation_alias=AliasChoices("name", "fieldName", "key"))
     required: Maybe[StrictBool] = True
 
 
-class _Option(_Wire):
+class _Option(Record):
     """One price option of a product: a quote, valid 30 days, whose price an order must repeat exactly."""
 
     price_option_id: Text = Field(None, validation_alias=AliasChoices("priceOptionId", "priceOptionID"))
@@ -308,7 +276,7 @@ class _Option(_Wire):
     quantity_available: Maybe[Integer] = Field(
         None, validation_alias=AliasChoices("quantityAvailable", "availableQuantity")
     )
-    required_fields: Annotated[Objects[_RequiredField], BeforeValidator(_named)] = Field(
+    required_fields: Annotated[Rows[_RequiredField], BeforeValidator(_named)] = Field(
         (), validation_alias="requiredFields"
     )
 
@@ -326,17 +294,17 @@ class _Option(_Wire):
         return [clean_text(f.name, 60) for f in self.required_fields if f.name is not None and f.required is not False]
 
 
-class _Product(_Wire):
+class _Product(Record):
     """A catalog product: a search hit (no options) or the answer of /catalog/detail (with them)."""
 
     product_id: Text = Field(None, validation_alias=AliasChoices("productId", "id"))
     part_number: Text = Field(None, validation_alias=AliasChoices("partNumber", "oemPartNumber", "requestedPartNumber"))
     description: Text = Field(None, validation_alias=AliasChoices("description", "name", "title"))
     manufacturer: Text = Field(None, validation_alias=AliasChoices("manufacturer", "manufacturerName"))
-    options: Objects[_Option] = ()
+    options: Rows[_Option] = ()
 
 
-class _Line(_Wire):
+class _Line(Record):
     product_id: Text = Field(None, validation_alias="productId")
     price_option_id: Text = Field(None, validation_alias="priceOptionId")
     part_number: Text = Field(
@@ -349,13 +317,13 @@ class _Line(_Wire):
     status: Text = Field(None, validation_alias=AliasChoices("status", "lineStatus"))
 
 
-class _Order(_Wire):
+class _Order(Record):
     """An order as POST /orders, GET /orders/{orderId} or the order search answers it (fields undocumented)."""
 
     order_id: Text = Field(None, validation_alias=AliasChoices("orderId", "id", "orderNumber"))
     po_number: Text = Field(None, validation_alias=AliasChoices("poNumber", "purchaseOrderNumber", "po"))
     status: Text = Field(None, validation_alias=AliasChoices("status", "orderStatus"))
-    lines: Objects[_Line] = Field((), validation_alias=AliasChoices("lineItems", "lines", "items", "quoteItems"))
+    lines: Rows[_Line] = Field((), validation_alias=AliasChoices("lineItems", "lines", "items", "quoteItems"))
     total: Maybe[_Price] = Field(None, validation_alias=AliasChoices("total", "orderTotal", "grandTotal"))
     subtotal: Maybe[_Price] = None
     created_at: Maybe[Timestamp] = Field(
@@ -582,7 +550,7 @@ class PartsSourceClient:
             )
         detail = self._payload(data)
         # An answer that is no object offers nothing, like a product withdrawn.
-        return read(_Product, detail, self.key, "product detail") if isinstance(detail, dict) else None
+        return read(_Product, detail, self.key, "product detail") if is_object(detail) else None
 
     def _parts(self, product: _Product | None, now: datetime) -> list[Part]:
         return [part for _, part in self._quotes(product, now)]
@@ -974,7 +942,8 @@ class PartsSourceClient:
         if envelope.success is False:
             raise VendorBadResponse(
                 self.key,
-                "PartsSource answered 2xx but reported a failure: " + (_Problem.of(body).text() or "no message"),
+                "PartsSource answered 2xx but reported a failure: "
+                + (_Problem.model_validate(body).text() or "no message"),
             )
         return envelope.data
 
@@ -1008,7 +977,7 @@ class PartsSourceClient:
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
         status = response.status_code
         is_post = response.request.method == "POST" and response.request.url.path.endswith("/orders")
-        message = clean_text(_Problem.of(data).text() or response.reason_phrase or "no message", 400)
+        message = clean_text(_Problem.model_validate(data).text() or response.reason_phrase or "no message", 400)
         kw: dict[str, Any] = {"code": f"HTTP_{status}", "status": status}
         if status == 429:
             return VendorRateLimited(

@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP
-from typing import Annotated, Any, Generic, Literal, TypeGuard, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from pydantic import AliasChoices, AliasPath, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import AliasChoices, AliasPath, BeforeValidator, Field, SecretStr, StrictBool, model_validator
 
 from parts_mcp.domain import (
     LookupResult,
@@ -40,7 +40,20 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import MAX_SUGGESTED_QUERIES, name_matches, squash, suggest
-from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
+from parts_mcp.vendors._wire import (
+    Amount,
+    Id,
+    Integer,
+    Maybe,
+    Objects,
+    Record,
+    Text,
+    Timestamp,
+    Wire,
+    is_array,
+    is_object,
+    read,
+)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -91,61 +104,20 @@ _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # ------------------------------------------------------------------------------------ wire models
 
 
-def _as_text(value: Any) -> Any:
-    # Names and numbers are strings in the schema and JSON numbers in some records: read as their text.
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
-def _as_po_number(value: Any) -> Any:
+def _integral_text(value: Any) -> Any:
     # `number` is an integer in the schema and a string in older records; 1042.0 and "1042" are PO 1042.
-    if isinstance(value, bool):
-        return None
     number = parse.integer(value)
-    return str(number) if number is not None else _as_text(value)
+    return str(number) if number is not None else value
 
 
-def _as_said(value: Any) -> Any:
-    # Error bodies are read to explain a failure, never refused: what is not text or a number says nothing.
-    return _as_text(value) if isinstance(value, str | int | float) and not isinstance(value, bool) else None
+def _array(value: Any) -> Any:
+    # A page whose `data` is no array is not a page: refused, not read as an empty one.
+    if not is_array(value):
+        raise ValueError("not an array")
+    return value
 
 
-def _is_object(value: Any) -> TypeGuard[dict[str, Any]]:
-    return isinstance(value, dict)
-
-
-def _is_array(value: Any) -> TypeGuard[list[Any]]:
-    return isinstance(value, list)
-
-
-def _object_or_none(value: Any) -> Any:
-    return value if _is_object(value) else None
-
-
-def _object_or_empty(value: Any) -> Any:
-    return value if _is_object(value) else {}
-
-
-def _only_objects(value: Any) -> Any:
-    # Entries that are not objects are skipped; a value that is not an array is left to be refused.
-    return [entry for entry in value if _is_object(entry)] if _is_array(value) else value
-
-
-def _objects_or_empty(value: Any) -> Any:
-    # A missing (or non-array) list of lines or fees is an empty one.
-    return _only_objects(value) if _is_array(value) else []
-
-
-# Ids are strings in the schema and integers in some records: either is kept exactly, as text.
-_Id = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)]
-_Text = Annotated[str, BeforeValidator(_as_text)]
-_PoNumber = Annotated[str | None, BeforeValidator(_as_po_number)]
-# Quantities are numbers in the schema (fluids by the quart): a fraction is no whole count of units.
-_Count = Annotated[
-    Integer | None, BeforeValidator(lambda v: None if isinstance(v, float) and not v.is_integer() else v)
-]
-# Only a JSON boolean says yes or no ("false" is not false): anything else is no word at all.
-_Flag = Annotated[bool | None, BeforeValidator(lambda v: v if isinstance(v, bool) else None)]
-_Said = Annotated[str | None, BeforeValidator(_as_said)]
+_PoNumber = Annotated[Text, BeforeValidator(_integral_text)]
 # The field an error names: a non-blank string, or nothing.
 _Name = Annotated[str | None, BeforeValidator(lambda v: v if isinstance(v, str) and v.strip() else None)]
 R = TypeVar("R", bound=Wire)
@@ -156,48 +128,34 @@ def _money(cents: int | None, currency: str) -> Money | None:
     return Money.from_minor(cents, currency) if cents is not None else None
 
 
-class _Record(Wire):
-    """A Shopmonkey record. A null field is an absent one, so of two spellings the one with a value is read."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_absent(cls, value: Any) -> Any:
-        return {k: v for k, v in value.items() if v is not None} if _is_object(value) else value
-
-
 class _Envelope(Wire):
-    """`{success, data, meta}`: a 2xx that says `success: false` is a refusal, with a message."""
+    """`{success, data, meta}`: a 2xx that says `success: false` is a refusal, with a message. A bare array
+    carries no envelope."""
 
-    success: _Flag = None
-    message: _Said = None
+    empty_if_not_object = True
 
-    @model_validator(mode="before")
-    @classmethod
-    def _any_body(cls, value: Any) -> Any:
-        return _object_or_empty(value)  # a bare array carries no envelope
+    success: Maybe[StrictBool] = None
+    message: Text = None
 
 
 class _Meta(Wire):
-    has_more: _Flag = Field(default=None, validation_alias="hasMore")
+    empty_if_not_object = True  # a meta that is not an object says nothing
 
-    @model_validator(mode="before")
-    @classmethod
-    def _any_meta(cls, value: Any) -> Any:
-        return _object_or_empty(value)  # a meta that is not an object says nothing
+    has_more: Maybe[StrictBool] = Field(default=None, validation_alias="hasMore")
 
 
 class _Page(Wire, Generic[R]):
     """One page of a list call: `data[]` and `meta`, or a bare array (tolerated, with no word on more pages)."""
 
-    data: Annotated[list[R], BeforeValidator(_only_objects)]
+    data: Annotated[Objects[R], BeforeValidator(_array)]
     entries_sent: int = 0  # objects or not: a full page hints at another
     meta: _Meta = Field(default_factory=_Meta)
 
     @model_validator(mode="before")
     @classmethod
     def _enveloped(cls, value: Any) -> Any:
-        body: Any = {"data": value} if _is_array(value) else value
-        if _is_object(body) and _is_array(data := body.get("data")):
+        body: Any = {"data": value} if is_array(value) else value
+        if is_object(body) and is_array(data := body.get("data")):
             return {**body, "entries_sent": len(data)}
         return body
 
@@ -211,17 +169,20 @@ class _One(Wire, Generic[R]):
     data: R
 
 
-class _InventoryPart(_Record):
+class _InventoryPart(Record):
     """An `inventory_part`: the shop's own stock and stored prices (integer cents)."""
 
-    id: _Id | None = None
-    number: _Text | None = None
-    name: _Text | None = None
+    id: Maybe[Id] = None
+    number: Text = None
+    name: Text = None
     deleted: Annotated[bool, BeforeValidator(bool)] = False
-    location_id: _Id | None = Field(default=None, validation_alias="locationId")
+    location_id: Maybe[Id] = Field(default=None, validation_alias="locationId")
     wholesale_cost_cents: Integer | None = Field(default=None, validation_alias="wholesaleCostCents")
     retail_cost_cents: Integer | None = Field(default=None, validation_alias="retailCostCents")
-    available_quantity: _Count = Field(default=None, validation_alias=AliasChoices("availableQuantity", "quantity"))
+    # Quantities are numbers in the schema (fluids by the quart): a fraction is no whole count of units.
+    available_quantity: Maybe[Integer] = Field(
+        default=None, validation_alias=AliasChoices("availableQuantity", "quantity")
+    )
 
     def wholesale(self, currency: str) -> Money | None:
         return _money(self.wholesale_cost_cents, currency)
@@ -230,16 +191,16 @@ class _InventoryPart(_Record):
         return _money(self.retail_cost_cents, currency)
 
 
-class _Line(_Record):
+class _Line(Record):
     """A purchase order's part (`parts[]`); tires and the older flat `items[]` differ in their id field."""
 
-    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryPartId")
-    number: _Text | None = None
-    name: _Text | None = None
+    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryPartId")
+    number: Text = None
+    name: Text = None
     cost_cents: Integer | None = Field(default=None, validation_alias="costCents")
     quantity: Amount | None = None
-    status: _Text | None = None
-    received_quantity: _Count = Field(default=None, validation_alias="receivedQuantity")
+    status: Text = None
+    received_quantity: Maybe[Integer] = Field(default=None, validation_alias="receivedQuantity")
 
     def unit_price(self, currency: str) -> Money | None:
         return _money(self.cost_cents, currency)
@@ -252,14 +213,14 @@ class _Line(_Record):
 
 
 class _TireLine(_Line):
-    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryTireId")
+    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryTireId")
 
 
 class _Item(_Line):
     """The seed's older shape: one flat `items[]` entry with a `type`, and extra charges of its own."""
 
-    inventory_id: _Id | None = Field(default=None, validation_alias="inventoryItemId")
-    type: _Text | None = None
+    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryItemId")
+    type: Text = None
     shipping_charge_cents: Integer | None = Field(default=None, validation_alias="shippingChargeCents")
     core_charges_cents: Integer | None = Field(default=None, validation_alias="coreChargesCents")
     excise_tax_cents: Integer | None = Field(default=None, validation_alias="exciseTaxCents")
@@ -269,63 +230,63 @@ class _Item(_Line):
         return [Money.from_minor(c, currency) for c in cents if c]
 
 
-class _Fee(_Record):
+class _Fee(Record):
     """A charge that is not a part (shipping, core charge, disposal ...): no number, no quantity."""
 
-    name: _Text | None = None
-    kind: _Text | None = None
+    name: Text = None
+    kind: Text = None
     amount_cents: Integer | None = Field(default=None, validation_alias="amountCents")
 
     def amount(self, currency: str) -> Money | None:
         return _money(self.amount_cents, currency)
 
 
-class _Vendor(_Record):
-    name: _Text | None = None
+class _Vendor(Record):
+    name: Text = None
 
 
-class _RepairOrder(_Record):
+class _RepairOrder(Record):
     """The repair order a purchase order is for."""
 
-    number: _Text | None = None
-    name: _Text | None = None
-    coalesced_name: _Text | None = Field(default=None, validation_alias="coalescedName")
+    number: Text = None
+    name: Text = None
+    coalesced_name: Text = Field(default=None, validation_alias="coalescedName")
 
 
-class _PoHead(_Record):
+class _PoHead(Record):
     """What a listing reads of a purchase order."""
 
     number: _PoNumber = None
-    status: _Text = ""
+    status: Text = None
     total_cents: Integer | None = Field(
         default=None, validation_alias=AliasChoices("totalCostCents", "totalPriceCents")
     )
     created_date: Timestamp | None = Field(default=None, validation_alias="createdDate")
-    location_id: _Id | None = Field(default=None, validation_alias="locationId")
+    location_id: Maybe[Id] = Field(default=None, validation_alias="locationId")
 
     def total(self, currency: str) -> Money | None:
         return _money(self.total_cents, currency)
 
 
 class _Listed(_PoHead):
-    id: _Id | None = None  # a listed record without an id names nothing, and is passed over
+    id: Maybe[Id] = None  # a listed record without an id names nothing, and is passed over
 
 
 class _PurchaseOrder(_PoHead):
     """One purchase order, read whole: `parts[]` + `tires[]` + `fees[]`, or the older flat `items[]`."""
 
-    id: _Id
-    parts: Annotated[tuple[_Line, ...], BeforeValidator(_objects_or_empty)] = ()
-    tires: Annotated[tuple[_TireLine, ...], BeforeValidator(_objects_or_empty)] = ()
-    items: Annotated[tuple[_Item, ...], BeforeValidator(_objects_or_empty)] = ()
-    fees: Annotated[tuple[_Fee, ...], BeforeValidator(_objects_or_empty)] = ()
-    vendor: Annotated[_Vendor | None, BeforeValidator(_object_or_none)] = None
-    order: Annotated[_RepairOrder | None, BeforeValidator(_object_or_none)] = None
-    vendor_id: _Text | None = Field(default=None, validation_alias="vendorId")
-    provider: _Text | None = None
-    invoice_number: _Text | None = Field(default=None, validation_alias="invoiceNumber")
-    repair_order_id: _Text | None = Field(default=None, validation_alias="orderId")
-    note: _Text | None = None
+    id: Id
+    parts: Objects[_Line] = ()
+    tires: Objects[_TireLine] = ()
+    items: Objects[_Item] = ()
+    fees: Objects[_Fee] = ()
+    vendor: Maybe[_Vendor] = None
+    order: Maybe[_RepairOrder] = None
+    vendor_id: Text = Field(default=None, validation_alias="vendorId")
+    provider: Text = None
+    invoice_number: Text = Field(default=None, validation_alias="invoiceNumber")
+    repair_order_id: Text = Field(default=None, validation_alias="orderId")
+    note: Text = None
     updated_date: Timestamp | None = Field(default=None, validation_alias="updatedDate")
     ordered_date: Timestamp | None = Field(default=None, validation_alias="orderedDate")
     fulfilled_date: Timestamp | None = Field(
@@ -334,8 +295,8 @@ class _PurchaseOrder(_PoHead):
 
 
 class _ErrorSource(Wire):
-    code: _Said = None
-    message: _Said = None
+    code: Text = None
+    message: Text = None
 
 
 class _ErrorData(Wire):
@@ -349,26 +310,17 @@ class _ErrorEntry(Wire):
     instance_path: _Name = Field(default=None, validation_alias="instancePath")
 
 
-def _error_or_said(value: Any) -> Any:
-    return value if _is_object(value) or isinstance(value, str) else None
-
-
 class _ErrorBody(_ErrorSource):
     """The documented `{success: false, code, message, data?}`, or an `error` object (older APIs, gateways).
 
     Every field that does not fit is no word, so an error body always reads: the status still says what failed.
     """
 
-    error: Annotated[_ErrorSource | str | None, BeforeValidator(_error_or_said)] = None
-    data: Annotated[_ErrorData | None, BeforeValidator(_object_or_none)] = None
-    first_error: Annotated[_ErrorEntry | None, BeforeValidator(_object_or_none)] = Field(
-        default=None, validation_alias=AliasPath("errors", 0)
-    )
+    empty_if_not_object = True
 
-    @model_validator(mode="before")
-    @classmethod
-    def _any_body(cls, value: Any) -> Any:
-        return _object_or_empty(value)
+    error: Maybe[_ErrorSource | str] = None
+    data: Maybe[_ErrorData] = None
+    first_error: Maybe[_ErrorEntry] = Field(default=None, validation_alias=AliasPath("errors", 0))
 
     def fields_named(self) -> list[str | None]:
         """Where a refusal names its field: `data.field`, `data.path`, `data.fields[0]`, then `errors[0]`."""
@@ -591,9 +543,9 @@ class ShopmonkeyClient:
         return Order(
             vendor=self.key,
             order_id=po.id,
-            po_number=_po_number(po.number),
+            po_number=_shown(po.number),
             status=self.map_status(po.status),
-            vendor_status=clean_text(po.status, 40) or None,
+            vendor_status=_shown(po.status),
             lines=lines,
             subtotal=subtotal,
             total=total,
@@ -651,9 +603,9 @@ class ShopmonkeyClient:
         return OrderSummary(
             vendor=self.key,
             order_id=order_id,
-            po_number=_po_number(po.number),
+            po_number=_shown(po.number),
             status=self.map_status(po.status),
-            vendor_status=clean_text(po.status, 40) or None,
+            vendor_status=_shown(po.status),
             total=po.total(self.currency),
             created_at=po.created_date,
         )
@@ -729,8 +681,9 @@ def _about(po: _PurchaseOrder) -> dict[str, str]:
     return details | {name: moment.isoformat() for name, moment in moments.items() if moment is not None}
 
 
-def _po_number(number: str | None) -> str | None:
-    return clean_text(number, 40) or None if number else None
+def _shown(text: str | None) -> str | None:
+    """A PO number or status as shown: cleaned, or None when there is none."""
+    return clean_text(text, 40) or None if text else None
 
 
 def _iso_z(moment: datetime) -> str:

@@ -15,25 +15,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NamedTuple, TypeVar, cast
+from typing import Annotated, Any, Literal, NamedTuple
 
 import httpx2
-from pydantic import (
-    AliasChoices,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    StringConstraints,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
-    model_validator,
-)
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._search import is_part_number, judge, number_variants, search_words
-from parts_mcp.vendors._wire import Amount, Integer, Timestamp, Wire, read
+from parts_mcp.vendors._wire import (
+    Amount,
+    Id,
+    Integer,
+    Label,
+    Maybe,
+    Record,
+    Rows,
+    Text,
+    Timestamp,
+    Wire,
+    is_array,
+    is_object,
+    read,
+)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -70,50 +74,12 @@ _LIST_PRICES = (
 
 # ------------------------------------------------------------------------------ wire models
 
-T = TypeVar("T")
-
-
-def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    # An optional field sent unreadably reads as absent: one odd price must not cost the whole answer.
-    try:
-        return handler(value)
-    except ValidationError:
-        return None
-
-
-def _readable_entries(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-    # An unreadable entry costs that entry, not the answer; anything but a list reads as no entries.
-    if not isinstance(value, list):
-        return []
-    kept: list[Any] = []
-    for entry in cast(list[Any], value):
-        try:
-            kept.extend(handler([entry]))
-        except ValidationError:
-            continue
-    return kept
-
-
-def _text(value: Any) -> Any:
-    # A number where Skynet gives text (a part number 12345) is its digits; an object or list says nothing.
-    if isinstance(value, str):
-        return value
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else ""
-
 
 def _money(value: Any) -> Money:
     price = _Price.model_validate(value)
     return Money(amount=price.amount, currency=price.currency)
 
 
-Lenient = Annotated[T | None, WrapValidator(_or_none)]
-"""An optional field: absent, null or unreadable is None."""
-Entries = Annotated[list[T], WrapValidator(_readable_entries)]
-"""A list of which only the readable entries count; missing, null or not a list is empty."""
-Text = Annotated[str, BeforeValidator(_text)]
-"""Vendor text as given (cleaned where it becomes domain data); a number reads as its digits."""
-Id = Annotated[str, BeforeValidator(_text), StringConstraints(min_length=1)]
-"""A required id or part number, string or integer: without one there is no entry."""
 Price = Annotated[Money, BeforeValidator(_money)]
 """Domain money from Skynet's {"amount": "12.40", "currency": "USD"} (a JSON number amount too)."""
 
@@ -123,64 +89,51 @@ class _Price(Wire):
     currency: str
 
 
-class _Object(Wire):
-    """A JSON object of Skynet's, its nulls read as absent (so an alias falls through to the next spelling)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {key: value for key, value in cast(dict[str, Any], data).items() if value is not None}
-        return data
-
-
-class _Loose(_Object):
-    """An object read as empty when it is missing or not an object (as the client always read these)."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _object(cls, data: Any) -> Any:
-        return cast(dict[str, Any], data) if isinstance(data, dict) else {}
-
-
-class _CatalogPart(_Object):
+class _CatalogPart(Record):
     """One of POST /catalog's found_parts."""
 
     token: Id = Field(validation_alias="part_id")  # Skynet's part_id: new per look-up, valid about an hour
-    part_number: Id
-    title: Text = ""
-    vendor: Text = ""
-    price: Lenient[Price] = None  # the list price
-    available_stock: Lenient[Integer] = None
-    status: Text | None = None  # only ACTIVE is documented; absent says nothing against ordering
+    part_number: Label
+    title: Text = None
+    vendor: Text = None
+    price: Maybe[Price] = None  # the list price
+    available_stock: Maybe[Integer] = None
+    status: Text = None
+
+    def orderable(self) -> bool:
+        """Only ACTIVE is documented as orderable: a status sent as anything else (even unreadably) is not;
+        none at all says nothing against ordering."""
+        return self.status == "ACTIVE" or "status" not in self.model_fields_set
 
 
-class _Catalog(_Loose):
-    found_parts: Entries[_CatalogPart] = Field(default_factory=list[_CatalogPart])
-    not_found: Entries[str] = Field(default_factory=list[str])  # the request's own strings, echoed
+class _Catalog(Record):
+    empty_if_not_object = True
+
+    found_parts: Rows[_CatalogPart] = ()
+    not_found: Rows[str] = ()  # the request's own strings, echoed
 
 
-class _Line(_Object):
+class _Line(Record):
     """A line of the placed order: its unit price is the account's B2B price, not the list price."""
 
-    part_number: Text = ""
-    title: Text = ""
-    quantity: Lenient[Integer] = None
-    unit_price: Lenient[Price] = None
-    line_total: Lenient[Price] = None
+    part_number: Text = None
+    title: Text = None
+    quantity: Maybe[Integer] = None
+    unit_price: Maybe[Price] = None
+    line_total: Maybe[Price] = None
 
 
-class _Order(_Object):
+class _Order(Record):
     """POST /orders' order. The names of its total and timestamp are undocumented: the likely spellings."""
 
     order_id: Id
-    status: Text = ""
-    po_number: Text = ""
-    line_items: Entries[_Line] = Field(default_factory=list[_Line])
-    total: Lenient[Price] = Field(
+    status: Text = None
+    po_number: Text = None
+    line_items: Rows[_Line] = ()
+    total: Maybe[Price] = Field(
         default=None, validation_alias=AliasChoices("total", "order_total", "total_amount", "grand_total", "subtotal")
     )
-    created_at: Lenient[Timestamp] = Field(
+    created_at: Maybe[Timestamp] = Field(
         default=None, validation_alias=AliasChoices("created_at", "createdAt", "created", "timestamp", "placed_at")
     )
 
@@ -194,17 +147,17 @@ class _Order(_Object):
         return None
 
 
-class _Placed(_Object):
+class _Placed(Record):
     order: _Order
 
 
-class _ShortItem(_Object):
+class _ShortItem(Record):
     """A line Skynet has too little stock for (its shape is undocumented: these are the likely names)."""
 
-    part_id: Text | None = None
-    part_number: Text | None = None
-    requested: Lenient[Integer] = None
-    available: Lenient[Integer] = None
+    part_id: Text = None
+    part_number: Text = None
+    requested: Maybe[Integer] = None
+    available: Maybe[Integer] = None
 
     def described(self) -> str:
         named = clean_text(self.part_number or self.part_id, 80)
@@ -214,28 +167,31 @@ class _ShortItem(_Object):
 class _Shortfall(Wire):
     """INSUFFICIENT_INVENTORY's details: a list under one of the common names, or a {part: available} map."""
 
-    items: Entries[_ShortItem] = Field(default_factory=list[_ShortItem])
+    items: Rows[_ShortItem] = ()
 
     @model_validator(mode="before")
     @classmethod
     def _listed(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
+        if not is_object(data):
             return {}
-        given = cast(dict[str, Any], data)
-        listed = next((given[name] for name in _SHORT_LISTS if isinstance(given.get(name), list)), None)
+        listed = next((data[name] for name in _SHORT_LISTS if is_array(data.get(name))), None)
         if listed is not None:
             return {"items": listed}
-        return {"items": [{"part_number": name, "available": n} for name, n in given.items() if isinstance(n, int)]}
+        return {"items": [{"part_number": name, "available": n} for name, n in data.items() if isinstance(n, int)]}
 
 
-class _Error(_Loose):
-    code: Text = ""
-    message: Text = ""
+class _Error(Record):
+    empty_if_not_object = True
+
+    code: Text = None
+    message: Text = None
     details: _Shortfall = Field(default_factory=_Shortfall)
 
 
-class _ErrorBody(_Loose):
+class _ErrorBody(Record):
     """Skynet's error envelope, {"success": false, "error": {"code", "message", "details"}}, read as far as it goes."""
+
+    empty_if_not_object = True
 
     error: _Error = Field(default_factory=_Error)
 
@@ -329,8 +285,7 @@ class SkynetClient:
             price_basis=PriceBasis.LIST,
             available_quantity=found.available_stock,
             vendor_status=clean_text(found.status, 40) if found.status else None,
-            # Only ACTIVE is documented as orderable; anything else is treated as not orderable.
-            orderable=found.status in (None, "ACTIVE"),
+            orderable=found.orderable(),
             notes=["List price: your account's B2B price may be lower and is confirmed when the order is placed."],
         )
 
