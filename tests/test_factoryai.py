@@ -351,10 +351,14 @@ async def test_rate_limited_lookup_is_retried(world: World) -> None:
 async def test_rate_limit_beyond_the_retry_budget_surfaces_as_rate_limited(world: World) -> None:
     world.sandbox.factoryai.faults.arm("rate_limit", 3)
     async with Client(world.server) as client:
-        found = structured(await client.call_tool("lookup_parts", {"query": ["SKF-6204"], "vendors": [VENDOR]}))
+        result = await client.call_tool("lookup_parts", {"query": ["SKF-6204"], "vendors": [VENDOR]})
+    found = structured(result)
     [failure] = found["vendor_errors"]
     assert failure["vendor"] == VENDOR and failure["code"] == "RATE_LIMIT_EXCEEDED" and failure["retryable"]
     assert "rate limiting" in failure["message"]
+    # The vendor's Retry-After reaches the model: in the structured entry and in the text it reads.
+    assert failure["retry_after"] > 0
+    assert f"Try again in {failure['retry_after']:g}s." in result.content[0].text  # type: ignore[union-attr]
     assert found["parts"] == [] and found["not_found"] == []
 
 

@@ -107,7 +107,7 @@ def _text(result: ListPurchaseOrdersResult, service: OrdersService) -> list[str]
     if result.next_cursor:
         lines.append(f'Next page: call again with the same filters and cursor="{result.next_cursor}".')
     lines += result.notes
-    lines += [text.vendor_error(e.vendor, e.code, e.message, e.retryable) for e in result.vendor_errors]
+    lines += [text.vendor_error(e) for e in result.vendor_errors]
     if result.sandbox:
         lines.append("(sandbox: simulated vendors)")
     return lines

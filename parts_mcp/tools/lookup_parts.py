@@ -22,6 +22,7 @@ class VendorErrorInfo(Model):
     code: str
     message: str
     retryable: bool
+    retry_after: float | None = None  # seconds, when the vendor said
 
 
 class LookupPartsResult(Model):
@@ -75,5 +76,5 @@ def _text(result: LookupPartsResult) -> list[str]:
             f"  {text.quoted(s.query, 120)}: did you mean {text.quoted(s.part_number, 80)} at {s.vendor} "
             f"({text.quoted(s.name, 120)})? Look it up to get its part_id and price."
         )
-    lines += [text.vendor_error(e.vendor, e.code, e.message, e.retryable) for e in result.vendor_errors]
+    lines += [text.vendor_error(e) for e in result.vendor_errors]
     return lines

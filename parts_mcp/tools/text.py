@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from parts_mcp.domain import Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview
 from parts_mcp.vendors.base import clean_text
@@ -157,6 +157,18 @@ def _flat(value: Any) -> str:
     return str(value)
 
 
-def vendor_error(vendor: str, code: str, message: str, retryable: bool) -> str:
-    again = " Retrying later may help." if retryable else ""
-    return f"{vendor} failed: [{code}] {clean_text(message, 300)}{again}"
+class FailedVendor(Protocol):
+    vendor: str
+    code: str
+    message: str
+    retryable: bool
+    retry_after: float | None
+
+
+def vendor_error(failure: FailedVendor) -> str:
+    again = ""
+    if failure.retry_after is not None:
+        again = f" Try again in {failure.retry_after:g}s."
+    elif failure.retryable:
+        again = " Retrying later may help."
+    return f"{failure.vendor} failed: [{failure.code}] {clean_text(failure.message, 300)}{again}"
