@@ -491,7 +491,7 @@ class _Problem(_Answer):
 
     empty_if_not_object = True
 
-    correlation_id: Text = None
+    correlation_id: Maybe[StrictStr] = None
     message: Text = None
     details: Rows[_Issue] = ()
 
@@ -860,17 +860,18 @@ class KeyloopClient:
         self._codes[raw.identity] = codes
 
     def _part(self, raw: _SearchPart, offer: _Offer | VendorError | None, brands: Mapping[str, str]) -> Part:
-        brand = str(raw.brand_code or "")
+        priced = offer if isinstance(offer, _Offer) else None
         unit_price: Money | None = None
         basis = PriceBasis.CONTRACT
-        if isinstance(offer, _Offer):
-            unit_price, basis, notes = self._offer_prices(offer)
-            notes += _availability_notes(offer)
+        if priced is not None:
+            unit_price, basis, notes = self._offer_prices(priced)
+            notes += _availability_notes(priced)
         else:
-            code = offer.code if offer is not None else "NO_ANSWER"
+            code = offer.code if isinstance(offer, VendorError) else "NO_ANSWER"
             notes = [f"Keyloop could not price this part just now ({code}); look it up again before ordering."]
         notes += raw.alternative_parts.notes() if raw.alternative_parts else []
-        blocked = isinstance(offer, _Offer) and offer.sales_blocked is True
+        blocked = priced is not None and priced.sales_blocked is True
+        brand = raw.brand_code or ""
         return Part(
             vendor=self.key,
             part_id=raw.identity,
@@ -879,7 +880,7 @@ class KeyloopClient:
             manufacturer=brands.get(brand) or (clean_text(brand, 40) if brand else None),
             unit_price=unit_price,
             price_basis=basis,
-            available_quantity=offer.available_stock if isinstance(offer, _Offer) else None,
+            available_quantity=priced.available_stock if priced is not None else None,
             vendor_status="SALES_BLOCKED" if blocked else None,
             orderable=not blocked,
             notes=notes,
