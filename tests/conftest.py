@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx2
 import pytest
 import stamina
 import uvicorn
@@ -20,7 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parts_mcp.config import GuardSettings, Settings
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
-from parts_mcp.sandbox import ManualClock, Sandbox
+from parts_mcp.sandbox import ManualClock, Sandbox, SandboxVendor
 from parts_mcp.server.app import build_server
 
 
@@ -106,6 +108,26 @@ async def confirm_and_place(client: Client, args: dict[str, Any]) -> dict[str, A
             },
         )
     )
+
+
+class Respelled(httpx2.AsyncBaseTransport):
+    """A simulator's own answers, re-spelled by `respell(path, body)` in forms the vendor's documents leave
+    open: the simulators keep to the documented spelling, so this checks the client's tolerance.
+    `changed` lists the API paths re-spelled."""
+
+    def __init__(self, vendor: SandboxVendor, respell: Callable[[str, Any], Any]) -> None:
+        self._inner, self._respell = vendor.transport, respell
+        self._prefix = httpx2.URL(vendor.base_url).path.rstrip("/")
+        self.changed: list[str] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        answer = await self._inner.handle_async_request(request)
+        body = json.loads(await answer.aread())
+        path = request.url.path.removeprefix(self._prefix)
+        respelled = self._respell(path, body)
+        if respelled != body:
+            self.changed.append(path)
+        return httpx2.Response(answer.status_code, json=respelled)
 
 
 class _Started:

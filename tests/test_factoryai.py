@@ -6,7 +6,6 @@ and ARCHITECTURE.md. The simulator's records are the ground truth.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +19,7 @@ from parts_mcp.sandbox.factoryai import SANDBOX_API_KEY, STATUSES
 from parts_mcp.vendors.base import OrderQuery, OrderRequest, VendorBadResponse, VendorInvalidRequest
 from parts_mcp.vendors.factoryai import FactoryAIClient, po_note, split_po_note
 
-from conftest import World, confirm_and_place, error_text, structured
+from conftest import Respelled, World, confirm_and_place, error_text, structured
 
 pytestmark = pytest.mark.asyncio
 
@@ -537,31 +536,12 @@ async def test_the_po_marker_round_trips_and_matches_only_whole_po_numbers() -> 
 # -- what the documents leave open -------------------------------------------------------------------
 
 
-class _Respelled(httpx2.AsyncBaseTransport):
-    """The simulator's own answers, re-spelled in forms Factory AI's documents leave open (a client-level
-    check: the simulator itself keeps to the documented spelling). `changed` lists the API paths re-spelled."""
-
-    def __init__(self, vendor: Any, respell: Callable[[str, Any], Any]) -> None:
-        self._inner, self._respell = vendor.transport, respell
-        self._prefix = httpx2.URL(vendor.base_url).path.rstrip("/")
-        self.changed: list[str] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = await self._inner.handle_async_request(request)
-        body = json.loads(await answer.aread())
-        path = request.url.path.removeprefix(self._prefix)
-        respelled = self._respell(path, body)
-        if respelled != body:
-            self.changed.append(path)
-        return httpx2.Response(answer.status_code, json=respelled)
-
-
 async def _both(
     world: World, respell: Callable[[str, Any], Any], call: Callable[[FactoryAIClient], Any], *changed: str
 ) -> Any:
     """`call` against the simulator as it is and as re-spelled: (plain answer, re-spelled answer)."""
     vendor = world.sandbox.vendors()[VENDOR]
-    respelled = _Respelled(vendor, respell)
+    respelled = Respelled(vendor, respell)
     answers = []
     for transport in (vendor.transport, respelled):
         async with httpx2.AsyncClient(transport=transport) as http:
@@ -607,7 +587,7 @@ async def test_an_order_answer_without_an_id_is_a_bad_response(world: World) -> 
         return {"partOrder": {k: v for k, v in body.items() if k != "id"}} if path == "/part-orders/po-001" else body
 
     vendor = world.sandbox.vendors()[VENDOR]
-    async with httpx2.AsyncClient(transport=_Respelled(vendor, respell)) as http:
+    async with httpx2.AsyncClient(transport=Respelled(vendor, respell)) as http:
         client = FactoryAIClient(VENDOR, base_url=vendor.base_url, api_key=SANDBOX_API_KEY, http=http)
         with pytest.raises(VendorBadResponse) as refused:
             await client.get_order("po-001")

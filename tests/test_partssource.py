@@ -8,7 +8,6 @@ date. The simulator's records are the ground truth.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from parts_mcp.vendors.base import (
 )
 from parts_mcp.vendors.partssource import PartsSourceClient, PartsSourceSettings, create
 
-from conftest import World, confirm_and_place, error_text, structured
+from conftest import Respelled, World, confirm_and_place, error_text, structured
 
 VENDOR = "partssource"
 
@@ -506,31 +505,12 @@ def test_auth_not_found_and_conflicts() -> None:
 # -- answers in the other shapes the documents leave open read as the simulator's do --------------
 
 
-class _Respelled(httpx2.AsyncBaseTransport):
-    """The simulator's answers, re-spelled by `respell(path, body)` as PartsSource might also send them."""
-
-    def __init__(self, world: World, respell: Callable[[str, Any], Any]) -> None:
-        vendor = world.sandbox.vendors()[VENDOR]
-        self._inner, self._respell = vendor.transport, respell
-        self._prefix = httpx2.URL(vendor.base_url).path.rstrip("/")
-        self.changed: list[str] = []
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        answer = await self._inner.handle_async_request(request)
-        body = json.loads(await answer.aread())
-        path = request.url.path.removeprefix(self._prefix)
-        respelled = self._respell(path, body)
-        if respelled != body:
-            self.changed.append(path)
-        return httpx2.Response(answer.status_code, json=respelled)
-
-
 async def _both(world: World, respell: Callable[[str, Any], Any], call: Callable[[PartsSourceClient], Any]) -> Any:
     """`call` against the simulator as it is, then as re-spelled: (plain answer, re-spelled answer, changed paths)."""
     vendor = world.sandbox.vendors()[VENDOR]
     settings = vendor_settings(vendor.settings)
     assert isinstance(settings, PartsSourceSettings)
-    respelled = _Respelled(world, respell)
+    respelled = Respelled(world.sandbox.vendors()[VENDOR], respell)
     answers = []
     for transport in (vendor.transport, respelled):
         async with httpx2.AsyncClient(transport=transport) as http:

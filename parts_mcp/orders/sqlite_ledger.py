@@ -130,12 +130,7 @@ class SQLiteLedger:
         def do(db: sqlite3.Connection) -> tuple[ClaimResult, Intent | None]:
             db.execute("BEGIN IMMEDIATE")
             try:
-                existing = _one(
-                    db,
-                    "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE",
-                    intent.vendor,
-                    intent.po_number,
-                )
+                existing = _one(db, _BY_PO, intent.vendor, intent.po_number)
                 if existing is not None and existing.state is not IntentState.REJECTED:
                     db.execute("ROLLBACK")
                     return ClaimResult.EXISTS, existing
@@ -231,11 +226,7 @@ class SQLiteLedger:
         )
 
     async def get(self, vendor: str, po_number: str) -> Intent | None:
-        return await self._run(
-            lambda db: _one(
-                db, "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE", vendor, po_number
-            )
-        )
+        return await self._run(lambda db: _one(db, _BY_PO, vendor, po_number))
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
         return await self._run(
@@ -298,8 +289,10 @@ class SQLiteLedger:
         return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *args)])
 
     async def unsettled(self) -> list[Intent]:
-        sql = "SELECT * FROM intents WHERE state IN ('pending', 'sent', 'unknown') ORDER BY created_at"
-        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql)])
+        # Whatever the state table lets move on is unsettled; values are bound, the SQL text is constant.
+        marks = ", ".join("?" * len(states.UNSETTLED))
+        sql = f"SELECT * FROM intents WHERE state IN ({marks}) ORDER BY created_at"  # noqa: S608
+        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *sorted(states.UNSETTLED))])
 
     async def spent(self, vendor: str, since: datetime, currency: str) -> Decimal:
         return await self._run(lambda db: _spent(db, vendor, since, currency))

@@ -26,9 +26,11 @@ from pydantic import (
     ValidationError,
     ValidatorFunctionWrapHandler,
     WrapValidator,
+    field_validator,
     model_validator,
 )
 
+from parts_mcp.domain import Money
 from parts_mcp.vendors import _parse
 from parts_mcp.vendors.base import VendorBadResponse
 
@@ -174,3 +176,35 @@ Integer = Annotated[int, BeforeValidator(_integer)]
 """A whole number from a JSON integer, an integral float or a digit string; booleans refused."""
 Timestamp = Annotated[datetime, BeforeValidator(_timestamp)]
 """ISO 8601 (Z, offset, or naive as UTC) or epoch seconds / milliseconds, always timezone-aware."""
+
+
+class JsonMoney(Wire):
+    """Money as vendors put it in JSON: a bare number or decimal string in major units (the currency is the
+    account's), or an `{amount, currency}` object. Exact: a float goes through its decimal text."""
+
+    amount: Amount
+    currency: Text = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, value: Any) -> Any:
+        return value if is_object(value) else {"amount": value}
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("not a finite amount")
+        return value
+
+    def money(self, currency: str) -> Money | None:
+        """As Money in `currency` unless it names its own; None for a currency that is no ISO code.
+
+        Padded to the minor unit (1250.0 is 1250.00), but never rounded: a digit the vendor sent stays.
+        """
+        try:
+            value = Money(amount=self.amount, currency=self.currency or currency)
+        except ValueError:
+            return None
+        rounded = value.rounded()
+        return rounded if rounded.amount == value.amount else value

@@ -17,7 +17,6 @@ import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
@@ -31,7 +30,6 @@ from pydantic import (
     Field,
     JsonValue,
     SecretStr,
-    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -50,9 +48,9 @@ from parts_mcp.domain import (
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors._wire import (
-    Amount,
     Id,
     Integer,
+    JsonMoney,
     Label,
     Maybe,
     Rows,
@@ -187,41 +185,12 @@ class _Camel(Wire):
     model_config = ConfigDict(alias_generator=to_camel)
 
 
-class Cost(_Camel):
-    """An amount as Factory AI sends money: a JSON float in major units; a decimal string or an
-    `{amount, currency}` object is tolerated."""
-
-    amount: Amount
-    currency: Text = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, value: Any) -> Any:
-        return value if is_object(value) else {"amount": value}
-
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("not a finite amount")
-        return value
-
-    def money(self, currency: str) -> Money | None:
-        """As Money in `currency` unless it names its own; 75.5 reads as 75.50 where that is exact."""
-        try:
-            value = Money(amount=self.amount, currency=self.currency or currency)
-        except ValueError:  # not an ISO currency: no amount we can show
-            return None
-        rounded = value.rounded()
-        return rounded if rounded.amount == value.amount else value
-
-
 class _PartFields(_Camel):
     name: Text = None
     description: Text = None
     manufacturer: Text = None
     unit: Text = None
-    cost: Maybe[Cost] = None  # the plant's stored cost, major units
+    cost: Maybe[JsonMoney] = None  # the plant's stored cost, major units
     site: Text = None
 
 
@@ -273,10 +242,10 @@ class Listing(_Camel, Generic[R]):
 class Totals(_Camel):
     empty_if_not_object = True
 
-    subtotal: Maybe[Cost] = None
-    tax: Maybe[Cost] = None
-    shipping: Maybe[Cost] = None
-    total: Maybe[Cost] = None
+    subtotal: Maybe[JsonMoney] = None
+    tax: Maybe[JsonMoney] = None
+    shipping: Maybe[JsonMoney] = None
+    total: Maybe[JsonMoney] = None
 
 
 class ItemRow(_Camel):
@@ -286,8 +255,8 @@ class ItemRow(_Camel):
     part_number: Text = None
     part_name: Text = None
     quantity: Maybe[Integer] = None
-    unit_cost: Maybe[Cost] = None
-    total_cost: Maybe[Cost] = None
+    unit_cost: Maybe[JsonMoney] = None
+    total_cost: Maybe[JsonMoney] = None
     status: Text = None
     received_quantity: Maybe[Integer] = None
 
@@ -962,7 +931,7 @@ def _line(item: ItemRow, currency: str) -> OrderLine:
     )
 
 
-def _money(cost: Cost | None, currency: str) -> Money | None:
+def _money(cost: JsonMoney | None, currency: str) -> Money | None:
     return cost.money(currency) if cost else None
 
 

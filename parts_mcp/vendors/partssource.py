@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import anyio
@@ -38,7 +37,6 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StrictStr,
-    field_validator,
     model_validator,
 )
 
@@ -47,8 +45,8 @@ from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors._wire import (
-    Amount,
     Integer,
+    JsonMoney,
     Label,
     Maybe,
     Record,
@@ -156,40 +154,6 @@ Scalar = Maybe[StrictStr | StrictInt | StrictBool]
 """A plain value kept as it was sent (an order's extra details)."""
 
 
-class _Price(Record):
-    """Money as PartsSource sends it: a JSON number in major units, currency unstated; {amount, currency} read too."""
-
-    amount: Amount
-    currency: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, value: Any) -> Any:
-        return value if is_object(value) else {"amount": value}
-
-    @field_validator("amount")
-    @classmethod
-    def _finite(cls, value: Decimal) -> Decimal:
-        if not value.is_finite():
-            raise ValueError("not a finite amount")
-        return value
-
-    @field_validator("currency")
-    @classmethod
-    def _iso(cls, value: str | None) -> str | None:
-        code = (value or "").strip().upper()
-        if code and not re.fullmatch(r"[A-Z]{3}", code):
-            raise ValueError("not an ISO 4217 code")
-        return code or None
-
-    def money(self, currency: str) -> Money:
-        """This price in `currency` unless it names its own."""
-        money = Money(amount=self.amount, currency=self.currency or currency)
-        # 1250.0 on the wire is 1250.00: pad to the minor unit, but never round away a digit the vendor sent.
-        exponent = self.amount.as_tuple().exponent
-        return money.rounded() if isinstance(exponent, int) and exponent >= -2 else money
-
-
 class _Envelope(Wire):
     """The documented wrapper of every answer: ``{success, data, errors, correlationId, timestamp}``; any other
     body is a bare payload."""
@@ -265,7 +229,7 @@ class _Option(Record):
     """One price option of a product: a quote, valid 30 days, whose price an order must repeat exactly."""
 
     price_option_id: Text = Field(None, validation_alias=AliasChoices("priceOptionId", "priceOptionID"))
-    price: Maybe[_Price] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
+    price: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
     condition: Text = None
     warranty: Text = None
     purchase_choice: Text = Field(None, validation_alias=AliasChoices("purchaseChoice", "purchaseType"))
@@ -312,8 +276,8 @@ class _Line(Record):
     )
     description: Text = None
     quantity: Maybe[Integer] = Field(None, validation_alias=AliasChoices("quantity", "qty"))
-    price: Maybe[_Price] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
-    total: Maybe[_Price] = Field(None, validation_alias=AliasChoices("extendedPrice", "lineTotal", "total"))
+    price: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
+    total: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("extendedPrice", "lineTotal", "total"))
     status: Text = Field(None, validation_alias=AliasChoices("status", "lineStatus"))
 
 
@@ -324,8 +288,8 @@ class _Order(Record):
     po_number: Text = Field(None, validation_alias=AliasChoices("poNumber", "purchaseOrderNumber", "po"))
     status: Text = Field(None, validation_alias=AliasChoices("status", "orderStatus"))
     lines: Rows[_Line] = Field((), validation_alias=AliasChoices("lineItems", "lines", "items", "quoteItems"))
-    total: Maybe[_Price] = Field(None, validation_alias=AliasChoices("total", "orderTotal", "grandTotal"))
-    subtotal: Maybe[_Price] = None
+    total: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("total", "orderTotal", "grandTotal"))
+    subtotal: Maybe[JsonMoney] = None
     created_at: Maybe[Timestamp] = Field(
         None, validation_alias=AliasChoices("createdDate", "createdAt", "orderDate", "created")
     )
@@ -947,7 +911,7 @@ class PartsSourceClient:
             )
         return envelope.data
 
-    def _money(self, price: _Price | None) -> Money | None:
+    def _money(self, price: JsonMoney | None) -> Money | None:
         return price.money(self._currency) if price is not None else None
 
     async def _each(self, keys: Sequence[K], call: Callable[[K], Awaitable[V]]) -> dict[K, V]:
