@@ -160,11 +160,16 @@ async def spawn_and_list(command: list[str], env: dict[str, str]) -> float:
 
 
 async def coldstart(n: int, workdir: Path) -> None:
+    import compileall
     import os
     import sys
 
+    import parts_mcp
     from parts_mcp.config import example
 
+    # An installed package has its bytecode (pip compiles it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start.
+    compileall.compile_dir(Path(parts_mcp.__file__).parent, quiet=1)
     config = workdir / "production.toml"
     config.write_text(example().replace('path = "parts-mcp.sqlite3"', f'path = "{workdir / "cold.sqlite3"}"'))
     env = {**os.environ, "PARTS_MCP_CONFIG": str(config)}

@@ -7,9 +7,11 @@ enters once per stdio process or HTTP app (and once per in-memory connection in 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -198,13 +200,10 @@ def build_server(
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
         async with AsyncExitStack() as stack:
             clients: dict[str, VendorClient] = {}
-            # One client per vendor section (its own cookies and connection pool), one TLS context for all:
-            # loading the CA bundle once is most of what a client costs to make.
-            tls = httpx2.create_ssl_context() if len(transports) < len(settings.vendors) else None
+            # One client per vendor section: its own cookies and connection pool.
             for key, vendor_settings in settings.vendors.items():
-                http = await stack.enter_async_context(
-                    httpx2.AsyncClient(transport=transports.get(key), verify=tls or True, follow_redirects=False)
-                )
+                transport = transports.get(key) or OnFirstUse(_network_transport)
+                http = await stack.enter_async_context(httpx2.AsyncClient(transport=transport, follow_redirects=False))
                 clients[key] = vendors.create(key, vendor_settings, http)
             service = OrdersService(
                 clients,
@@ -233,6 +232,34 @@ def build_server(
             continue  # read-only mode: write tools do not exist, so nothing can call them
         server.add_guarded_tool(spec)
     return server
+
+
+class OnFirstUse(httpx2.AsyncBaseTransport):
+    """A transport made on the first request, so a start that only lists tools does not pay for
+    the HTTP stack's import and the CA bundle's load (~50 ms, a third of our start-up)."""
+
+    def __init__(self, make: Callable[[], httpx2.AsyncBaseTransport]) -> None:
+        self._make = make
+        self._made: httpx2.AsyncBaseTransport | None = None
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        if self._made is None:
+            self._made = self._make()
+        return await self._made.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._made is not None:
+            await self._made.aclose()
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # One TLS context for every vendor client: loading the CA bundle is most of what a client costs.
+    return httpx2.create_ssl_context()
+
+
+def _network_transport() -> httpx2.AsyncBaseTransport:
+    return httpx2.AsyncHTTPTransport(verify=_tls())
 
 
 def _secrets(value: Any) -> list[str]:
