@@ -221,6 +221,26 @@ async def fanout(slow: float, workdir: Path) -> None:
         )
 
 
+def redaction(n: int) -> None:
+    """The secret finder on a vendor answer (it reads every one): honest, then echoing a key in every spelling."""
+    from parts_mcp.redact import finder
+    from parts_mcp.sandbox._faults import credential_echo
+
+    keys = [v.settings.get("api_key") or v.settings["client_secret"] for v in Sandbox().vendors().values()]
+    found = finder(keys)
+    row = {"title": "Nut, Self-Locking, 10-32 UNJF", "status": "in_stock"}
+    rows = [{"partNumber": f"MS2104{i}", **row} for i in range(100)]
+    honest = json.dumps({"parts": rows})
+    echoing = json.dumps({"parts": rows, "message": credential_echo(keys[0])})
+    for name, body in (("honest", honest), ("echoing a key", echoing)):
+        samples = []
+        for _ in range(n):
+            start = time.perf_counter()
+            found.redact(body)
+            samples.append((time.perf_counter() - start) * 1000)
+        report(f"redact {len(body) // 1024} KB answer, {name}", samples)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     for noisy in ("httpx2", "httpcore", "httpcore2", "mcp", "stamina"):
@@ -235,6 +255,7 @@ def main() -> None:
         anyio.run(tokens, Path(tmp))
         anyio.run(overhead, args.n, Path(tmp))
         anyio.run(fanout, args.slow, Path(tmp))
+    redaction(args.n)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""parts-mcp serve | sandbox | intents."""
+"""parts-mcp serve | sandbox | config | intents | audit."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
-from parts_mcp import __version__
+from parts_mcp import __version__, logs
 from parts_mcp.config import ConfigError, Settings, load
 from parts_mcp.domain import Order, OrderStatus
+
+if TYPE_CHECKING:
+    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 
 logger = logging.getLogger("parts_mcp")
 
@@ -25,6 +29,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from parts_mcp.server.app import build_server
+    from parts_mcp.server.transport import GuardedHTTP, serve_stdio
 
     settings = _settings(args)
     if settings is None:
@@ -36,14 +41,16 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.sandbox:
         logger.warning("no config file: serving the embedded sandbox (simulated vendors, nothing real is ordered)")
     if transport == "stdio":
-        server.run()  # stdout is the protocol; everything else goes to stderr
+        # stdout is the protocol; everything else goes to stderr. Hostile lines get JSON-RPC errors.
+        serve_stdio(server)
     else:
         import uvicorn
 
         logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
-        app = server.streamable_http_app(streamable_http_path="/mcp", host=host)
+        app = GuardedHTTP(server.streamable_http_app(streamable_http_path="/mcp", host=host))
         # Logs to stderr only, like stdio mode: uvicorn's access log would otherwise go to stdout.
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        # log_config=None: uvicorn's own records go through our (redacting, escaping) handler too.
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
     return 0
 
 
@@ -64,32 +71,59 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ledger(args: argparse.Namespace, *, must_exist: bool = False) -> SQLiteLedger | None:
+    """The configured ledger, or None after saying on stderr why there is none to open."""
+    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+
+    settings = _settings(args)
+    if settings is None:
+        return None
+    if settings.sandbox and settings.store.path is None:
+        print("parts-mcp: the embedded sandbox keeps no ledger on disk; pass --config", file=sys.stderr)
+        return None
+    path = settings.store.resolved_path()
+    if must_exist and not path.exists():
+        print(f"parts-mcp: there is no ledger at {path}", file=sys.stderr)
+        return None
+    return SQLiteLedger(path)
+
+
+def _operator() -> str:
+    return f"operator:{os.environ.get('USER') or 'unknown'}"
+
+
 def _intents(args: argparse.Namespace) -> int:
     """List the intents that need a person, or settle one after checking the vendor by hand."""
     import anyio
 
-    from parts_mcp.orders.ledger import Intent, lease_owner
-    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+    from parts_mcp.orders.ledger import Intent, LedgerTampered, lease_owner
     from parts_mcp.orders.states import IllegalTransition, IntentState
 
-    settings = _settings(args)
-    if settings is None:
+    ledger = _ledger(args)
+    if ledger is None:
         return 2
-    if settings.sandbox and settings.store.path is None:
-        print("parts-mcp: the embedded sandbox keeps no ledger on disk; pass --config", file=sys.stderr)
-        return 2
-    ledger = SQLiteLedger(settings.store.resolved_path())
-    actor = f"operator:{os.environ.get('USER') or 'unknown'}"
+    actor = _operator()
 
     async def run() -> int:
         if args.action == "list":
-            for intent in await ledger.unsettled():
+            # Rows changed by hand need a person too, whatever state they now claim: listed, marked.
+            unsettled, report = await ledger.unsettled(), await ledger.verify_audit()
+            listed = {i.id: i for i in [*unsettled, *report.tampered]}
+            for intent in sorted(listed.values(), key=lambda i: i.created_at):
                 error = (intent.error or {}).get("code", "")
                 print(
                     f"{intent.vendor}\t{intent.po_number}\t{intent.state.value}\t{intent.updated_at.isoformat()}"
                     f"\t{intent.confirmed_total}\t{intent.order_id or '-'}\t{error}"
+                    f"\t{'TAMPERED' if intent.tampered else ''}"
                 )
             return 0
+        try:
+            return await settle_one()
+        except LedgerTampered as exc:
+            print(f"parts-mcp: {exc}; check it (parts-mcp audit verify) before settling it", file=sys.stderr)
+            return 1
+
+    async def settle_one() -> int:
         intent = await ledger.get(args.vendor, args.po_number)
         if intent is None:
             print(f"parts-mcp: no intent for {args.vendor} PO {args.po_number}", file=sys.stderr)
@@ -146,6 +180,38 @@ def _intents(args: argparse.Namespace) -> int:
         ledger.close()
 
 
+def _audit(args: argparse.Namespace) -> int:
+    """Check the ledger's audit chain and intent seals; or, after a person has checked, accept it as it is."""
+    import anyio
+
+    ledger = _ledger(args, must_exist=True)
+    if ledger is None:
+        return 2
+
+    async def run() -> int:
+        if args.action == "verify":
+            report = await ledger.verify_audit()
+            print(report)
+            if not report.intact:
+                print(
+                    "Check the vendors' own records against this ledger (parts-mcp intents list), then accept it "
+                    "as it is: parts-mcp audit reseal --reason '...'",
+                    file=sys.stderr,
+                )
+            return 0 if report.intact else 1
+        accepted = await ledger.reseal(_operator(), args.reason)
+        if accepted.intact:
+            print(f"nothing to accept: {accepted}")
+        else:
+            print(f"accepted by {_operator()} (recorded in the audit log as audit_resealed): {accepted}")
+        return 0
+
+    try:
+        return anyio.run(run)
+    finally:
+        ledger.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="parts-mcp", description="MCP server for guarded parts ordering")
     parser.add_argument("--version", action="version", version=f"parts-mcp {__version__}")
@@ -183,12 +249,18 @@ def main(argv: list[str] | None = None) -> int:
     not_placed.add_argument("po_number")
     intents.set_defaults(run=_intents)
 
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    audit = commands.add_parser("audit", help="the ledger's tamper-evident audit log")
+    audit.add_argument("--config", help="TOML config file (default: $PARTS_MCP_CONFIG)")
+    checks = audit.add_subparsers(dest="action", required=True)
+    checks.add_parser("verify", help="check the audit chain and every intent's seal; exit 1 naming the first break")
+    reseal = checks.add_parser(
+        "reseal", help="after checking a broken ledger by hand: accept it as it is now (recorded, with your reason)"
     )
+    reseal.add_argument("--reason", required=True, help="what was checked, for the audit log")
+    audit.set_defaults(run=_audit)
+
+    args = parser.parse_args(argv)
+    logs.configure(logging.DEBUG if args.verbose else logging.INFO)  # redacted, one line per record
     if not args.verbose:
         # One line per vendor request is noise for an operator; -v shows them.
         for noisy in ("httpx2", "httpcore", "httpcore2"):

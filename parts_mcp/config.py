@@ -13,9 +13,19 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from parts_mcp.vendors import KINDS, REGISTRY, vendor_settings
 from parts_mcp.vendors.base import VendorSettingsBase
@@ -48,6 +58,12 @@ class GuardSettings(_Strict):
     order_vendors: list[str] | None = None
     read_only: bool = False
     token_ttl_seconds: int = Field(default=600, ge=30, le=86_400)
+    # Where a vendor adds charges at creation (tax, shipping), an approval covers the previewed total
+    # plus this percentage of it plus this flat amount; a higher bill is cancelled or reported.
+    added_charges_percent: Decimal = Field(default=Decimal("10"), ge=0, le=100)
+    added_charges_flat: Decimal = Field(default=Decimal("50.00"), ge=0)
+    # Same vendor, same items under another PO within this many hours: named in the preview (0 = off).
+    duplicate_window_hours: int = Field(default=24, ge=0, le=24 * 90)
     # Only needed when several server processes must accept each other's confirmation tokens.
     token_secret: SecretStr | None = None
 
@@ -76,6 +92,27 @@ class Settings(_Strict):
     vendors: dict[str, Annotated[VendorSettingsBase, BeforeValidator(vendor_settings)]] = Field(default_factory=dict)
     lookup_deadline: float = Field(default=20.0, gt=0)
     sandbox: bool = Field(default=False, description="Set by the loader when no config file is used")
+
+    @model_validator(mode="after")
+    def _one_section_per_account(self) -> Settings:
+        # One account has one budget and one PO namespace: a second section for it would give it two.
+        seen: dict[tuple[str, str, str], str] = {}
+        for name, section in self.vendors.items():
+            where = (getattr(section, "kind", ""), _url_key(section.base_url))
+            for mark in section.account_marks():
+                other = seen.setdefault((*where, mark), name)
+                if other != name:
+                    key = mark.partition("=")[0]
+                    raise ValueError(
+                        f"vendors.{other} and vendors.{name} reach the same {where[0]} account (same base_url and "
+                        f"{key}). One account has one budget and one PO namespace: configure it in one section."
+                    )
+        return self
+
+
+def _url_key(url: str) -> str:
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
 
 
 def example() -> str:
@@ -128,6 +165,7 @@ def load(path: str | Path | None = None) -> Settings:
         return Settings.model_validate(_expand(raw, "config"))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_input=False)
+            ".".join(str(p) for p in err["loc"]) + ": " * bool(err["loc"]) + err["msg"].removeprefix("Value error, ")
+            for err in exc.errors(include_input=False)
         )
         raise ConfigError(f"config file {file}: {problems}") from None

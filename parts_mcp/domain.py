@@ -320,6 +320,11 @@ class Preview(Model):
         description="Charges the vendor adds when the order is created, not in total (e.g. tax, shipping)",
     )
     caveats: list[VendorNote] = Field(default_factory=list)
+    approval_limit: Money | None = Field(
+        default=None,
+        description="The most the vendor may bill for this order once approved, charges it adds included; "
+        "a higher bill is cancelled where the vendor allows, else reported as billed_above_approval",
+    )
 
 
 class Order(Model):

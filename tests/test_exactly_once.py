@@ -13,7 +13,9 @@ import pytest
 from mcp import Client
 
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+from parts_mcp.sandbox import ManualClock
 from parts_mcp.server.app import build_server
+from parts_mcp.vendors.base import breaker_clock
 
 from conftest import World, confirm_and_place, part_ids, structured
 
@@ -29,6 +31,8 @@ async def test_factoryai_failed_search_after_a_lost_answer_never_resends(world: 
     factoryai = world.sandbox.factoryai
     factoryai.faults.arm("drop_after_commit")
     factoryai.faults.arm("search_error", 10)
+    breaker = ManualClock()
+    breaker_clock.set(breaker.now)  # the failed searches open Factory AI's circuit (tests/test_circuit.py)
     async with Client(world.server) as client:
         ids = await part_ids(client, "SKF-6204", vendor="factoryai")
         args = {"vendor": "factoryai", "po_number": "PO-X-1", "items": [{"part_id": ids["SKF-6204"], "quantity": 2}]}
@@ -38,6 +42,7 @@ async def test_factoryai_failed_search_after_a_lost_answer_never_resends(world: 
         assert again["status"] == "outcome_unknown"
         assert len(order_posts(world, "factoryai", "/part-orders")) == 1
         factoryai.faults.clear()
+        breaker.advance(60)
         found = structured(await client.call_tool("place_order", args))
     assert found["status"] == "placed" and found["replayed"] is True
     [truth] = factoryai.orders
@@ -48,6 +53,8 @@ async def test_factoryai_failed_search_after_a_lost_answer_never_resends(world: 
 async def test_partssource_failed_search_after_a_lost_answer_keeps_the_key(world: World) -> None:
     """A lost answer is not a stored 5xx: the same key (which replays the order) is the only safe resend."""
     partssource = world.sandbox.partssource
+    breaker = ManualClock()
+    breaker_clock.set(breaker.now)  # the failed searches open PartsSource's circuit (tests/test_circuit.py)
     async with Client(world.server) as client:
         found = structured(await client.call_tool("lookup_parts", {"query": ["M1191BL"], "vendors": ["partssource"]}))
         part_id = found["parts"][0]["part_id"]
@@ -59,6 +66,7 @@ async def test_partssource_failed_search_after_a_lost_answer_keeps_the_key(world
         again = structured(await client.call_tool("place_order", args))
         assert again["status"] == "outcome_unknown"
         partssource.faults.clear()
+        breaker.advance(60)
         done = structured(await client.call_tool("place_order", args))
     assert done["status"] == "placed"
     assert len(partssource.created_orders) == 1

@@ -506,6 +506,7 @@ async def test_list_vendors_declares_what_keyloop_cannot_do(world: World) -> Non
         "find_by_po": False,
         "replays_failures": False,
         "ephemeral_part_ids": False,
+        "cancel": False,
     }
 
 

@@ -27,6 +27,7 @@ from mcp.server.mcpserver import MCPServer
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
+from parts_mcp.vendors.partssource import encode_part_id, option_key
 
 from conftest import World, error_text, serve, structured
 
@@ -74,11 +75,16 @@ def ordered(sandbox: Sandbox, vendor: str) -> list[tuple[str, int]]:
         return [(i["partId"], i["quantity"]) for o in sandbox.factoryai.orders for i in o["items"]]
     if vendor == "keyloop":
         return [(line["partId"], line["quantity"]) for o in sandbox.keyloop.orders for line in o["parts"]]
+    # A PartsSource part_id names the option (its key), not the quote that happened to be ordered.
     return [
-        (f"{line['productId']}:{line['priceOptionId']}", line["quantity"])
+        (encode_part_id(line["productId"], _option_key(line)), line["quantity"])
         for o in sandbox.partssource.created_orders
         for line in o["lineItems"]
     ]
+
+
+def _option_key(line: dict[str, Any]) -> str:
+    return option_key(line["condition"], line["purchaseChoice"], line["warranty"], line["vendorName"])
 
 
 def confirmed(args: dict[str, Any], preview: dict[str, Any]) -> dict[str, Any]:

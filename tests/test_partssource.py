@@ -8,6 +8,7 @@ date. The simulator's records are the ground truth.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -55,11 +56,16 @@ async def lookup(client: Client, *queries: str) -> dict[str, Any]:
 
 
 async def option(client: Client, part_number: str, price_option_id: str | None = None, **where: str) -> dict[str, Any]:
-    """The looked-up Part for one price option, picked by its id or by words in its name."""
+    """The looked-up Part for one price option, picked by its quote (priceOptionId) or by words in its name."""
     parts = [p for p in (await lookup(client, part_number))["parts"] if p["part_number"] == part_number]
     if price_option_id is not None:
-        return next(p for p in parts if p["part_id"].endswith(":" + price_option_id))
+        return next(p for p in parts if quoted_as(p) == price_option_id)
     return next(p for p in parts if all(v in p["name"] for v in where.values()))
+
+
+def quoted_as(part: dict[str, Any]) -> str:
+    """The priceOptionId a Part was quoted under, as its notes tell the human (its part_id names the option)."""
+    return next(m[1] for note in part["notes"] if (m := re.search(r"\(priceOptionId ([^)]+)\)", note)))
 
 
 def order_args(po: str, part_id: str, quantity: int = 1, **extra: Any) -> dict[str, Any]:
@@ -93,9 +99,9 @@ async def test_lookup_shows_each_price_option_as_a_quoted_part(world: World) -> 
     async with Client(world.server) as client:
         found = await lookup(client, "M3001A", "no-such-part-xyz")
     assert found["not_found"] == ["no-such-part-xyz"]
-    parts = {p["part_id"]: p for p in found["parts"]}
-    assert len(parts) == 4  # the documents' two options plus an exchange and a flat-rate repair
-    refurbished, new = parts["CAT-456:OPT-ABC123-XYZ"], parts["CAT-456:OPT-DEF456-UVW"]
+    parts = {quoted_as(p): p for p in found["parts"]}
+    assert len(parts) == len({p["part_id"] for p in found["parts"]}) == 4  # the documents' two, an exchange, a repair
+    refurbished, new = parts["OPT-ABC123-XYZ"], parts["OPT-DEF456-UVW"]
     assert refurbished["unit_price"] == {"amount": "1250.00", "currency": "USD"}
     assert new["unit_price"] == {"amount": "2500.00", "currency": "USD"}
     for part in parts.values():
@@ -200,18 +206,19 @@ async def test_withdrawn_quote_is_refused_naming_the_part_id(world: World) -> No
 
 
 @pytest.mark.asyncio
-async def test_expired_quote_is_refused_and_a_new_lookup_gives_a_fresh_one(world: World) -> None:
+async def test_after_its_quote_expires_a_part_id_orders_the_options_new_quote_at_the_same_price(world: World) -> None:
+    """The part_id names the option: once its 30-day quote lapses, the option's new quote (same price) is ordered."""
     async with Client(world.server) as client:
         part = await option(client, "M3001A", "OPT-ABC123-XYZ")
         world.clock.advance(timedelta(days=31))
-        text = error_text(await client.call_tool("place_order", order_args("PO-PS-2003", part["part_id"])))
-        assert "items[0].part_id" in text and "30 days" in text
         fresh = await option(client, "M3001A", condition="Refurbished, Buy")
-        assert fresh["part_id"] != part["part_id"]
+        assert fresh["part_id"] == part["part_id"] and quoted_as(fresh) != "OPT-ABC123-XYZ"
         assert datetime.fromisoformat(fresh["expires_at"]) > world.clock.now() + timedelta(days=29)
-        placed = await confirm_and_place(client, order_args("PO-PS-2003", fresh["part_id"]))
+        placed = await confirm_and_place(client, order_args("PO-PS-2003", part["part_id"]))
     assert placed["status"] == "placed"
-    assert len(sim(world).created_orders) == 1
+    [truth] = sim(world).created_orders
+    [line] = truth["lineItems"]
+    assert (line["priceOptionId"], line["price"]) == (quoted_as(fresh), 1250.0)
 
 
 @pytest.mark.asyncio

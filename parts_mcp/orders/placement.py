@@ -19,14 +19,15 @@ from typing import Literal
 
 import anyio
 
-from parts_mcp.domain import Money, Order, Preview
-from parts_mcp.orders import reconcile
+from parts_mcp.domain import Money, Order, OrderStatus, Preview
+from parts_mcp.orders import billing, reconcile
 from parts_mcp.orders.billing import total_warnings
 from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError, content_hash, idempotency_key
 from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, Ledger
 from parts_mcp.orders.preparing import Preparer, midnight
 from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
 from parts_mcp.orders.results import (
+    BilledAboveApproval,
     Clock,
     ConfirmationRequired,
     GuardPolicy,
@@ -37,7 +38,7 @@ from parts_mcp.orders.results import (
     Repeat,
 )
 from parts_mcp.orders.states import IntentState
-from parts_mcp.vendors.base import OrderRequest, VendorClient, VendorError
+from parts_mcp.vendors.base import Cancels, OrderRequest, VendorClient, VendorError
 
 logger = logging.getLogger(__name__)
 
@@ -121,12 +122,15 @@ class Placement:
                 total not the previewed one), or a limit refuses it.
             VendorError: the vendor definitively refused; nothing was ordered.
         """
-        token_id = (
-            await self._verify(order, actor, confirmation_token, confirmed_total) if confirmed_by == "token" else None
-        )
+        if confirmed_by == "token":
+            token_id = await self._verify(order, actor, confirmation_token, confirmed_total)
+        else:
+            # A form can stay open for minutes: the price the human saw must still hold when we send.
+            token_id, order = None, await self._still_priced(order, actor)
         await self._preparer.check_limits(order.preview)
         intent = self._intent(order, f"{confirmed_by}:{actor}")
-        request, total = order.request, order.preview.total
+        request = order.request
+        total = order.preview.approval_limit or order.preview.total
         async with self._locks.hold((request.vendor, request.po_number)):
             daily = self._policy.max_daily_total_per_vendor
             budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
@@ -168,6 +172,34 @@ class Placement:
             # Another call may have finished this intent while we waited.
             current = await self._ledger.get(request.vendor, request.po_number) or repeat.existing
             return await self._finish(current, request, actor)
+
+    async def _still_priced(self, order: NewOrder, actor: str) -> NewOrder:
+        """The order at the vendor's price now, if no higher than what the human approved.
+
+        Raises:
+            GuardError: PRICE_CHANGED, a price rose (or the lines changed) since the human saw them.
+        """
+        approved = order.preview
+        now = await self._preparer.reprice(self._vendor(order.request.vendor), order)
+        rise = billing.price_rise(approved, now)
+        if rise is None:
+            # Send at today's price, held to the bound the human approved.
+            return replace(order, preview=now.model_copy(update={"approval_limit": approved.approval_limit}))
+        await self._ledger.audit(
+            "confirmation_refused",
+            actor=actor,
+            vendor=order.request.vendor,
+            po_number=order.request.po_number,
+            reason="PRICE_CHANGED",
+            approved=str(approved.total),
+            now=str(now.total),
+        )
+        raise GuardError(
+            f"{rise} since the user approved the order, so it was not sent; nothing was ordered. Call place_order "
+            "again with the same arguments: the user will see the new price and can approve it or not.",
+            field="items",
+            code="PRICE_CHANGED",
+        )
 
     async def _verify(self, order: NewOrder, actor: str, token: str | None, confirmed_total: str | None) -> str:
         if token is None:
@@ -229,7 +261,7 @@ class Placement:
         finally:
             await self._release(intent.id)
 
-    async def _settled(self, intent: Intent, actor: str) -> Placed:
+    async def _settled(self, intent: Intent, actor: str) -> Outcome:
         if intent.state is IntentState.REJECTED:
             # The vendor refused it: nothing was ordered, and a new order needs a new confirmation.
             raise GuardError(
@@ -241,7 +273,8 @@ class Placement:
             )
         assert intent.order is not None
         await self._ledger.audit("replayed", actor=actor, intent=intent)
-        return Placed(Order.model_validate(intent.order), intent.idempotency_key, replayed=True)
+        order = Order.model_validate(intent.order)
+        return self._answer(intent, Placed(order, intent.idempotency_key, replayed=True))
 
     async def _release(self, intent_id: str) -> None:
         # Even when the call is being cancelled: a lease left behind would block other processes for minutes.
@@ -324,13 +357,51 @@ class Placement:
         finally:
             await self._release(successor.id)
 
-    async def _adopt(self, intent: Intent, order: Order, actor: str, how: str) -> Placed:
+    async def _adopt(self, intent: Intent, order: Order, actor: str, how: str) -> Outcome:
+        order = await self._record(intent, order, actor)
+        warning = f"An earlier attempt had placed this order; it was found at the vendor {how}."
+        return self._answer(intent, Placed(order, intent.idempotency_key, replayed=True, warnings=[warning]))
+
+    async def _record(self, intent: Intent, order: Order, actor: str) -> Order:
+        """Record the vendor's order as placed; one billed above the approval is cancelled first where possible.
+
+        Cancelling before recording keeps the intent `sent` until then: a crash in between is
+        reconciled like any lost answer, and the found order passes through here again.
+        """
         order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
+        client = self._vendor(intent.vendor)
+        if billing.above(order, _approved(intent)) and isinstance(client, Cancels) and client.capabilities.cancel:
+            order = await self._cancel(client, order)
         await self._ledger.transition(
             intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
         )
-        warning = f"An earlier attempt had placed this order; it was found at the vendor {how}."
-        return Placed(order, intent.idempotency_key, replayed=True, warnings=[warning])
+        return order
+
+    async def _cancel(self, client: Cancels, order: Order) -> Order:
+        try:
+            now = await client.cancel_order(order.order_id)
+        except VendorError as exc:
+            logger.warning("cancelling over-billed order %s failed: %s", order.order_id, exc.code)
+            return order
+        except Exception:
+            logger.exception("cancelling over-billed order %s failed", order.order_id)
+            return order
+        return order.model_copy(update={"status": now.status, "vendor_status": now.vendor_status})
+
+    def _answer(self, intent: Intent, placed: Placed) -> Outcome:
+        """`placed`, unless the bill is above what the human approved: then a distinct, loud outcome."""
+        limit, order = _approved(intent), placed.order
+        if not billing.above(order, limit):
+            return placed
+        client = self._vendor(intent.vendor)
+        cancelled = order.status is OrderStatus.CANCELLED
+        return BilledAboveApproval(
+            order,
+            placed.idempotency_key,
+            limit,
+            cancelled,
+            billing.over_advice(client.display_name, order, limit, cancelled=cancelled),
+        )
 
     async def _send(self, intent: Intent, request: OrderRequest, actor: str, *, first: bool) -> Outcome:
         """Send the intent. `first` is False when an earlier send may have been committed already."""
@@ -347,10 +418,7 @@ class Placement:
             error = {"code": "UNREADABLE_ANSWER", "message": "the vendor's answer could not be read", "status": None}
             await self._ledger.transition(intent.id, IntentState.UNKNOWN, actor=actor, error=error)
             return self._unknown(intent, f"{client.display_name}'s answer could not be read.")
-        order = order.model_copy(update={"po_number": order.po_number or intent.po_number})
-        await self._ledger.transition(
-            intent.id, IntentState.PLACED, actor=actor, order_id=order.order_id, order=order.model_dump(mode="json")
-        )
+        order = await self._record(intent, order, actor)
         warnings = total_warnings(order, Money.parse(intent.confirmed_total), preview.excludes)
         if not first:
             warnings.append(
@@ -363,7 +431,7 @@ class Placement:
             )
         # A resend under the same key may have returned the first attempt's order: then nobody knows.
         replayed = False if first or not client.capabilities.idempotency_key else None
-        return Placed(order, intent.idempotency_key, replayed=replayed, warnings=warnings)
+        return self._answer(intent, Placed(order, intent.idempotency_key, replayed=replayed, warnings=warnings))
 
     async def _refused(
         self, client: VendorClient, intent: Intent, exc: VendorError, actor: str, *, first: bool
@@ -392,3 +460,9 @@ class Placement:
         client = self._vendor(intent.vendor)
         steps = reconcile.advice(client.display_name, client.capabilities, intent.po_number, check_vendor=check_vendor)
         return OutcomeUnknown(intent.vendor, intent.po_number, intent.idempotency_key, reason, steps)
+
+
+def _approved(intent: Intent) -> Money:
+    """The most the human approved being billed for this intent."""
+    limit = intent.preview.get("approval_limit")
+    return Money.model_validate(limit) if limit else Money.parse(intent.confirmed_total)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from parts_mcp.domain import Money, OrderItem, Preview
+from parts_mcp.orders.billing import approval_limit
 from parts_mcp.orders.guard import GuardError, check_po_number, content_hash
 from parts_mcp.orders.ledger import Ledger
 from parts_mcp.orders.parts import PartCache, identity_hash
@@ -61,6 +62,7 @@ class Preparer:
         except VendorError as exc:
             exc.nothing_sent = True  # priced, not sent
             raise
+        preview = self.bounded(preview)
         await self.check_limits(preview)
         return NewOrder(
             request=request,
@@ -68,8 +70,29 @@ class Preparer:
             display_name=client.display_name,
             preview=preview,
             previous_attempt=existing.attempt if existing is not None else 0,
-            warnings=await self._po_elsewhere(client.key, request.po_number),
+            warnings=[
+                *await self._po_elsewhere(client.key, request.po_number),
+                *await self._same_items_elsewhere(preview),
+            ],
         )
+
+    def bounded(self, preview: Preview) -> Preview:
+        """The preview with the most the vendor may bill once it is approved."""
+        limit = approval_limit(preview, self._policy.added_charges_rate, self._policy.added_charges_flat)
+        return preview.model_copy(update={"approval_limit": limit})
+
+    async def reprice(self, client: VendorClient, order: NewOrder) -> Preview:
+        """The vendor's price for the order now, bounded as the first one was (nothing is written).
+
+        Raises:
+            VendorError: the vendor can no longer price it (e.g. a part withdrawn); nothing was sent.
+        """
+        try:
+            parts = await self._parts.known(client, order.request)
+            return self.bounded(await client.preview(order.request, parts))
+        except VendorError as exc:
+            exc.nothing_sent = True
+            raise
 
     async def _same_order(self, client: VendorClient, request: OrderRequest, recorded: str) -> bool:
         """Other arguments may still be the same order: where part_ids are tokens, the same parts anew."""
@@ -118,11 +141,13 @@ class Preparer:
         The daily budget binds in the ledger's claim transaction, where no race can beat it; this
         early look only spares the human a form for an order that cannot go through.
         """
-        total = preview.total
+        # Caps bind what may be billed: charges the vendor adds at creation included.
+        total = preview.approval_limit or preview.total
+        added = f" (the total {preview.total} plus what {preview.vendor} may add)" if total != preview.total else ""
         limit = self._policy.max_order_total
         if limit is not None and total.amount > limit:
             raise GuardError(
-                f"The order total {total} exceeds this server's limit of {limit} per order "
+                f"The order's bill of up to {total}{added} exceeds this server's limit of {limit} per order "
                 "(guard.max_order_total). Split it only if the user's purchasing policy allows, or ask an "
                 "administrator to raise the limit.",
                 field="items",
@@ -137,7 +162,8 @@ class Preparer:
         )
         if (spent + total).amount > daily:
             raise GuardError(
-                f"This order ({total}) would take today's orders with {preview.vendor} to {(spent + total).rounded()}, "
+                f"This order (up to {total}{added}) would take today's orders with {preview.vendor} to "
+                f"{(spent + total).rounded()}, "
                 f"over this server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). "
                 "Ask an administrator, or order tomorrow.",
                 field="items",
@@ -152,6 +178,35 @@ class Preparer:
             for other in await self._ledger.by_po(po_number)
             if other.vendor != vendor and other.state is not IntentState.REJECTED
         ]
+
+    async def _same_items_elsewhere(self, preview: Preview) -> list[str]:
+        """Not a block, never silent: the same items went to this vendor under another PO recently."""
+        window = self._policy.duplicate_window
+        if not window:
+            return []
+        items = _items(preview.model_dump(mode="json"))
+        return [
+            f"POSSIBLE DUPLICATE: the same items ({_described(preview)}) were ordered from {preview.vendor} under PO "
+            f"{other.po_number} on {other.created_at:%Y-%m-%d %H:%M} UTC"
+            + (f" (order {other.order_id}, {other.state.value})" if other.order_id else f" ({other.state.value})")
+            + ". Ask the user whether this is a second order on purpose."
+            for other in await self._ledger.recent(preview.vendor, self._clock() - window)
+            if other.po_number.casefold() != preview.po_number.casefold()
+            and other.state is not IntentState.REJECTED
+            and _items(other.preview) == items
+        ]
+
+
+def _items(preview: Mapping[str, Any]) -> list[tuple[str, int]]:
+    """What an order is, for spotting the same order under two POs: part numbers and quantities."""
+    lines: list[Mapping[str, Any]] = preview.get("lines") or []
+    return sorted((str(line.get("part_number", "")).casefold(), int(line.get("quantity", 0))) for line in lines)
+
+
+def _described(preview: Preview) -> str:
+    lines = preview.lines
+    shown = ", ".join(f"{line.quantity} x {line.part_number}" for line in lines[:5])
+    return shown + (f" and {len(lines) - 5} more lines" if len(lines) > 5 else "")
 
 
 def midnight(clock: Clock) -> datetime:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 
 from parts_mcp.orders.guard import GuardError
+from parts_mcp.orders.ledger import LedgerTampered
 from parts_mcp.vendors.base import (
     NotSupported,
     VendorAuthError,
@@ -41,6 +43,10 @@ class Refusal:
         return f"[{self.code}] {self.field}: {self.message}"
 
 
+# Codes our clients raise for a refusal of their own (never a vendor's code, which is untrusted text).
+SPECIFIC_REFUSALS = frozenset({"QUOTE_GONE", "NOTES_TOO_LONG"})
+
+
 def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
     """What to tell the caller about `exc`, raised while doing `subject` (a tool name, say).
 
@@ -55,12 +61,22 @@ def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
         return Refusal(exc.code, field, exc.message.removeprefix(f"{field}: ").removeprefix(f"{field} "))
     if isinstance(exc, VendorError):
         return _vendor(exc, subject, writes)
-    logger.error("%s failed unexpectedly", subject, exc_info=exc)
+    if isinstance(exc, LedgerTampered):
+        return _tampered(exc, writes)
+    return _unexpected(exc, subject, writes)
+
+
+def _unexpected(exc: BaseException, subject: str, writes: bool) -> Refusal:
+    # The caller gets a reference, never the exception: its text may quote anything (vendor data
+    # included). The log has both, so an operator finds the traceback by the reference a user reports.
+    ref = secrets.token_hex(3)
+    logger.error("%s failed unexpectedly (ref %s)", subject, ref, exc_info=exc)
     outcome = " Whether the order reached the vendor is not known: check get_order or list_purchase_orders by PO."
     return Refusal(
         "INTERNAL",
         subject,
-        "parts-mcp failed unexpectedly; the details are in its log." + (outcome if writes else " Try again."),
+        f"an unexpected error occurred (ref {ref}). The server's log has the details under that ref."
+        + (outcome if writes else " Try again."),
     )
 
 
@@ -81,9 +97,9 @@ def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
             "fixing by an administrator; retrying will not help.",
         )
     if isinstance(exc, VendorInvalidRequest):
-        return Refusal(
-            "VENDOR_REJECTED", exc.field or where, f"{_sentence(exc.message)}{outcome} Change that value and try again."
-        )
+        # A client's own specific code (a quote withdrawn, notes too long) says more than the generic one.
+        code = exc.code if exc.code in SPECIFIC_REFUSALS else "VENDOR_REJECTED"
+        return Refusal(code, exc.field or where, f"{_sentence(exc.message)}{outcome} Change that value and try again.")
     if isinstance(exc, VendorNotFound):
         field = "order_id" if subject == "get_order" else where
         return Refusal(
@@ -103,15 +119,36 @@ def _vendor(exc: VendorError, subject: str, writes: bool) -> Refusal:
             retry_after=exc.retry_after,
         )
     if isinstance(exc, VendorUnavailable):
+        after = f"in {exc.retry_after:g}s" if exc.retry_after is not None else "in a minute"
+        # A call held by the open circuit never reached the vendor: the vendor said nothing.
+        said = f"{exc.vendor} said {exc.code}: " if exc.status is not None else f"{exc.vendor}: "
         return Refusal(
             "VENDOR_UNAVAILABLE",
             where,
-            f"{exc.vendor} said {exc.code}: {_sentence(exc.message)}{outcome} Try again in a minute.",
+            f"{said}{_sentence(exc.message)}{outcome} Try again {after}.",
             retryable=True,
+            retry_after=exc.retry_after,
         )
     again = " Try again in a minute." if exc.retryable else " Check the request, or ask an administrator."
     code = exc.code if _TOKEN.fullmatch(exc.code) else exc.default_code
     return Refusal(code, where, f"{exc.vendor}: {_sentence(exc.message)}{outcome}{again}", exc.retryable)
+
+
+def _tampered(exc: LedgerTampered, writes: bool) -> Refusal:
+    outcome = ""
+    if writes:
+        outcome = (
+            " The vendor had been called before the change was found: its answer is kept in the audit log. "
+            "Do not place this order again until an operator has checked it."
+            if exc.sent
+            else " Nothing was sent."
+        )
+    return Refusal(
+        "LEDGER_TAMPERED",
+        "po_number",
+        f"{exc.vendor} PO {exc.po_number!r}: {_sentence(exc.reason)} An operator must check this intent "
+        f"(parts-mcp audit verify; parts-mcp intents list).{outcome}",
+    )
 
 
 def _sentence(text: str) -> str:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from parts_mcp.domain import Order, OrderSummary, Part, Preview, Suggestion
+from parts_mcp.domain import Money, Order, OrderSummary, Part, Preview, Suggestion
 from parts_mcp.orders.ledger import Intent
 from parts_mcp.vendors.base import OrderRequest
 
@@ -31,6 +31,11 @@ class GuardPolicy:
     order_vendors: frozenset[str] | None = None
     read_only: bool = False
     token_ttl: timedelta = timedelta(minutes=10)
+    # Where the vendor adds charges at creation (tax, shipping), an approval covers the previewed
+    # total plus this share of it plus this flat amount (in the order's currency).
+    added_charges_rate: Decimal = Decimal("0.10")
+    added_charges_flat: Decimal = Decimal("50.00")
+    duplicate_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,18 @@ class OutcomeUnknown:
     next_steps: str
 
 
-Outcome = Placed | OutcomeUnknown
+@dataclass(frozen=True)
+class BilledAboveApproval:
+    """The vendor created the order but billed more than the human approved; undone where it could be."""
+
+    order: Order
+    idempotency_key: str
+    approved: Money  # the approval's bound
+    cancelled: bool  # this server cancelled it with the vendor
+    next_steps: str
+
+
+Outcome = Placed | OutcomeUnknown | BilledAboveApproval
 
 
 @dataclass(frozen=True)

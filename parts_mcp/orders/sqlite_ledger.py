@@ -3,11 +3,17 @@
 A committed intent survives power loss. Each call runs on a worker thread, so the event loop never
 waits on fsync. The unique (vendor, PO) key, the single-use token and the daily budget are checked
 in the one transaction that records an intent; every transition is checked against the state table.
+
+Trust (see `ledger`): the file and its sidecars are owner-only; every intent row is sealed and every
+audit row chained, with an HMAC key kept beside the database, not in it (`sqlite_chain`). A row
+changed by hand is never driven again; a broken chain stops new orders until an operator looks.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -19,10 +25,22 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from parts_mcp.orders import states
-from parts_mcp.orders.ledger import AuditEvent, Budget, ClaimResult, Intent, owner_alive
+from parts_mcp.orders.billing import counted
+from parts_mcp.orders.ledger import (
+    AuditEvent,
+    AuditReport,
+    Budget,
+    ClaimResult,
+    Intent,
+    LedgerTampered,
+    owner_alive,
+)
+from parts_mcp.orders.sqlite_chain import AUDIT_SCHEMA, TAMPERED, AuditChain, IntentSeals, migrate, transaction
+from parts_mcp.orders.sqlite_files import key_path, load_key, owner_only, tighten
 from parts_mcp.orders.states import IntentState
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 # PO numbers compare without case: "PO-77" and "po-77" are one purchase order, so one order.
 _BY_PO = "SELECT * FROM intents WHERE vendor = ? AND po_number = ? COLLATE NOCASE"
@@ -47,6 +65,7 @@ CREATE TABLE IF NOT EXISTS intents (
     updated_at TEXT NOT NULL,
     lease_owner TEXT,
     lease_until TEXT,
+    seal TEXT,
     UNIQUE (vendor, po_number COLLATE NOCASE)
 );
 CREATE INDEX IF NOT EXISTS intents_order ON intents (vendor, order_id);
@@ -54,21 +73,14 @@ CREATE TABLE IF NOT EXISTS spent_tokens (
     token_id TEXT PRIMARY KEY,
     spent_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    event TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    vendor TEXT,
-    po_number TEXT,
-    intent_id TEXT,
-    detail TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 """
+
+# An intent recorded for this (vendor, PO) whose row is gone, though no claim replaced it: deleted by hand.
+_VANISHED = """SELECT 1 FROM audit a
+WHERE a.event = 'intent_recorded' AND a.vendor = ? AND a.po_number = ? COLLATE NOCASE
+AND a.intent_id NOT IN (SELECT id FROM intents)
+AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.event = 'intent_replaced' AND r.vendor = a.vendor
+                AND r.po_number = a.po_number COLLATE NOCASE AND r.intent_id = a.intent_id) LIMIT 1"""
 
 
 class SQLiteLedger:
@@ -76,18 +88,24 @@ class SQLiteLedger:
 
     def __init__(self, path: str | Path, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = None if str(path) == ":memory:" else Path(path)
+        if file is not None:
+            owner_only(file)
+        # The in-memory ledger (the sandbox) lives and dies with its process, and so may its key.
+        key = load_key(file) if file is not None else secrets.token_bytes(32)
+        self._chain = AuditChain(key, str(key_path(file)) if file is not None else "the in-memory key")
+        self._seals = IntentSeals(key, _intent)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(intents)")}
-        for column in ("lease_owner", "lease_until"):
-            if column not in columns:  # a ledger written before leases existed
-                self._db.execute(f"ALTER TABLE intents ADD COLUMN {column} TEXT")
+        self._db.executescript(_SCHEMA + AUDIT_SCHEMA)
+        with transaction(self._db):
+            if (sealed := migrate(self._db, self._chain, self._seals)) is not None:
+                self._insert_audit(self._db, "ledger_sealed", "parts-mcp", None, sealed)
+        if file is not None:
+            tighten(file)  # the -wal and -shm files SQLite has just made, should they predate our 0600
 
     def close(self) -> None:
         with self._lock:
@@ -104,16 +122,19 @@ class SQLiteLedger:
         return self._clock().isoformat()
 
     def _insert_audit(self, db: sqlite3.Connection, event: str, actor: str, intent: Intent | None, detail: Any) -> None:
-        db.execute(
-            "INSERT INTO audit (at, event, actor, vendor, po_number, intent_id, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                self._now(),
-                event,
-                actor,
-                intent.vendor if intent else detail.get("vendor"),
-                intent.po_number if intent else detail.get("po_number"),
-                intent.id if intent else None,
-                json.dumps(detail, default=str, sort_keys=True),
+        """Append to the chain; inside the caller's transaction, so the row and its head move together."""
+        self._chain.append(
+            db,
+            AuditEvent(
+                seq=0,
+                at=self._clock(),
+                event=event,
+                actor=actor,
+                vendor=intent.vendor if intent else detail.get("vendor"),
+                po_number=intent.po_number if intent else detail.get("po_number"),
+                intent_id=intent.id if intent else None,
+                # As it will be read back: the hash covers what is stored.
+                detail=json.loads(json.dumps(detail, default=str, sort_keys=True)),
             ),
         )
 
@@ -128,20 +149,16 @@ class SQLiteLedger:
         budget: Budget | None = None,
     ) -> tuple[ClaimResult, Intent | None]:
         def do(db: sqlite3.Connection) -> tuple[ClaimResult, Intent | None]:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                existing = _one(db, _BY_PO, intent.vendor, intent.po_number)
+            with transaction(db):
+                existing = self._one_sealed(db, _BY_PO, intent.vendor, intent.po_number)
                 if existing is not None and existing.state is not IntentState.REJECTED:
-                    db.execute("ROLLBACK")
                     return ClaimResult.EXISTS, existing
+                self._may_record(db, intent, existing, budget)
                 spent = _spent(db, intent.vendor, budget.since, budget.currency) if budget is not None else None
                 if budget is not None and spent is not None and spent + budget.amount > budget.limit:
-                    db.execute("ROLLBACK")
                     return ClaimResult.OVER_BUDGET, None
                 if token_id is not None:
-                    spent = db.execute("SELECT 1 FROM spent_tokens WHERE token_id = ?", (token_id,)).fetchone()
-                    if spent:
-                        db.execute("ROLLBACK")
+                    if db.execute("SELECT 1 FROM spent_tokens WHERE token_id = ?", (token_id,)).fetchone():
                         return ClaimResult.TOKEN_USED, None
                     db.execute("INSERT INTO spent_tokens VALUES (?, ?)", (token_id, self._now()))
                 if existing is not None:
@@ -161,13 +178,22 @@ class SQLiteLedger:
                         "attempt": intent.attempt,
                     },
                 )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
             return ClaimResult.CREATED, intent
 
         return await self._run(do)
+
+    def _may_record(
+        self, db: sqlite3.Connection, intent: Intent, existing: Intent | None, budget: Budget | None
+    ) -> None:
+        """Raises LedgerTampered where a new intent would build on a ledger changed by hand."""
+        self._chain.require_intact(db, intent.vendor, intent.po_number)
+        if existing is None and db.execute(_VANISHED, (intent.vendor, intent.po_number)).fetchone():
+            # Deleting the row of a placed order would otherwise free its PO for a second order.
+            raise _tampered(intent, "an intent recorded under this PO is gone from the ledger: its row was deleted")
+        if budget is not None:
+            window = "SELECT * FROM intents WHERE vendor = ? AND created_at >= ?"
+            if any(i.tampered for i in self._list(db, window, intent.vendor, budget.since.isoformat())):
+                raise _tampered(intent, f"an intent counted in today's budget for {intent.vendor} was changed by hand")
 
     def _insert_intent(self, db: sqlite3.Connection, intent: Intent, owner: str, lease_seconds: float) -> None:
         db.execute(
@@ -192,50 +218,64 @@ class SQLiteLedger:
                 intent.updated_at.isoformat(),
             ),
         )
+        self._seals.reseal(db, intent.id)
 
     def _after(self, seconds: float) -> str:
         return (self._clock() + timedelta(seconds=seconds)).isoformat()
 
     async def lease(self, intent_id: str, owner: str, seconds: float) -> Intent | None:
         def do(db: sqlite3.Connection) -> Intent | None:
-            # One compare-and-set: whoever's UPDATE matches holds the intent; ISO UTC text orders like time.
-            # The row is read in the same locked step, so the holder drives what is there *now*.
-            cursor = db.execute(
-                "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ? "
-                "AND (lease_owner IS NULL OR lease_owner = ? OR lease_until < ?)",
-                (owner, self._after(seconds), intent_id, owner, self._now()),
-            )
-            if cursor.rowcount == 0:
-                holder = db.execute("SELECT lease_owner FROM intents WHERE id = ?", (intent_id,)).fetchone()
-                if holder and holder[0] and not owner_alive(holder[0]):
-                    # Its process died on this machine (a crash, kill -9): no need to wait for the lease to run out.
-                    cursor = db.execute(
-                        "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ? AND lease_owner = ?",
-                        (owner, self._after(seconds), intent_id, holder[0]),
-                    )
-            return _one(db, "SELECT * FROM intents WHERE id = ?", intent_id) if cursor.rowcount == 1 else None
+            # Read, check and take in one write transaction: the holder drives the row as it is *now*.
+            with transaction(db):
+                row = _row(db, "SELECT * FROM intents WHERE id = ?", intent_id)
+                if row is None:
+                    return None
+                intent = self._seals.sealed(row)
+                self._chain.require_intact(db, intent.vendor, intent.po_number)
+                holder, until = row["lease_owner"], row["lease_until"] or ""
+                # ISO UTC text orders like time. A holder whose process died on this machine (a crash,
+                # kill -9) need not be waited for.
+                if holder is not None and holder != owner and until >= self._now() and owner_alive(holder):
+                    return None
+                db.execute(
+                    "UPDATE intents SET lease_owner = ?, lease_until = ? WHERE id = ?",
+                    (owner, self._after(seconds), intent_id),
+                )
+                return self._seals.reseal(db, intent_id)
 
         return await self._run(do)
 
     async def release(self, intent_id: str, owner: str) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "UPDATE intents SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?",
-                (intent_id, owner),
-            )
-        )
+        def do(db: sqlite3.Connection) -> None:
+            with transaction(db):
+                row = _row(db, "SELECT * FROM intents WHERE id = ?", intent_id)
+                # A row changed by hand is never re-sealed, not even to free it: it stays reported.
+                if row is None or row["lease_owner"] != owner or self._seals.load(row).tampered:
+                    return
+                db.execute("UPDATE intents SET lease_owner = NULL, lease_until = NULL WHERE id = ?", (intent_id,))
+                self._seals.reseal(db, intent_id)
+
+        await self._run(do)
 
     async def get(self, vendor: str, po_number: str) -> Intent | None:
-        return await self._run(lambda db: _one(db, _BY_PO, vendor, po_number))
+        return await self._run(lambda db: self._one_sealed(db, _BY_PO, vendor, po_number))
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
-        return await self._run(
-            lambda db: _one(db, "SELECT * FROM intents WHERE vendor = ? AND order_id = ?", vendor, order_id)
-        )
+        sql = "SELECT * FROM intents WHERE vendor = ? AND order_id = ?"
+        return await self._run(lambda db: self._one_sealed(db, sql, vendor, order_id))
 
     async def by_po(self, po_number: str) -> list[Intent]:
         sql = "SELECT * FROM intents WHERE po_number = ? COLLATE NOCASE ORDER BY vendor"
-        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, po_number)])
+        return await self._run(lambda db: self._list(db, sql, po_number))
+
+    def _one_sealed(self, db: sqlite3.Connection, sql: str, *args: Any) -> Intent | None:
+        """The first row as an intent; LedgerTampered when it was changed by hand."""
+        rows = _rows(db, sql, *args)
+        return self._seals.sealed(rows[0]) if rows else None
+
+    def _list(self, db: sqlite3.Connection, sql: str, *args: Any) -> list[Intent]:
+        """Every row as an intent, those changed by hand marked `tampered` (listing them is no send)."""
+        return [self._seals.load(row) for row in _rows(db, sql, *args)]
 
     async def transition(
         self,
@@ -247,12 +287,14 @@ class SQLiteLedger:
         order: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        def do(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                before = _one(db, "SELECT * FROM intents WHERE id = ?", intent_id)
-                if before is None:
+        def do(db: sqlite3.Connection) -> LedgerTampered | None:
+            with transaction(db):
+                row = _row(db, "SELECT * FROM intents WHERE id = ?", intent_id)
+                if row is None:
                     raise KeyError(f"no intent {intent_id}")
+                before = self._seals.load(row)
+                if before.tampered:
+                    return self._unrecordable(db, before, state, actor, order_id=order_id, order=order, error=error)
                 states.check(intent_id, before.state, state)
                 db.execute(
                     "UPDATE intents SET state = ?, order_id = COALESCE(?, order_id), "
@@ -266,7 +308,7 @@ class SQLiteLedger:
                         intent_id,
                     ),
                 )
-                current = _one(db, "SELECT * FROM intents WHERE id = ?", intent_id)
+                current = self._seals.reseal(db, intent_id)
                 detail: dict[str, Any] = {"state": state.value}
                 if order_id:
                     detail["order_id"] = order_id
@@ -275,30 +317,78 @@ class SQLiteLedger:
                 if error is not None:
                     detail["error"] = error
                 self._insert_audit(db, f"intent_{state.value}", actor, current, detail)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            return None
 
-        await self._run(do)
+        if (tampered := await self._run(do)) is not None:
+            raise tampered
+
+    def _unrecordable(
+        self, db: sqlite3.Connection, intent: Intent, state: IntentState, actor: str, **answer: Any
+    ) -> LedgerTampered:
+        """A row changed by hand is never re-sealed: a vendor's answer for it is kept in the audit log instead."""
+        sent = state in (IntentState.PLACED, IntentState.UNKNOWN)  # the vendor was called
+        if sent:
+            order: dict[str, Any] = answer.get("order") or {}
+            detail: dict[str, Any] = {"state": state.value, "order_id": answer.get("order_id")}
+            detail |= {"total": order.get("total"), "error": answer.get("error")}
+            self._insert_audit(db, "intent_tampered", actor, intent, detail)
+        reason = TAMPERED + ("; the vendor's answer is kept in the audit log (intent_tampered)" if sent else "")
+        tampered = _tampered(intent, reason)
+        tampered.sent = sent
+        return tampered
 
     async def placed_orders(self, vendor: str | None = None) -> list[Intent]:
         # Constant SQL text either way; values are bound.
         sql = "SELECT * FROM intents WHERE state = 'placed'" + (" AND vendor = ?" if vendor else "")  # noqa: S608
         args: Sequence[Any] = (vendor,) if vendor else ()
-        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *args)])
+        return await self._run(lambda db: self._list(db, sql, *args))
+
+    async def recent(self, vendor: str, since: datetime) -> list[Intent]:
+        sql = "SELECT * FROM intents WHERE vendor = ? AND created_at >= ? ORDER BY created_at DESC"
+        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, vendor, since.isoformat())])
 
     async def unsettled(self) -> list[Intent]:
         # Whatever the state table lets move on is unsettled; values are bound, the SQL text is constant.
         marks = ", ".join("?" * len(states.UNSETTLED))
         sql = f"SELECT * FROM intents WHERE state IN ({marks}) ORDER BY created_at"  # noqa: S608
-        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, *sorted(states.UNSETTLED))])
+        return await self._run(lambda db: self._list(db, sql, *sorted(states.UNSETTLED)))
 
     async def spent(self, vendor: str, since: datetime, currency: str) -> Decimal:
         return await self._run(lambda db: _spent(db, vendor, since, currency))
 
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None:
-        await self._run(lambda db: self._insert_audit(db, event, actor, intent, detail))
+        def do(db: sqlite3.Connection) -> None:
+            with transaction(db):
+                self._insert_audit(db, event, actor, intent, detail)
+
+        await self._run(do)
+
+    async def verify_audit(self) -> AuditReport:
+        def do(db: sqlite3.Connection) -> AuditReport:
+            with transaction(db, immediate=False):  # one snapshot: the rows and the head read together
+                return self._report(db)
+
+        return await self._run(do)
+
+    def _report(self, db: sqlite3.Connection) -> AuditReport:
+        rows, broken = self._chain.verify(db)
+        everything = self._list(db, "SELECT * FROM intents ORDER BY created_at")
+        return AuditReport(rows, broken, tuple(i for i in everything if i.tampered))
+
+    async def reseal(self, actor: str, reason: str) -> AuditReport:
+        def do(db: sqlite3.Connection) -> AuditReport:
+            with transaction(db):
+                found = self._report(db)
+                if found.intact:
+                    return found
+                self._chain.accept(db)
+                for intent in self._seals.accept(db, found.tampered):
+                    self._insert_audit(db, "intent_resealed", actor, intent, {"state": intent.state.value})
+                detail = {"broken": str(found.broken) if found.broken else None, "reason": reason}
+                self._insert_audit(db, "audit_resealed", actor, None, {**detail, "intents": len(found.tampered)})
+            return found
+
+        return await self._run(do)
 
     async def audit_log(self, limit: int = 1000) -> list[AuditEvent]:
         rows = await self._run(lambda db: _rows(db, "SELECT * FROM audit ORDER BY seq DESC LIMIT ?", limit))
@@ -318,24 +408,29 @@ class SQLiteLedger:
 
 
 def _spent(db: sqlite3.Connection, vendor: str, since: datetime, currency: str) -> Decimal:
-    """What the vendor's orders since `since` add up to in `currency`: every confirmed intent not refused."""
+    """What the vendor's orders since `since` add up to in `currency`: every intent not refused, as `counted`."""
     rows = db.execute(
-        "SELECT confirmed_total FROM intents WHERE vendor = ? AND state != 'rejected' AND created_at >= ?",
+        "SELECT preview, order_json, confirmed_total FROM intents "
+        "WHERE vendor = ? AND state != 'rejected' AND created_at >= ?",
         (vendor, since.isoformat()),
     ).fetchall()
-    totals = (str(row[0]).split() for row in rows)
-    return sum((Decimal(t[0]) for t in totals if len(t) == 2 and t[1] == currency), Decimal(0))
+    return sum((counted(json.loads(p), json.loads(o) if o else None, str(t), currency) for p, o, t in rows), Decimal(0))
 
 
-def _rows(db: sqlite3.Connection, sql: str, *args: Any) -> list[sqlite3.Row]:
+def _rows(db: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
     cursor = db.execute(sql, args)
     names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]  # type: ignore[misc]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
-def _one(db: sqlite3.Connection, sql: str, *args: Any) -> Intent | None:
+def _row(db: sqlite3.Connection, sql: str, *args: Any) -> dict[str, Any] | None:
     rows = _rows(db, sql, *args)
-    return _intent(rows[0]) if rows else None
+    return rows[0] if rows else None
+
+
+def _tampered(intent: Intent, reason: str) -> LedgerTampered:
+    logger.error("ledger: %s PO %r: %s", intent.vendor, intent.po_number, reason)
+    return LedgerTampered(intent.vendor, intent.po_number, reason)
 
 
 def _intent(row: Any) -> Intent:

@@ -3,17 +3,20 @@
 A simulator is a Starlette app with in-memory state. This module gives each of them the same
 test controls: an injectable clock, latency and one-shot named faults, a request log, a way to
 drop the connection after the work was committed, the loopback admin routes under
-``/_sandbox``, and a hostile vendor (`HostileResponses`): the shared faults ``hostile_text`` and
-``hostile_ids``, which every simulator accepts.
+``/_sandbox``, and a hostile vendor (`HostileResponses`): the shared faults ``hostile_text``,
+``hostile_ids`` and ``hostile_echo``, which every simulator accepts.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import anyio
 import httpx2
@@ -25,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
     "ADMIN_PREFIX",
+    "HOSTILE_ECHO",
     "HOSTILE_IDS",
     "HOSTILE_ID_SUFFIX",
     "HOSTILE_TEXT",
@@ -39,6 +43,7 @@ __all__ = [
     "RecordingMiddleware",
     "SimulatorTransport",
     "admin_routes",
+    "credential_echo",
     "with_shared_faults",
 ]
 
@@ -50,7 +55,10 @@ ADMIN_PREFIX = "/_sandbox"
 # messages, error codes); hostile_ids appends HOSTILE_ID_SUFFIX to every id and part/order number.
 HOSTILE_TEXT = "hostile_text"
 HOSTILE_IDS = "hostile_ids"
-SHARED_FAULT_NAMES = frozenset({HOSTILE_TEXT, HOSTILE_IDS})
+# hostile_echo appends to every text field the credentials of the request it answers, spelled as
+# careless or hostile APIs quote them (`credential_echo`).
+HOSTILE_ECHO = "hostile_echo"
+SHARED_FAULT_NAMES = frozenset({HOSTILE_TEXT, HOSTILE_IDS, HOSTILE_ECHO})
 HOSTILE_TEXT_SUFFIX = (
     " [verify your account](https://evil.example/login) ![](https://evil.example/pixel.png?leak=1)"
     " <https://evil.example/auto> <script>alert(1)</script><img src=x onerror=alert(1)>"
@@ -87,6 +95,8 @@ class Faults:
     latency: float = 0.0
     names: frozenset[str] = frozenset()
     _armed: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    # Every credential hostile_echo has quoted (API keys, OAuth tokens): what tests scan outputs for.
+    echoed: set[str] = field(default_factory=set[str], init=False, repr=False)
 
     def arm(self, name: str, times: int = 1) -> None:
         """Make the next ``times`` occasions of fault ``name`` fire (adds to any already armed).
@@ -343,25 +353,64 @@ def _is_id_key(key: str) -> bool:
     return key.lower() in _ID_KEYS or key.endswith(("Id", "_id", "ID"))
 
 
-def _poison(value: Any, *, text: bool, ids: bool, key: str = "") -> Any:
+def _poison(value: Any, *, text: bool, ids: bool, echo: str = "", key: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _poison(v, text=text, ids=ids, key=k) for k, v in value.items()}
+        return {k: _poison(v, text=text, ids=ids, echo=echo, key=k) for k, v in value.items()}
     if isinstance(value, list):
-        return [_poison(v, text=text, ids=ids, key=key) for v in value]
+        return [_poison(v, text=text, ids=ids, echo=echo, key=key) for v in value]
     if not isinstance(value, str):
         return value
     if ids and _is_id_key(key):
         return value + HOSTILE_ID_SUFFIX
-    if text and _is_text_key(key):
-        return value + HOSTILE_TEXT_SUFFIX
+    if (text or echo) and _is_text_key(key):
+        return value + echo + (HOSTILE_TEXT_SUFFIX if text else "")
     return value
+
+
+def credential_echo(credential: str) -> str:
+    """`credential` as careless or hostile APIs quote it: in part, upper-cased, spaced, split by CR/LF,
+    zero-width characters or markup, base64 (alone, and inside longer blobs at the other two byte
+    alignments, standard and URL-safe) and URL-encoded. Only its last 64 characters: a JWT is long, and
+    its random signature is at the end."""
+    credential = credential[-64:]
+    raw, half = credential.encode(), len(credential) // 2
+    forms = [
+        credential[2:18],
+        credential.upper(),
+        " ".join(credential),
+        "\r\n".join(credential[i : i + 4] for i in range(0, len(credential), 4)),
+        "\u200b".join(credential),
+        credential[:half] + "[]()" + credential[half:],
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(b"k" + raw).decode().rstrip("="),
+        base64.b64encode(b"user:" + raw + b"@vendor").decode(),
+        "".join(f"%{byte:02X}" for byte in raw),
+        quote(credential, safe=""),
+    ]
+    return " echo: " + " | ".join(forms)
+
+
+def _credentials(scope: Scope) -> list[str]:
+    """What the request authenticates with: a bearer token, Basic's decoded pair, an API key header."""
+    found: list[str] = []
+    for name, value in scope["headers"]:
+        text = value.decode("latin-1")
+        if name.lower() == b"authorization":
+            scheme, _, text = text.partition(" ")
+            if scheme.lower() == "basic":
+                with contextlib.suppress(ValueError):  # binascii.Error is one
+                    text = base64.b64decode(text).decode("utf-8", "replace")
+        if name.lower() in (b"authorization", b"x-api-key") and text.strip():
+            found.append(text.strip())
+    return found
 
 
 class HostileResponses:
     """ASGI wrapper around a simulator: while ``hostile_text`` / ``hostile_ids`` are armed on its
     `Faults`, each JSON answer (one arming each) comes back with hostile text appended to its text
     fields / ids: markdown links and images, autolinks, HTML (``<script>``, ``<img onerror>``), CR/LF,
-    control, zero-width and bidi characters, prompt-injection text and a very long tail.
+    control, zero-width and bidi characters, prompt-injection text and a very long tail. While
+    ``hostile_echo`` is armed, its text fields quote the request's credentials (`credential_echo`).
 
     Everything else about the answer (status, headers, numbers, the simulator's state) is unchanged.
     """
@@ -375,7 +424,7 @@ class HostileResponses:
         armed = self.faults.armed
         if (
             scope["type"] != "http"
-            or not (armed.get(HOSTILE_TEXT) or armed.get(HOSTILE_IDS))
+            or not (armed.get(HOSTILE_TEXT) or armed.get(HOSTILE_IDS) or armed.get(HOSTILE_ECHO))
             or path == ADMIN_PREFIX
             or path.startswith(ADMIN_PREFIX + "/")
         ):
@@ -386,7 +435,7 @@ class HostileResponses:
         async def hold(message: Message) -> None:
             held.append(message)
             if message["type"] == "http.response.body" and not message.get("more_body", False):
-                answer = self._rewrite(held)
+                answer = self._rewrite(held, _credentials(scope))
                 held.clear()
                 for rewritten in answer:
                     await send(rewritten)
@@ -398,7 +447,7 @@ class HostileResponses:
             for message in held:
                 await send(message)
 
-    def _rewrite(self, messages: list[Message]) -> list[Message]:
+    def _rewrite(self, messages: list[Message], credentials: list[str]) -> list[Message]:
         start, chunks = messages[0], messages[1:]
         headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
         content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
@@ -409,7 +458,10 @@ class HostileResponses:
         except ValueError:
             return messages
         text, ids = self.faults.take(HOSTILE_TEXT), self.faults.take(HOSTILE_IDS)
-        body = json.dumps(_poison(data, text=text, ids=ids)).encode()
+        echo = "".join(map(credential_echo, credentials)) if self.faults.take(HOSTILE_ECHO) else ""
+        if echo:
+            self.faults.echoed.update(credentials)
+        body = json.dumps(_poison(data, text=text, ids=ids, echo=echo)).encode()
         headers.append((b"content-length", str(len(body)).encode()))
         return [{**start, "headers": headers}, {"type": "http.response.body", "body": body, "more_body": False}]
 

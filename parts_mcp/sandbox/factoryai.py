@@ -61,7 +61,7 @@ __all__ = [
 ]
 
 # Factory AI shows keys once and documents no format; this one only has to look like a key.
-SANDBOX_API_KEY: Final = "f7i_sandbox_not_a_real_key_factoryai_0001"
+SANDBOX_API_KEY: Final = "f7i_sbx_4c0e9a7d2f61b8e35a9c"
 # The [vendors.factoryai] config section the embedded sandbox uses (base_url is added by the Sandbox).
 SANDBOX_SETTINGS: Final[dict[str, Any]] = {
     "kind": "factoryai",

@@ -57,8 +57,8 @@ __all__ = [
     "KeyloopSimulator",
 ]
 
-SANDBOX_CLIENT_ID: Final = "sandbox-keyloop-client-0001"
-SANDBOX_CLIENT_SECRET: Final = "sandbox-keyloop-secret-" + "not-a-real-secret-0001"
+SANDBOX_CLIENT_ID: Final = "sbx-kl-client-8e2a4f6c1d93"
+SANDBOX_CLIENT_SECRET: Final = "sbx-kl-secret-" + "b71e0c5a9f3d2e64"
 SANDBOX_ENTERPRISE_ID: Final = "sandbox-motors"
 SANDBOX_STORE_ID: Final = "store-01"
 SANDBOX_CUSTOMER_ID: Final = "3f1c2a9e-7b4d-4c8e-9a51-2d6f0b8e4c17"

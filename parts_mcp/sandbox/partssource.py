@@ -8,6 +8,12 @@ look-up and ``GET /orders/search`` with the search query language, offset pagina
 documented error envelopes and the rate-limit headers. Where the vendor leaves a detail open, the
 choice made here is marked "undocumented" so a reader can tell it from fact.
 
+Undocumented, and so switchable: whether ``/catalog/detail`` repeats a priceOptionId. The documents
+only say a priceOptionId is "a quote valid 30 days" (their examples show one id per option). By
+default an option keeps its id until the quote expires; with ``reissue_quotes`` set, every detail
+call quotes every option under a fresh id, and each id issued before stays orderable, at the price
+it quoted, for its own 30 days.
+
 Serve ``app`` under the API prefix (the real one is ``/customer/api``). The token endpoint really
 lives on another host (``auth.partssource.com/oauth2/token``); here it is the same app's
 ``/oauth2/token`` so one in-process transport reaches both.
@@ -69,9 +75,10 @@ __all__ = [
 
 # Shaped like the real things (a Cognito app client id is 26 lowercase letters and digits; an
 # API Gateway key 40 characters) but plainly fake, so no secret scanner mistakes them.
-SANDBOX_CLIENT_ID: Final = "5andb0xpartss0urcec1ient01"
-SANDBOX_CLIENT_SECRET: Final = "sandbox-not-a-real-secret-partssource-0001"  # noqa: S105 - a public sandbox value
-SANDBOX_API_KEY: Final = "sandboxNotARealApiGatewayKeyPartsSrc0001"
+SANDBOX_CLIENT_ID: Final = "5bx0c1ient9d2e7a4b60f1"
+# No vendor name in it: any 12 letters of a secret are blanked, and "...t-partssource" is also a PO.
+SANDBOX_CLIENT_SECRET: Final = "sbx-client-secret-7f3a0e91c4d2b8"  # noqa: S105 - a public sandbox value
+SANDBOX_API_KEY: Final = "sbxApiGw6d1f0a9e3c7b25e8d4"
 # A second app client that may only read: for scope tests.
 READ_ONLY_CLIENT_ID: Final = "5andb0xpartss0urcereadon1y"
 
@@ -325,6 +332,7 @@ class Quote:
 
     price_option_id: str
     product_id: str
+    offer_index: int  # which of the product's offers it quotes
     offer: Offer
     price: Decimal
     issued_at: float
@@ -687,6 +695,9 @@ class PartsSourceSimulator:
     Idempotency-Key*, as the documents say, creating nothing; ``drop_after_commit`` creates the next
     order (or replays it) and drops the connection before the answer.
 
+    ``reissue_quotes`` (a setting, default off): every ``/catalog/detail`` call issues fresh
+    priceOptionIds; ids issued before stay orderable at their price until they expire.
+
     ``orders`` is the ground truth (seeded orders included; see ``created_orders``), ``requests``
     the log of every call, token requests included.
     """
@@ -699,12 +710,14 @@ class PartsSourceSimulator:
         api_keys: Iterable[str] = (SANDBOX_API_KEY,),
         token_ttl: float = TOKEN_TTL_SECONDS,
         seed_orders: bool = True,
+        reissue_quotes: bool = False,
     ) -> None:
         if token_ttl <= 0:
             raise ValueError("token_ttl must be positive")
         self.clock = clock
         self.token_ttl = token_ttl
         self.api_keys = frozenset(api_keys)
+        self.reissue_quotes = reissue_quotes
         self.faults = Faults(names=FAULT_NAMES)
         self.requests: list[RecordedRequest] = []
         self.tenant = SANDBOX_TENANT
@@ -787,7 +800,9 @@ class PartsSourceSimulator:
         return self._quotes[price_option_id]
 
     def set_price(self, price_option_id: str, price: str) -> None:
-        """Re-price a quote (and its offer's future quotes), e.g. to model a vendor's correction.
+        """Re-price a quote and its offer's future quotes, e.g. to model a vendor's correction.
+
+        Other quotes already issued for the offer (``reissue_quotes``) keep the price they quoted.
 
         Raises:
             KeyError: the priceOptionId was never issued.
@@ -796,22 +811,35 @@ class PartsSourceSimulator:
         quote.price = Decimal(price)
         product = self._products[quote.product_id]
         offers = list(product.offers)
-        index = offers.index(quote.offer)
-        offers[index] = replace(quote.offer, price=Decimal(price))
-        quote.offer = offers[index]
+        offers[quote.offer_index] = replace(offers[quote.offer_index], price=Decimal(price))
+        quote.offer = offers[quote.offer_index]
         self._products[product.product_id] = replace(product, offers=tuple(offers))
 
     def withdraw(self, price_option_id: str) -> None:
-        """The vendor stops offering this option: it leaves catalog detail and cannot be ordered.
+        """The vendor stops offering this option: it leaves catalog detail, and no quote for it can be ordered.
 
         Raises:
             KeyError: the priceOptionId was never issued.
         """
-        quote = self._quotes[price_option_id]
-        quote.withdrawn = True
-        for key, current in self._current.items():
-            if current == price_option_id:
-                self._withdrawn_offers.add(key)
+        named = self._quotes[price_option_id]
+        offer = (named.product_id, named.offer_index)
+        self._withdrawn_offers.add(offer)
+        for quote in self._quotes.values():
+            if (quote.product_id, quote.offer_index) == offer:
+                quote.withdrawn = True
+
+    def issued(self, part_number: str, offer_index: int) -> list[str]:
+        """Every priceOptionId issued for one offer of a product, oldest first.
+
+        Raises:
+            KeyError: no such product.
+        """
+        product_id = self.product(part_number).product_id
+        return [
+            q.price_option_id
+            for q in sorted(self._quotes.values(), key=lambda q: q.issued_at)
+            if (q.product_id, q.offer_index) == (product_id, offer_index)
+        ]
 
     def set_status(self, order_id: int, status: str) -> None:
         """Move an order to another status (Pending, Research, EOrdered, Completed).
@@ -1046,7 +1074,7 @@ class PartsSourceSimulator:
             "PartNumber": lambda p: p.part_number.casefold(),
             "Description": lambda p: p.description.casefold(),
             "Manufacturer": lambda p: p.manufacturer.casefold(),
-            "Price": lambda p: min(q.price for q in self._live_quotes(p)),
+            "Price": self._from_price,
             "QuantityAvailable": lambda p: p.quantity_available,
         }
         if sort_by in sort_keys:
@@ -1061,7 +1089,7 @@ class PartsSourceSimulator:
                 "manufacturer": p.manufacturer,
                 "manufacturerId": p.manufacturer_id,
                 "quantityAvailable": p.quantity_available,
-                "price": _number(min(q.price for q in self._live_quotes(p))),
+                "price": _number(self._from_price(p)),
             }
             for _, p in ranked
         ]
@@ -1086,7 +1114,7 @@ class PartsSourceSimulator:
         if product is None or not self._live_offers(product):
             raise _ApiError(404, f"No product found with ID: {product_id}")
         options = []
-        for quote in self._live_quotes(product):
+        for quote in self._live_quotes(product, fresh=self.reissue_quotes):
             option: dict[str, Any] = {
                 "priceOptionId": quote.price_option_id,
                 "price": _number(quote.price),
@@ -1116,21 +1144,25 @@ class PartsSourceSimulator:
 
     def _issue(self, product_id: str, index: int, offer: Offer, now: float, fixed_id: str | None = None) -> Quote:
         price_option_id = fixed_id or f"OPT-{secrets.token_hex(4).upper()}-{secrets.token_hex(2).upper()}"
-        quote = Quote(price_option_id, product_id, offer, offer.price, now)
+        quote = Quote(price_option_id, product_id, index, offer, offer.price, now)
         self._quotes[price_option_id] = quote
         self._current[(product_id, index)] = price_option_id
         return quote
 
+    def _from_price(self, product: Product) -> Decimal:
+        # The offers' prices, not their quotes': a search answer quotes nothing, so it issues nothing.
+        return min(product.offers[index].price for index in self._live_offers(product))
+
     def _live_offers(self, product: Product) -> list[int]:
         return [i for i in range(len(product.offers)) if (product.product_id, i) not in self._withdrawn_offers]
 
-    def _live_quotes(self, product: Product) -> list[Quote]:
-        """The current quote for each offer still offered, a new one for any that expired."""
+    def _live_quotes(self, product: Product, *, fresh: bool = False) -> list[Quote]:
+        """The current quote for each offer still offered, a new one for any that expired (for all when `fresh`)."""
         now = self.clock()
         quotes = []
         for index in self._live_offers(product):
             quote = self._quotes[self._current[(product.product_id, index)]]
-            if now >= quote.expires_at:
+            if fresh or now >= quote.expires_at:
                 quote = self._issue(product.product_id, index, product.offers[index], now)
             quotes.append(quote)
         return quotes
@@ -1305,6 +1337,7 @@ class PartsSourceSimulator:
                 "condition": quote.offer.condition,
                 "warranty": quote.offer.warranty,
                 "purchaseChoice": quote.offer.purchase_choice,
+                "vendorName": quote.offer.vendor,
                 "quantity": raw["quantity"],
                 "price": _number(quote.price),
                 "extendedPrice": _number(extended),
@@ -1452,6 +1485,7 @@ class PartsSourceSimulator:
                     "condition": offer.condition,
                     "warranty": offer.warranty,
                     "purchaseChoice": offer.purchase_choice,
+                    "vendorName": offer.vendor,
                     "quantity": quantity,
                     "price": _number(offer.price),
                     "extendedPrice": _number(offer.price * quantity),

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 # Undocumented: the format of Shopmonkey API keys (they are long opaque bearer tokens).
-SANDBOX_API_KEY: Final = "sm_sandbox_" + "not_a_real_key_shopmonkey_sandbox_0001"
+SANDBOX_API_KEY: Final = "sm_sbx_" + "2e9b7c4a0f1d6e83b5a7"
 
 MAX_LIMIT: Final = 100  # observed by integrators: larger limits are clamped silently
 DEFAULT_LIMIT: Final = 20  # undocumented: the page size when no limit is sent

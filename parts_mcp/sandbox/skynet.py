@@ -37,7 +37,8 @@ __all__ = ["CATALOG", "FAULT_NAMES", "SANDBOX_API_KEY", "CatalogPart", "SkynetSi
 
 # Shaped like a real key (prefix, letters/digits/underscores, 50 chars); the underscores keep it
 # from looking like a Stripe live key to secret scanners, which share the sk_live_ prefix.
-SANDBOX_API_KEY: Final = "sk_live_sandbox_" + "not_a_real_key_skynet_sandbox_0001"
+# Sandbox keys are public, yet redacted like any key: random-looking, so no run of them spells ordinary words.
+SANDBOX_API_KEY: Final = "sk_live_sbx_" + "9c3e1a7f0b5d2c8e4a6f"
 
 CURRENCY: Final = "USD"
 MAX_LOOKUP_ENTRIES: Final = 50
@@ -271,6 +272,16 @@ class SkynetSimulator:
         """
         key = part_number.casefold()
         self._parts[key] = replace(self._parts[key], list_price=Decimal(list_price))
+
+    def set_discount(self, part_number: str, percent: str) -> None:
+        """Change the account's B2B discount off a part's list price; a negative one bills above list
+        (a vendor breaking its own rule, which the server must catch).
+
+        Raises:
+            KeyError: the part is not in the catalog.
+        """
+        key = part_number.casefold()
+        self._parts[key] = replace(self._parts[key], discount_percent=Decimal(percent))
 
     # -- rendering ------------------------------------------------------------------------------
 

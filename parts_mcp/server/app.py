@@ -24,7 +24,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, Tool, ToolAnnotations
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from parts_mcp import __version__, vendors
+from parts_mcp import __version__, logs, vendors
 from parts_mcp.config import Settings
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, lease_owner
@@ -182,6 +182,9 @@ def build_server(
         order_vendors=frozenset(guard.order_vendors) if guard.order_vendors is not None else None,
         read_only=guard.read_only,
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
+        added_charges_rate=guard.added_charges_percent / 100,
+        added_charges_flat=guard.added_charges_flat,
+        duplicate_window=timedelta(hours=guard.duplicate_window_hours),
     )
     secret = guard.token_secret.get_secret_value().encode() if guard.token_secret else None
     tokens = ConfirmationTokens(secret, policy.token_ttl, clock)
@@ -195,9 +198,14 @@ def build_server(
         ledger = SQLiteLedger(path, clock=clock)
     shared_ledger = ledger
     redactor = Redactor(_secrets(settings))
+    logs.add_secrets(_secrets(settings))  # log lines are redacted like results
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
+        report = await shared_ledger.verify_audit()
+        if not report.intact:
+            # Loud, and reads go on: the ledger itself refuses new orders while its audit chain is broken.
+            logger.critical("the ledger was changed outside parts-mcp: %s. Run `parts-mcp audit verify`.", report)
         async with AsyncExitStack() as stack:
             clients: dict[str, VendorClient] = {}
             # One client per vendor section: its own cookies and connection pool.

@@ -8,6 +8,7 @@ sanitized vendor text; no raw vendor body, stack trace or secret gets through.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from mcp.types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
 from parts_mcp.orders.refusals import Refusal, refusal
+from parts_mcp.redact import finder
 from parts_mcp.untrusted import clean_text
 
 logger = logging.getLogger(__name__)
@@ -130,30 +132,32 @@ class Redactor:
     """Blanks out configured secrets wherever text leaves the server: the last line of defence.
 
     Vendor clients already redact what they know (keys, current tokens); vendor text can still
-    quote a credential in places they do not see, so every tool result and error passes here too.
+    quote a credential in places they do not see, so every tool result and error passes here too,
+    through the same finder (`parts_mcp.redact`): a long secret in any spelling, a short one exactly.
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        # Longest first, so a secret that contains another is blanked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+        self._finder = finder(secrets, exact_min=MIN_SECRET_LENGTH)
 
     def text(self, value: str) -> str:
-        for secret in self._secrets:
-            value = value.replace(secret, "***")
-        return value
+        return self._finder.redact(value)
 
     def result(self, value: Any) -> Any:
         """A tool's result, or the form it puts in front of the human (an InputRequiredResult), redacted."""
-        if not self._secrets or not isinstance(value, CallToolResult | InputRequiredResult):
+        if not self._finder or not isinstance(value, CallToolResult | InputRequiredResult):
             return value
-        # Each string on its own: in a JSON dump a secret with a quote or backslash would be escaped, and missed.
-        return type(value).model_validate(self._walk(value.model_dump(by_alias=True)))
+        dumped = value.model_dump(by_alias=True)
+        # One look at the whole result first: nearly all hold no secret and pass on as they are.
+        if not self._finder.found_in_json(json.dumps(dumped, ensure_ascii=False, default=str)):
+            return value
+        # Each string on its own: a secret is blanked where it stands, keys included (vendor extras).
+        return type(value).model_validate(self._walk(dumped))
 
     def _walk(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {key: self._walk(item) for key, item in value.items()}
+            return {self.text(str(key)): self._walk(item) for key, item in value.items()}
         if isinstance(value, list):
             return [self._walk(item) for item in value]
         return value

@@ -16,9 +16,18 @@ from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult,
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from parts_mcp.domain import Model, Order, OrderItem, OrderStatus, Preview
+from parts_mcp.domain import Model, Money, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders.guard import GuardError
-from parts_mcp.orders.results import ConfirmationRequired, NewOrder, Outcome, OutcomeUnknown, Placed, Prepared, Repeat
+from parts_mcp.orders.results import (
+    BilledAboveApproval,
+    ConfirmationRequired,
+    NewOrder,
+    Outcome,
+    OutcomeUnknown,
+    Placed,
+    Prepared,
+    Repeat,
+)
 from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app
 from parts_mcp.tools.options import OrderOptions
@@ -38,7 +47,7 @@ class ConfirmOrder(BaseModel):  # a form: its field titles are what the human re
 class PlaceOrderResult(Model):
     """One of three outcomes, told apart by `status`."""
 
-    status: Literal["confirmation_required", "placed", "outcome_unknown"]
+    status: Literal["confirmation_required", "placed", "billed_above_approval", "outcome_unknown"]
     vendor: str
     po_number: str
     sandbox: bool
@@ -48,6 +57,8 @@ class PlaceOrderResult(Model):
     order: Order | None = None
     idempotency_key: str | None = None
     replayed: bool | None = None
+    approved_limit: Money | None = Field(default=None, description="billed_above_approval: the most the user approved")
+    cancelled: bool | None = Field(default=None, description="billed_above_approval: this server cancelled the order")
     warnings: list[str] = Field(default_factory=list)
     next_steps: str | None = None
 
@@ -162,6 +173,8 @@ def _result(
         result, lines = _confirmation(outcome, prepared.display_name, warnings, base)
     elif isinstance(outcome, Placed):
         result, lines = _placed(outcome, help, base)
+    elif isinstance(outcome, BilledAboveApproval):
+        result, lines = _over(outcome, help, base)
     else:
         result, lines = _unknown(outcome, base)
     if result.next_steps:
@@ -223,6 +236,27 @@ def _placed(
         f"idempotency_key: {outcome.idempotency_key}",
     ]
     return result, lines + [f"Warning: {w}" for w in outcome.warnings]
+
+
+def _over(
+    outcome: BilledAboveApproval, help: Mapping[OrderStatus, str], base: dict[str, Any]
+) -> tuple[PlaceOrderResult, list[str]]:
+    result = PlaceOrderResult(
+        status="billed_above_approval",
+        order=outcome.order,
+        idempotency_key=outcome.idempotency_key,
+        approved_limit=outcome.approved,
+        cancelled=outcome.cancelled,
+        next_steps=outcome.next_steps,
+        **base,
+    )
+    done = "this server CANCELLED it" if outcome.cancelled else "it could NOT be cancelled here: the order EXISTS"
+    return result, [
+        f"status: billed_above_approval (ATTENTION: the vendor billed MORE than the {outcome.approved} the user "
+        f"approved; {done}). {text.VENDOR_TEXT}",
+        *text.order(outcome.order, help),
+        f"idempotency_key: {outcome.idempotency_key}",
+    ]
 
 
 def _unknown(outcome: OutcomeUnknown, base: dict[str, Any]) -> tuple[PlaceOrderResult, list[str]]:

@@ -128,6 +128,11 @@ def preview(item: Preview, display_name: str, warnings: Iterable[str] = ()) -> l
     lines.append(f"Total: {item.total} ({basis})")
     if item.excludes:
         lines.append(f"Not included: {', '.join(item.excludes)} (the vendor adds them when the order is created)")
+    if item.approval_limit is not None and item.approval_limit != item.total:
+        lines.append(
+            f"Approving allows a bill of up to {item.approval_limit}, the charges the vendor adds included; "
+            "a higher bill is cancelled where the vendor allows, else reported at once"
+        )
     if item.notes:
         lines.append(f"Notes, written by the assistant: {quoted(item.notes, 1000)}")
     if item.options:

@@ -11,7 +11,8 @@ tool boundary)::
     │   ├── VendorKeyConflict    the idempotency key is taken: an order under it may exist
     │   └── VendorOutOfStock     `items` lists what is short
     ├── VendorRateLimited        429; `retry_after` seconds when the vendor said
-    ├── VendorUnavailable        5xx; `not_processed` when the vendor guarantees nothing was written
+    ├── VendorUnavailable        5xx; `not_processed` when the vendor guarantees nothing was written;
+    │                            also our own "circuit open" (nothing sent, `retry_after` = the cool-down left)
     ├── VendorBadResponse        a 2xx we cannot read (HTML, missing ids, too large)
     ├── VendorTimeout            no answer within the deadline: a write may have been committed
     └── VendorConnectionError    the connection failed; `sent` says whether the request left us
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,11 +32,14 @@ from typing import Any, Protocol, runtime_checkable
 import anyio
 import httpx2
 import stamina
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
+from parts_mcp.redact import SecretFinder, finder
 from parts_mcp.untrusted import clean_code, clean_data, safe_id
 from parts_mcp.untrusted import clean_text as clean_text  # vendor clients import it from here
+from parts_mcp.vendors._circuit import Outcome, VendorHealth
+from parts_mcp.vendors._circuit import breaker_clock as breaker_clock  # tests set it; see _circuit
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +154,12 @@ class VendorUnavailable(VendorError):
     default_code = "VENDOR_UNAVAILABLE"
     retryable = True
 
-    def __init__(self, vendor: str, message: str, *, not_processed: bool = False, **kw: Any) -> None:
+    def __init__(
+        self, vendor: str, message: str, *, not_processed: bool = False, retry_after: float | None = None, **kw: Any
+    ) -> None:
         super().__init__(vendor, message, **kw)
         self.not_processed = not_processed
+        self.retry_after = retry_after  # seconds, when known (a vendor held back by its open circuit)
 
     def _this_attempt_may_have_committed(self) -> bool:
         return not self.not_processed
@@ -228,6 +236,7 @@ class Capabilities:
     replays_failures: bool = False
     # part_ids are short-lived tokens (a new one per look-up): an order is identified by part number instead.
     ephemeral_part_ids: bool = False
+    cancel: bool = False  # the API can cancel an order it just created (a client with it is also `Cancels`)
 
 
 @dataclass(frozen=True)
@@ -338,6 +347,19 @@ class VendorClient(Protocol):
     def map_status(self, vendor_status: str | None) -> OrderStatus: ...
 
 
+@runtime_checkable
+class Cancels(Protocol):
+    """A client whose vendor can cancel an order (`Capabilities.cancel`)."""
+
+    async def cancel_order(self, order_id: str) -> Order:
+        """Cancel the order and return it as the vendor now has it.
+
+        Raises:
+            VendorError: the vendor refused (e.g. the order already went to the supplier).
+        """
+        ...
+
+
 # ------------------------------------------------------------------------------------------ HTTP helper
 
 
@@ -356,6 +378,12 @@ class HttpPolicy(BaseModel):
     wait_jitter: float = Field(default=0.5, ge=0)
     retry_after_cap: float = Field(default=20.0, ge=0)  # a vendor asking for longer gets a rate-limited error
     max_response_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    # A vendor failing on its side is left alone for a while rather than hammered (see _circuit).
+    circuit_failures: int = Field(
+        default=5, ge=1, le=100, description="Server-side failures in a row that open the circuit"
+    )
+    circuit_cooldown: float = Field(default=30.0, gt=0, le=600, description="Seconds an open circuit sends nothing")
+    retry_budget: float = Field(default=0.1, ge=0, le=1, description="Retries allowed per call, over time")
 
     def timeouts(self) -> httpx2.Timeout:
         return httpx2.Timeout(
@@ -371,6 +399,18 @@ class VendorSettingsBase(HttpPolicy):
 
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy.model_validate(self.model_dump(include=set(HttpPolicy.model_fields)))
+
+    def account_marks(self) -> frozenset[str]:
+        """What identifies the vendor account this section reaches, besides its kind and base_url.
+
+        Two sections of one kind at one base_url sharing any mark reach one account. By default the
+        credentials; a vendor whose account is named by ids (a dealer's store) adds those.
+        """
+        return frozenset(
+            f"{name}={value.get_secret_value()}"
+            for name in type(self).model_fields
+            if isinstance(value := getattr(self, name), SecretStr)
+        )
 
 
 ErrorMapper = Callable[[httpx2.Response, Any], VendorError]
@@ -410,15 +450,24 @@ class VendorHttp:
         self.policy = policy or HttpPolicy()
         self._secrets = [s for s in secrets if s]
         self._tokens = tokens
+        p = self.policy
+        # One per client, so per vendor section: what every call to this vendor has shown so far.
+        self.health = VendorHealth(
+            vendor,
+            failures=p.circuit_failures,
+            cooldown=p.circuit_cooldown,
+            budget=p.retry_budget,
+            burst=p.attempts - 1,
+            clock=breaker_clock.get(),
+        )
 
     def redact(self, text: str) -> str:
-        for secret in [*self._secrets, *(self._tokens.secrets if self._tokens else [])]:
-            text = text.replace(secret, "***")
-            # Messages are cleaned before they get here: a secret that cleaning changes is blanked in that form too.
-            cleaned = clean_text(secret, len(secret) + 16)
-            if cleaned != secret and len(cleaned) >= 6:  # a short remnant would blank ordinary words
-                text = text.replace(cleaned, "***")
-        return text
+        """`text` with our keys and tokens blanked in every form a vendor may echo (`parts_mcp.redact`)."""
+        return self._finder().redact(text)
+
+    def _finder(self) -> SecretFinder:
+        # Our own messages name no short word of ours: any secret is blanked there, a long one in any spelling.
+        return finder([*self._secrets, *(self._tokens.secrets if self._tokens else [])], exact_min=1)
 
     async def request(
         self,
@@ -435,12 +484,15 @@ class VendorHttp:
         `retry` says whether repeating the request is safe (reads, and writes the vendor deduplicates).
 
         Raises:
+            VendorUnavailable: the vendor's circuit is open: nothing was sent (`nothing_sent`, `retry_after`).
             VendorError: the mapped failure of the last attempt.
         """
         policy = self.policy
         attempts = policy.attempts if retry else 1
+        probing = self._admit()
 
         committed_before = False
+        last: VendorError | None = None
 
         def backoff(exc: Exception) -> bool | float:
             nonlocal committed_before
@@ -448,6 +500,9 @@ class VendorHttp:
                 return False
             committed_before = committed_before or exc.maybe_committed
             if isinstance(exc, VendorConnectionError) and exc.sent and not retry:
+                return False
+            if not self.health.may_retry():
+                logger.info("not retrying %s %s at %s: circuit open or retry budget spent", method, path, self.vendor)
                 return False
             if isinstance(exc, VendorRateLimited) and exc.retry_after is not None:
                 return min(exc.retry_after, policy.retry_after_cap)
@@ -465,16 +520,70 @@ class VendorHttp:
                     wait_jitter=policy.wait_jitter,
                 ):
                     with attempt:
+                        if attempt.num > 1 and not self.health.spend_retry():
+                            # The circuit opened or the budget ran dry during the wait: send nothing more, and
+                            # say what the vendor said last (`backoff` now refuses it, as nothing changed since).
+                            assert last is not None
+                            raise last
                         try:
-                            return await self._once(method, path, json_body, params, headers)
+                            probe = probing and attempt.num == 1
+                            return await self._attempt(probe, method, path, json_body, params, headers)
                         except VendorError as exc:
                             # A 429 after a lost answer must not hide that the first attempt may have landed.
                             exc.earlier_attempt_may_have_committed = committed_before
+                            last = exc
                             raise
         except TimeoutError as exc:
             error = VendorTimeout(self.vendor, f"{self.vendor} did not answer within {policy.deadline:g}s")
             raise error from exc
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    def _admit(self) -> bool:
+        """Whether this call's first attempt is the probe of a half-open circuit.
+
+        Raises:
+            VendorUnavailable: the circuit is open; nothing was sent, `retry_after` says for how long.
+        """
+        admission = self.health.admit(self.policy.deadline)
+        if admission.wait is None:
+            return admission.probe
+        seconds = float(math.ceil(admission.wait))
+        error = VendorUnavailable(
+            self.vendor,
+            f"{self.vendor} failed repeatedly, so this server is not calling it for the next {seconds:g}s; "
+            "this request was not sent.",
+            not_processed=True,
+            retry_after=seconds,
+        )
+        error.nothing_sent = True
+        raise error
+
+    async def _attempt(
+        self,
+        probe: bool,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[httpx2.Response, Any]:
+        """One attempt (`_once`), with what it showed about the vendor told to the vendor's breaker."""
+        outcome = Outcome.NEUTRAL
+        try:
+            answer = await self._once(method, path, json_body, params, headers)
+            outcome = Outcome.ANSWERED
+            return answer
+        except VendorError as exc:
+            outcome = _health_outcome(exc)
+            raise
+        except BaseException:
+            # Cancelled by a deadline that ran out means no answer in time; cancelled by the caller (or a
+            # sibling's failure) says nothing about the vendor.
+            if anyio.current_time() >= anyio.current_effective_deadline():
+                outcome = Outcome.FAILED
+            raise
+        finally:
+            self.health.record(outcome, probe=probe)
 
     async def _once(
         self,
@@ -551,16 +660,16 @@ class VendorHttp:
         return response, data
 
     def _echoes_secret(self, body: bytes) -> bool:
-        tokens = self._tokens.secrets if self._tokens else []
-        return any(s.encode() in body for s in [*self._secrets, *tokens] if len(s) >= ECHO_MIN_LENGTH)
+        return self._finder().found_in_json(body.decode(json.detect_encoding(body), "replace"))
 
-    def _redacted(self, data: Any) -> Any:
+    def _redacted(self, data: Any, found: SecretFinder | None = None) -> Any:
+        found = self._finder() if found is None else found
         if isinstance(data, str):
-            return self.redact(data)
+            return found.redact(data)
         if isinstance(data, dict):
-            return {self.redact(str(k)): self._redacted(v) for k, v in data.items()}  # type: ignore[misc]
+            return {found.redact(str(k)): self._redacted(v, found) for k, v in data.items()}  # type: ignore[misc]
         if isinstance(data, list):
-            return [self._redacted(item) for item in data]  # type: ignore[misc]
+            return [self._redacted(item, found) for item in data]  # type: ignore[misc]
         return data
 
     async def _read_capped(self, response: httpx2.Response) -> bytes:
@@ -576,6 +685,15 @@ class VendorHttp:
                 )
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _health_outcome(exc: VendorError) -> Outcome:
+    """What a failed attempt says about the vendor: down, up (it refused the request itself), or neither."""
+    if isinstance(exc, VendorUnavailable | VendorTimeout | VendorConnectionError):
+        return Outcome.FAILED
+    if isinstance(exc, VendorRateLimited | VendorBadResponse):
+        return Outcome.NEUTRAL  # a 429 says when to come back; an unreadable 2xx is no outage
+    return Outcome.ANSWERED
 
 
 def error_for_status(

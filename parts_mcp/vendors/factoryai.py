@@ -364,7 +364,9 @@ class FactoryAISettings(VendorSettingsBase):
 class FactoryAIClient:
     kind = "factoryai"
     display_name = "Factory AI"
-    capabilities = Capabilities(lookup=True, place=True, get=True, list=True, idempotency_key=False, find_by_po=True)
+    capabilities = Capabilities(
+        lookup=True, place=True, get=True, list=True, idempotency_key=False, find_by_po=True, cancel=True
+    )
     options_help = (
         "Factory AI options: supplier_id (default from config); priority (low|normal|high|urgent|critical); "
         "requested_delivery_date (YYYY-MM-DD, not in the past); shipping_address {name, address1, city, state, "
@@ -713,6 +715,18 @@ class FactoryAIClient:
         if options.get("justification"):
             body["justification"] = options["justification"]
         return body
+
+    async def cancel_order(self, order_id: str) -> Order:
+        # A status PUT cannot create anything, so a retry is safe; a retry after a lost answer meets
+        # 409 (already cancelled), and the order itself then says where it stands. The documented
+        # answer is a partial order (id, number, status, history): its status is what we learn.
+        body = {"status": "cancelled", "notes": "Cancelled by parts-mcp: billed above the approved total"}
+        path = f"/part-orders/{quote(order_id, safe='')}/status"
+        try:
+            _, data = await self._http.request("PUT", path, json_body=body, retry=True)
+        except VendorConflict:
+            return await self.get_order(order_id)
+        return self._order(read(OrderAnswer, data, self.key, "status update").order)
 
     async def get_order(self, order_id: str) -> Order:
         _, data = await self._http.request("GET", f"/part-orders/{quote(order_id, safe='')}", retry=True)

@@ -180,6 +180,10 @@ class KeyloopSettings(VendorSettingsBase):
         api_urls(self.base_url, self.enterprise_id, self.store_id)  # refuses an API path for another store
         return self
 
+    def account_marks(self) -> frozenset[str]:
+        # The dealer's store is the account; one developer app (client id) may serve several stores.
+        return frozenset({f"store={self.enterprise_id}/{self.store_id}"})
+
 
 # ------------------------------------------------------------------------------------------- prices
 

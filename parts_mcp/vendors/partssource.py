@@ -12,19 +12,29 @@ Undocumented, read tolerantly: the catalog search body's field names, whether ``
 is GET or POST (GET, falling back to POST on 405), the order's response fields, the PO field of
 an order (``poNumber``, the searchable field's name) and the replay header's name.
 
-Every option of a product is its own Part: ``part_id`` is ``<productId>:<priceOptionId>``
-(percent-encoded), ``price_basis`` "quote", ``expires_at`` the quote's expiry.
+Every option of a product is its own Part, named by what it is, not by its quote: ``part_id`` is
+``<productId>:<option key>`` (percent-encoded), the key a short digest of the option's condition,
+purchase choice, warranty and vendor. The documents call a priceOptionId "a quote valid 30 days"
+but do not say that ``/catalog/detail`` repeats it: a PartsSource that issues a fresh id per detail
+call must leave the id the model and the human saw usable. Each preview finds the option again in a
+fresh detail answer and re-prices it; its lines carry the quote the order will send as
+``<productId>:<option key>:<priceOptionId>``. ``price_basis`` is "quote", ``expires_at`` the quote's
+expiry.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import re
 import time
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, TypeVar, cast
 
 import anyio
@@ -244,6 +254,10 @@ class _Option(Record):
         (), validation_alias="requiredFields"
     )
 
+    def key(self) -> str:
+        """What this option is, whatever quote PartsSource issued for it this time."""
+        return option_key(self.condition, self.purchase_choice, self.warranty, self.supplier)
+
     def shown_condition(self) -> str:
         return clean_text(self.condition or "unstated", 60)
 
@@ -279,6 +293,20 @@ class _Line(Record):
     price: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
     total: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("extendedPrice", "lineTotal", "total"))
     status: Text = Field(None, validation_alias=AliasChoices("status", "lineStatus"))
+    condition: Text = None
+    warranty: Text = None
+    purchase_choice: Text = Field(None, validation_alias=AliasChoices("purchaseChoice", "purchaseType"))
+    supplier: Text = Field(None, validation_alias=AliasChoices("vendorName", "vendor", "supplier"))
+
+    def part_id(self) -> str | None:
+        """The line as the option it ordered, when PartsSource names all of it; else as its quote (an id
+        that finds the option only while detail still lists that quote)."""
+        if self.product_id is None or self.price_option_id is None:
+            return None
+        named = (self.condition, self.purchase_choice, self.warranty, self.supplier)
+        if any(value is None for value in named):
+            return encode_part_id(self.product_id, self.price_option_id)
+        return encode_quote_id(self.product_id, option_key(*named), self.price_option_id)
 
 
 class _Order(Record):
@@ -375,6 +403,7 @@ class _Quoted:
     option: _Option
     line: OrderLine
     expires_at: datetime | None
+    was: Money | None = None  # the price the part was known at, when PartsSource now quotes another
 
 
 class _KeyConflict(VendorKeyConflict):
@@ -386,14 +415,47 @@ class _KeyConflict(VendorKeyConflict):
         self.retryable = in_flight
 
 
-def encode_part_id(product_id: str, price_option_id: str) -> str:
-    """``<productId>:<priceOptionId>``: the product to read the quotes of, and the quote (the offer) among them."""
-    return part_ids.encode(product_id, price_option_id)
+def option_key(condition: str | None, purchase_choice: str | None, warranty: str | None, supplier: str | None) -> str:
+    """Eight characters that name one option of a product by what it is: every quote for it has the same key.
+
+    Spelling (case, spaces, Unicode forms) does not change it; a change of substance (another warranty,
+    another vendor) makes it another option.
+    """
+    said = [
+        " ".join(unicodedata.normalize("NFKC", v or "").casefold().split())
+        for v in (condition, purchase_choice, warranty, supplier)
+    ]
+    digest = hashlib.sha256("\x1f".join(said).encode()).digest()
+    return base64.b32encode(digest[:5]).decode().lower()
 
 
-def decode_part_id(part_id: str) -> tuple[str, str] | None:
-    fields = part_ids.decode(part_id, 2)
-    return (fields[0], fields[1]) if fields is not None else None
+def encode_part_id(product_id: str, option: str) -> str:
+    """``<productId>:<option>``: the product to read the quotes of, and the option among them (its key; in ids
+    made before keys, its priceOptionId)."""
+    return part_ids.encode(product_id, option)
+
+
+def encode_quote_id(product_id: str, key: str, price_option_id: str) -> str:
+    """``<productId>:<option key>:<priceOptionId>``: an option and the one quote of it an order line carries."""
+    return part_ids.encode(product_id, key, price_option_id)
+
+
+@dataclass(frozen=True)
+class OptionRef:
+    """What a part_id names: a product, one of its options (by key, or by priceOptionId in an older id) and,
+    for an order or preview line, the quote."""
+
+    product_id: str
+    option: str
+    quote: str | None = None
+
+
+def decode_part_id(part_id: str) -> OptionRef | None:
+    for count in (2, 3):
+        fields = part_ids.decode(part_id, count)
+        if fields is not None:
+            return OptionRef(fields[0], fields[1], fields[2] if count == 3 else None)
+    return None
 
 
 K = TypeVar("K", bound=Hashable)
@@ -517,7 +579,21 @@ class PartsSourceClient:
         return read(_Product, detail, self.key, "product detail") if is_object(detail) else None
 
     def _parts(self, product: _Product | None, now: datetime) -> list[Part]:
-        return [part for _, part in self._quotes(product, now)]
+        """Each option of `product` once: were it quoted twice in one answer, by its cheaper quote."""
+        same: dict[str, list[tuple[_Option, Part]]] = {}
+        for option, part in self._quotes(product, now):
+            same.setdefault(part.part_id, []).append((option, part))
+        return [picked[1] for quotes in same.values() if (picked := _pick(quotes)) is not None]
+
+    def _match(
+        self, product: _Product | None, ref: OptionRef, now: datetime, seen: Money | None = None
+    ) -> tuple[_Option, Part] | None:
+        """The option `ref` names as `product` offers it now, by key (or, for an older id, by its quote)."""
+        return _pick(
+            [(o, p) for o, p in self._quotes(product, now) if ref.option in (o.key(), o.price_option_id)],
+            seen,
+            ref.quote,
+        )
 
     def _quotes(self, product: _Product | None, now: datetime) -> list[tuple[_Option, Part]]:
         """Each price option of `product` with the Part it is offered as."""
@@ -535,7 +611,7 @@ class PartsSourceClient:
         description = clean_text(product.description or product.part_number, 160)
         return Part(
             vendor=self.key,
-            part_id=encode_part_id(product.product_id, option.price_option_id),
+            part_id=encode_part_id(product.product_id, option.key()),
             part_number=clean_text(product.part_number, 80),
             name=clean_text(f"{description} ({option.shown_condition()}, {option.shown_choice()})", 200),
             manufacturer=clean_text(product.manufacturer, 120) if product.manufacturer else None,
@@ -548,16 +624,12 @@ class PartsSourceClient:
         )
 
     async def resolve_parts(self, ids: Sequence[str]) -> dict[str, Part]:
-        wanted = {part_id: decoded for part_id in ids if (decoded := decode_part_id(part_id)) is not None}
-        products = await self._each(list(dict.fromkeys(product for product, _ in wanted.values())), self._detail)
+        wanted = {part_id: ref for part_id in ids if (ref := decode_part_id(part_id)) is not None}
+        products = await self._each(list(dict.fromkeys(ref.product_id for ref in wanted.values())), self._detail)
         now = datetime.now(UTC)
-        # Keyed by the id as re-encoded, so an id spelled with needless escapes still finds its quote.
-        offers = {part.part_id: part for product in products.values() for part in self._parts(product, now)}
-        return {
-            part_id: offers[encode_part_id(*decoded)]
-            for part_id, decoded in wanted.items()
-            if encode_part_id(*decoded) in offers
-        }
+        # Matched decoded, so an id spelled with needless escapes still finds its option.
+        found = {part_id: self._match(products.get(ref.product_id), ref, now) for part_id, ref in wanted.items()}
+        return {part_id: match[1] for part_id, match in found.items() if match is not None}
 
     # ------------------------------------------------------------------------------------- orders
 
@@ -572,15 +644,14 @@ class PartsSourceClient:
     async def preview(self, request: OrderRequest, parts: Mapping[str, Part]) -> Preview:
         options = self._options(request, {item.part_id: parts[item.part_id].part_id for item in request.items})
         self._check_notes(request.notes)
-        wanted = self._price_options(request, parts)
-        # Re-read the quotes: one withdrawn or expired since the look-up cannot be ordered, and a changed
-        # price shows up here (and so needs a new confirmation).
-        products = await self._each(list(dict.fromkeys(pid for pid, _ in wanted)), self._detail)
+        refs = self._refs(request, parts)
+        # Find each option again in a fresh detail answer, whatever priceOptionId it carries now: one withdrawn
+        # cannot be ordered, and a changed price shows up here (and so needs a new confirmation).
+        products = await self._each(list(dict.fromkeys(ref.product_id for ref in refs)), self._detail)
         now = datetime.now(UTC)
         quoted: list[_Quoted] = []
-        for index, (item, (product_id, option_id)) in enumerate(zip(request.items, wanted, strict=True)):
-            known, wanted_id = parts[item.part_id], encode_part_id(product_id, option_id)
-            quote = self._current(index, item.quantity, known, products.get(product_id), wanted_id, now)
+        for index, (item, ref) in enumerate(zip(request.items, refs, strict=True)):
+            quote = self._current(index, item.quantity, parts[item.part_id], products.get(ref.product_id), ref, now)
             self._check_fields(index, item.quantity, quote, options)
             quoted.append(quote)
         lines = [quote.line for quote in quoted]
@@ -610,9 +681,9 @@ class PartsSourceClient:
                 code="NOTES_TOO_LONG",
             )
 
-    def _price_options(self, request: OrderRequest, parts: Mapping[str, Part]) -> list[tuple[str, str]]:
-        """Each item's ``(productId, priceOptionId)``."""
-        wanted: list[tuple[str, str]] = []
+    def _refs(self, request: OrderRequest, parts: Mapping[str, Part]) -> list[OptionRef]:
+        """The product and option each item names."""
+        wanted: list[OptionRef] = []
         for index, item in enumerate(request.items):
             decoded = decode_part_id(parts[item.part_id].part_id)
             if decoded is None:
@@ -625,10 +696,10 @@ class PartsSourceClient:
         return wanted
 
     def _current(
-        self, index: int, quantity: int, known: Part, product: _Product | None, wanted_id: str, now: datetime
+        self, index: int, quantity: int, known: Part, product: _Product | None, ref: OptionRef, now: datetime
     ) -> _Quoted:
-        """The item's quote as PartsSource offers it now, priced; `known` is the part as it was looked up."""
-        option, part = next(((o, p) for o, p in self._quotes(product, now) if p.part_id == wanted_id), (None, None))
+        """The item's option as PartsSource quotes it now, priced; `known` is the part as it was looked up."""
+        option, part = self._match(product, ref, now, known.unit_price) or (None, None)
         price = part.unit_price if part is not None else None
         if option is None or part is None or price is None or (part.expires_at or now) < now:
             raise VendorInvalidRequest(
@@ -638,10 +709,19 @@ class PartsSourceClient:
                 field=f"items[{index}].part_id",
                 code="QUOTE_GONE",
             )
+        # The order carries the quote this detail answer gave for the option: the very id the human saw
+        # whenever PartsSource repeats ids. When it issues a fresh one per call, the documents make both
+        # orderable (each priceOptionId is "a quote valid 30 days"), but only the fresh one is known to hold
+        # now: its price was read in this same answer (an order whose price is not its quote's fails),
+        # PartsSource documents no way to read an older quote back, and nothing says whether a newer quote
+        # supersedes an older one. The human approved this option at this price; a different price is shown
+        # here, and the confirmation binds it.
+        quote_id = encode_quote_id(_product_id(part) or ref.product_id, option.key(), option.price_option_id or "")
         line = OrderLine.priced(
-            part_id=part.part_id, part_number=part.part_number, name=part.name, quantity=quantity, unit_price=price
+            part_id=quote_id, part_number=part.part_number, name=part.name, quantity=quantity, unit_price=price
         )
-        return _Quoted(option, line, part.expires_at)
+        was = known.unit_price if known.unit_price is not None and known.unit_price != price else None
+        return _Quoted(option, line, part.expires_at, was)
 
     def _check_fields(self, index: int, quantity: int, quote: _Quoted, options: _Options) -> None:
         """A flat-rate repair is one unit with its required fields; any other line takes no required fields."""
@@ -747,15 +827,16 @@ class PartsSourceClient:
         account = self.account
         items: list[dict[str, Any]] = []
         for index, (item, line) in enumerate(lines):
-            decoded = decode_part_id(line.part_id or "")
-            if decoded is None or line.unit_price is None:
+            ref = decode_part_id(line.part_id or "")
+            if ref is None or line.unit_price is None:
                 raise VendorInvalidRequest(
                     self.key, f"items[{index}] was not priced by the preview.", field=f"items[{index}]"
                 )
-            product_id, option_id = decoded
             entry: dict[str, Any] = {
-                "priceOptionId": option_id,
-                "productId": _wire_id(product_id),
+                # A preview line names its quote third; a line of two fields comes from a preview recorded
+                # before option keys (an intent finished after an upgrade), whose second field is the quote.
+                "priceOptionId": ref.quote or ref.option,
+                "productId": _wire_id(ref.product_id),
                 "quantity": item.quantity,
                 # The quoted price exactly as PartsSource sent it: a JSON number whose shortest form the
                 # look-up kept as this Decimal, so the float round-trips to the same number.
@@ -882,9 +963,8 @@ class PartsSourceClient:
     def _line(self, line: _Line) -> OrderLine:
         unit = self._money(line.price)
         quantity = line.quantity or 0
-        product_id, option_id = line.product_id, line.price_option_id
         return OrderLine(
-            part_id=encode_part_id(product_id, option_id) if product_id and option_id else None,
+            part_id=line.part_id(),
             part_number=clean_text(line.part_number or "?", 80),
             name=clean_text(line.description, 200) if line.description else None,
             quantity=quantity,
@@ -1045,6 +1125,10 @@ def _caveats(quoted: Sequence[_Quoted], options: _Options) -> list[str]:
         number, choice = quote.line.part_number, quote.option.shown_choice()
         warranty = quote.option.warranty or "unstated"
         caveats.append(f"{number}: {quote.option.shown_condition()}, {choice}, warranty {warranty}.")
+        if quote.was is not None:
+            caveats.append(
+                f"{number}: PartsSource now quotes {quote.line.unit_price} each; it was {quote.was} when looked up."
+            )
         if choice.casefold() == "exchange":
             caveats.append(f"{number}: exchange price; send your old unit back as a core.")
     caveats.append(
@@ -1053,6 +1137,25 @@ def _caveats(quoted: Sequence[_Quoted], options: _Options) -> list[str]:
         + ". PartsSource's API states no shipping or tax charges before the order: any are invoiced on top."
     )
     return caveats
+
+
+def _pick(
+    quotes: Sequence[tuple[_Option, Part]], seen: Money | None = None, hint: str | None = None
+) -> tuple[_Option, Part] | None:
+    """The quote to take for one option: priced, at the price the human saw if one is, the quote named if it
+    is among them, else the cheapest."""
+
+    def rank(quote: tuple[_Option, Part]) -> tuple[bool, bool, bool, Decimal]:
+        price = quote[1].unit_price
+        amount = price.amount if price is not None else Decimal(0)
+        return price is None, seen is not None and price != seen, quote[0].price_option_id != hint, amount
+
+    return min(quotes, key=rank, default=None)
+
+
+def _product_id(part: Part) -> str | None:
+    ref = decode_part_id(part.part_id)
+    return ref.product_id if ref is not None else None
 
 
 def _field(message: str) -> str | None:
