@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -12,7 +11,6 @@ from parts_mcp.orders.refusals import refusal
 from parts_mcp.orders.results import VendorFailure
 from parts_mcp.vendors.base import VendorClient, VendorError
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -29,8 +27,10 @@ async def each_vendor(
     except VendorError as exc:
         advice = refusal(exc, subject=client.key, writes=False)
         errors.append(VendorFailure(client.key, exc.code, exc.message, advice.retryable, advice.retry_after))
-    except Exception:
-        # One vendor's unreadable answer must not cost the others' results.
-        logger.exception("call to %s failed", client.key)
-        errors.append(VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read."))
+    except Exception as exc:
+        # One vendor's unreadable answer must not cost the others' results; the details are in the log.
+        advice = refusal(exc, subject=client.key, writes=False)
+        errors.append(
+            VendorFailure(client.key, "INTERNAL", f"{client.display_name}'s answer could not be read: {advice.message}")
+        )
     return None

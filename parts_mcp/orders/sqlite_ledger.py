@@ -345,7 +345,7 @@ class SQLiteLedger:
 
     async def recent(self, vendor: str, since: datetime) -> list[Intent]:
         sql = "SELECT * FROM intents WHERE vendor = ? AND created_at >= ? ORDER BY created_at DESC"
-        return await self._run(lambda db: [_intent(row) for row in _rows(db, sql, vendor, since.isoformat())])
+        return await self._run(lambda db: self._list(db, sql, vendor, since.isoformat()))
 
     async def unsettled(self) -> list[Intent]:
         # Whatever the state table lets move on is unsettled; values are bound, the SQL text is constant.
