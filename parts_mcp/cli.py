@@ -37,7 +37,9 @@ def _serve(args: argparse.Namespace) -> int:
     transport = args.transport or settings.server.transport
     host = args.host or settings.server.host
     port = args.port if args.port is not None else settings.server.port
-    server = build_server(settings)
+    # Approval links name the address really served, --host and --port included.
+    served = settings.server.model_copy(update={"transport": transport, "host": host, "port": port})
+    server = build_server(settings.model_copy(update={"server": served}))
     if settings.sandbox:
         logger.warning("no config file: serving the embedded sandbox (simulated vendors, nothing real is ordered)")
     if transport == "stdio":
@@ -48,6 +50,8 @@ def _serve(args: argparse.Namespace) -> int:
 
         logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
         app = GuardedHTTP(server.streamable_http_app(streamable_http_path="/mcp", host=host))
+        if server.channels is not None:
+            app = server.channels.beside(app)  # the approval page at /approvals/, outside the JSON-RPC screen
         # Logs to stderr only, like stdio mode: uvicorn's access log would otherwise go to stdout.
         # log_config=None: uvicorn's own records go through our (redacting, escaping) handler too.
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)

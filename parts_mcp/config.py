@@ -49,7 +49,10 @@ class ServerSettings(_Strict):
 
 
 class GuardSettings(_Strict):
-    confirmation: Literal["auto", "elicit", "token"] = "auto"
+    # auto: a form where the client can show one, else an approval page out of band; elicit: forms
+    # only; approval: always the page; token: the model confirms (trusted automation only).
+    confirmation: Literal["auto", "elicit", "approval", "token"] = "auto"
+    approval_ttl_seconds: int = Field(default=900, ge=60, le=7 * 86_400)
     po_pattern: str = r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$"
     max_order_total: Decimal | None = Decimal("25000.00")
     # Per vendor and UTC day, over every order confirmed that day (placed, or possibly placed).
@@ -84,10 +87,41 @@ class StoreSettings(_Strict):
         return self.path or Path(platformdirs.user_data_dir("parts-mcp")) / "parts-mcp.sqlite3"
 
 
+class ApprovalSettings(_Strict):
+    """The channels that bring an approval link to a person, never to the model."""
+
+    open_browser: bool = True  # the desktop case: the server runs on the user's own machine
+    # The link in the body approves the order: the URL itself is treated as a secret (redacted everywhere).
+    webhook_url: SecretStr | None = None
+    public_url: str | None = None  # default: the server's own address (stdio: the loopback listener)
+    port: int = Field(default=0, ge=0, le=65535)  # stdio: the loopback listener's port, 0 = any free port
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        # The message is said without the URL: it is a secret.
+        if value is not None and not _is_http_url(value.get_secret_value()):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_is_http(cls, value: str | None) -> str | None:
+        if value is not None and not _is_http_url(value):
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value.strip().rstrip("/") if value is not None else None
+
+
+def _is_http_url(value: str) -> bool:
+    parts = urlsplit(value.strip())
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     guard: GuardSettings = GuardSettings()
     store: StoreSettings = StoreSettings()
+    approvals: ApprovalSettings = ApprovalSettings()
     # Each section read as its kind's settings (the vendor registry knows every kind).
     vendors: dict[str, Annotated[VendorSettingsBase, BeforeValidator(vendor_settings)]] = Field(default_factory=dict)
     lookup_deadline: float = Field(default=20.0, gt=0)

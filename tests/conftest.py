@@ -27,6 +27,13 @@ from parts_mcp.server.app import build_server
 
 
 @pytest.fixture(autouse=True)
+def no_desktop_browser(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test opens a real browser tab: approval pages reach people through the channels a test sets up."""
+    for name in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def no_backoff_waits() -> Iterator[None]:
     """Retries keep their attempt budget but skip the waits (stamina's own test mode)."""
     with stamina.set_testing(True, attempts=3, cap=True):

@@ -108,7 +108,7 @@ async def test_declining_cancelling_or_unticking_writes_nothing(
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_auto_mode_without_elicitation_falls_back_to_the_token_preview(auto_world: World, mode: str) -> None:
+async def test_auto_mode_without_elicitation_asks_a_person_out_of_band(auto_world: World, mode: str) -> None:
     async with client(auto_world, None, mode) as c:
         ids = await part_ids(c, "MS21042L3")
         result = structured(
@@ -117,7 +117,7 @@ async def test_auto_mode_without_elicitation_falls_back_to_the_token_preview(aut
                 {"vendor": "skynet", "po_number": "PO-E3", "items": [{"part_id": ids["MS21042L3"], "quantity": 1}]},
             )
         )
-    assert result["status"] == "confirmation_required"
+    assert result["status"] == "awaiting_approval" and "confirmation_token" not in result
     assert auto_world.skynet_orders == []
 
 

@@ -222,25 +222,30 @@ async def test_two_accounts_of_one_kind_are_two_sections(tmp_path: Path) -> None
 # -- 4. the same items under another PO --------------------------------------------------------
 
 
-async def test_the_same_items_under_a_new_po_are_named_in_the_preview_and_the_form(tmp_path: Path) -> None:
+async def test_the_same_items_under_a_new_po_are_named_in_the_preview_the_form_and_the_approval(
+    tmp_path: Path,
+) -> None:
     world = World(tmp_path, confirmation="auto")
     items = [{"part_id": "part-001", "quantity": 4}, {"part_id": "part-003", "quantity": 20}]
-    async with Client(world.server) as model_only:
-        placed = await confirm_and_place(model_only, {"vendor": "factoryai", "po_number": "PO-DUP-1", "items": items})
-        retry = structured(
-            await model_only.call_tool(
-                "place_order", {"vendor": "factoryai", "po_number": "PO-DUP-2", "items": list(reversed(items))}
-            )
-        )
-    [warning] = retry["warnings"]
-    assert warning.startswith("POSSIBLE DUPLICATE: the same items (20 x FILTER-001, 4 x SKF-6204) were ordered")
-    assert "under PO PO-DUP-1 on " in warning and placed["order"]["order_id"] in warning
     human = Human()
     async with form_client(world, human, "legacy") as with_forms:
-        await with_forms.call_tool("place_order", {"vendor": "factoryai", "po_number": "PO-DUP-3", "items": items})
-    assert "POSSIBLE DUPLICATE" in human.shown[0] and "PO-DUP-1" in human.shown[0]
+        placed = structured(
+            await with_forms.call_tool("place_order", {"vendor": "factoryai", "po_number": "PO-DUP-1", "items": items})
+        )
+        await with_forms.call_tool("place_order", {"vendor": "factoryai", "po_number": "PO-DUP-2", "items": items})
+    [warning] = [line for line in human.shown[1].splitlines() if "POSSIBLE DUPLICATE" in line]
+    assert "the same items (4 x SKF-6204, 20 x FILTER-001) were ordered" in warning
+    assert "under PO PO-DUP-1 on " in warning and placed["order"]["order_id"] in warning
     # Not a block: the human saw it and approved, so the second order exists.
     assert len(world.sandbox.factoryai.orders) == 2
+    async with Client(world.server) as model_only:  # no forms: a person approves out of band
+        waiting = structured(
+            await model_only.call_tool(
+                "place_order", {"vendor": "factoryai", "po_number": "PO-DUP-3", "items": list(reversed(items))}
+            )
+        )
+    assert waiting["status"] == "awaiting_approval"
+    assert sum("POSSIBLE DUPLICATE" in w and "PO-DUP-1" in w for w in waiting["warnings"]) == 1
 
 
 async def test_the_duplicate_window_closes(tmp_path: Path) -> None:

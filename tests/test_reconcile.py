@@ -70,7 +70,7 @@ def test_the_rules_as_the_readme_states_them(
 EVIDENCE: list[Order | Look] = [Look.NOT_ASKED, Look.ABSENT, Look.FAILED, FOUND]
 EVERY = list(
     itertools.product(
-        [PENDING, SENT, UNKNOWN],  # the states an unsettled intent can be in
+        [IntentState.AWAITING_APPROVAL, PENDING, SENT, UNKNOWN],  # the states an unsettled intent can be in
         itertools.product([False, True], repeat=4),  # get, find_by_po, idempotency_key, replays_failures
         [False, True],  # the vendor named an order id
         [False, True],  # a 5xx is stored for the key
@@ -93,6 +93,9 @@ def test_no_combination_can_send_an_order_twice(
     vendor = caps(get=get, po=po, key=key, replays=replays)
     decision = decide(Facts(state, order_id_known=named, stored_server_error=stored_5xx), vendor, by_id, by_po)
     action = decision.action
+    if state is IntentState.AWAITING_APPROVAL:
+        assert action is Action.AWAIT  # no person approved it: nothing is sent, whatever the vendor shows
+        return
     if state is PENDING:
         assert action is Action.SEND  # never sent: nothing to look for
         return
@@ -145,5 +148,9 @@ def test_after_a_refused_send(
 
 def test_the_state_table_has_final_states_and_no_way_back_to_pending() -> None:
     assert TRANSITIONS[IntentState.PLACED] == TRANSITIONS[IntentState.REJECTED] == frozenset()
-    assert all(IntentState.PENDING not in onward for onward in TRANSITIONS.values())
+    # Only a person's approval leads to pending (the step after awaiting it); nothing leads back.
+    assert {state for state, onward in TRANSITIONS.items() if IntentState.PENDING in onward} == {
+        IntentState.AWAITING_APPROVAL
+    }
+    assert all(IntentState.AWAITING_APPROVAL not in onward for onward in TRANSITIONS.values())
     assert set(TRANSITIONS) == set(IntentState)

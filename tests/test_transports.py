@@ -7,10 +7,13 @@ loopback by `Sandbox.asgi_app()`, and a wrong API key that must never show up an
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import os
+import re
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +34,43 @@ pytestmark = pytest.mark.asyncio
 CANARY = "sk_live_canary_do_not_leak_0123456789abcdefghij"
 
 
-async def run_flow(client: Client, po_number: str) -> dict[str, Any]:
-    """lookup -> preview -> confirm -> get -> list, as a model would run it; returns the placed order."""
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/approvals/[0-9a-f-]+\?k=[\w-]+")
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+
+async def approve_on_page(link: str) -> None:
+    """What the person does with the link the sandbox printed: open the page, press Approve."""
+    async with httpx2.AsyncClient() as http:
+        page = await http.get(link)
+        form = {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
+        answer = await http.post(link.split("?")[0], data={**form, "decision": "approve"})
+    assert answer.status_code == 200, answer.text
+
+
+async def run_flow(client: Client, po_number: str, printed: Callable[[], str] | None = None) -> dict[str, Any]:
+    """lookup -> place -> (a person approves, or the token flow) -> get -> list; returns the placed order.
+
+    `printed` is what the server printed for its operator: where the sandbox puts the approval link.
+    """
     found = structured(await client.call_tool("lookup_parts", {"query": ["MS21042L3"]}))
     part = next(p for p in found["parts"] if p["part_number"] == "MS21042L3")
     args = {"vendor": "skynet", "po_number": po_number, "items": [{"part_id": part["part_id"], "quantity": 2}]}
-    preview = structured(await client.call_tool("place_order", args))
-    assert preview["status"] == "confirmation_required"
-    total = preview["preview"]["total"]
-    placed = structured(
-        await client.call_tool(
-            "place_order",
-            {
-                **args,
-                "confirmation_token": preview["confirmation_token"],
-                "confirmed_total": f"{total['amount']} {total['currency']}",
-            },
-        )
-    )
+    first = await client.call_tool("place_order", args)
+    asked = structured(first)
+    if printed is not None:
+        assert asked["status"] == "awaiting_approval"
+        [link] = LINK.findall(printed())
+        assert link not in first.model_dump_json()  # the model never holds the link
+        await approve_on_page(link)
+        placed = structured(await client.call_tool("place_order", args))
+    else:
+        assert asked["status"] == "confirmation_required"
+        total = asked["preview"]["total"]
+        confirmed = {
+            "confirmation_token": asked["confirmation_token"],
+            "confirmed_total": "{amount} {currency}".format(**total),
+        }
+        placed = structured(await client.call_tool("place_order", {**args, **confirmed}))
     assert placed["status"] == "placed"
     order = placed["order"]
     got = structured(await client.call_tool("get_order", {"vendor": "skynet", "order_id": order["order_id"]}))
@@ -68,18 +90,19 @@ async def test_stdio_subprocess_runs_the_whole_flow_on_the_embedded_sandbox(tmp_
     with (tmp_path / "stderr.txt").open("w+") as errlog:
         async with Client(stdio_client(params, errlog=errlog), mode=mode) as client:
             assert client.server_info.name == "parts-mcp"
-            order = await run_flow(client, "PO-STDIO-1")
+            order = await run_flow(client, "PO-STDIO-1", printed=lambda: Path(errlog.name).read_text())
             assert order["status"] == "draft"
         errlog.seek(0)
         assert "sandbox" in errlog.read()  # the operator is told, on stderr
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
-async def test_streamable_http_runs_the_whole_flow(tmp_path: Path, mode: str) -> None:
+async def test_streamable_http_runs_the_whole_flow(tmp_path: Path, mode: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="parts_mcp.approvals.channels")
     world = World(tmp_path, confirmation="auto")
     with serve(world.server.streamable_http_app()) as base:
         async with Client(base + "/mcp", mode=mode) as client:
-            order = await run_flow(client, f"PO-HTTP-{mode}")
+            order = await run_flow(client, f"PO-HTTP-{mode}", printed=lambda: caplog.text)
     [truth] = world.skynet_orders
     assert truth["order_id"] == order["order_id"]
 

@@ -320,6 +320,10 @@ class Ledger(Protocol):
         """Raises LedgerTampered when the row was edited by hand; the listing methods mark it `tampered`."""
         ...
 
+    async def intent(self, intent_id: str) -> Intent | None:
+        """The intent with this id (an approval request's id is its intent's); LedgerTampered as `get`."""
+        ...
+
     async def by_po(self, po_number: str) -> list[Intent]:
         """Every vendor's intent under this PO number (compared without case)."""
         ...
@@ -333,9 +337,12 @@ class Ledger(Protocol):
         order_id: str | None = None,
         order: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        preview: dict[str, Any] | None = None,
     ) -> None:
-        """Move the intent on (the state table decides). Raises LedgerTampered for a row edited by hand:
-        it is never re-sealed; a vendor's answer that cannot be recorded on it goes to the audit log."""
+        """Move the intent on (the state table decides); `preview` replaces the priced order to send (an
+        approval re-priced at the same prices, with the vendor's fresh quote ids). Raises LedgerTampered
+        for a row edited by hand: it is never re-sealed; a vendor's answer that cannot be recorded on it
+        goes to the audit log."""
         ...
 
     async def placed_orders(self, vendor: str | None = None) -> list[Intent]: ...

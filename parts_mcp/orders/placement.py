@@ -9,17 +9,19 @@ Within a process, same-PO calls queue on a lock; across processes sharing the le
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from datetime import datetime
 from http import HTTPStatus
 from typing import Literal
 
 import anyio
 
-from parts_mcp.domain import Money, Order, OrderStatus, Preview
+from parts_mcp.domain import Money, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders import billing, reconcile
 from parts_mcp.orders.billing import total_warnings
 from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError, content_hash, idempotency_key
@@ -27,6 +29,7 @@ from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, Ledger
 from parts_mcp.orders.preparing import Preparer, midnight
 from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
 from parts_mcp.orders.results import (
+    AwaitingApproval,
     BilledAboveApproval,
     Clock,
     ConfirmationRequired,
@@ -37,7 +40,7 @@ from parts_mcp.orders.results import (
     Placed,
     Repeat,
 )
-from parts_mcp.orders.states import IntentState
+from parts_mcp.orders.states import IllegalTransition, IntentState
 from parts_mcp.vendors.base import Cancels, OrderRequest, VendorClient, VendorError
 
 logger = logging.getLogger(__name__)
@@ -130,40 +133,90 @@ class Placement:
         await self._preparer.check_limits(order.preview)
         intent = self._intent(order, f"{confirmed_by}:{actor}")
         request = order.request
-        total = order.preview.approval_limit or order.preview.total
         async with self._locks.hold((request.vendor, request.po_number)):
-            daily = self._policy.max_daily_total_per_vendor
-            budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
-            claim, stored = await self._ledger.claim(
-                intent, token_id, actor, owner=self._owner, lease_seconds=LEASE_SECONDS, budget=budget
-            )
-            if claim is ClaimResult.OVER_BUDGET:
-                raise GuardError(
-                    f"This order ({total}) would take today's orders with {request.vendor} over this "
-                    f"server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). Nothing was "
-                    "ordered. Ask an administrator, or order tomorrow.",
-                    field="items",
-                    code="OVER_DAILY_LIMIT",
-                )
-            if claim is ClaimResult.TOKEN_USED:
-                raise TokenError(
-                    "was already used. Call place_order without it for a new preview.",
-                    field="confirmation_token",
-                    code="TOKEN_USED",
-                )
-            if claim is ClaimResult.EXISTS:
-                assert stored is not None
-                if stored.content_hash != order.content_hash:
-                    raise GuardError(
-                        f"{request.po_number!r} was just used for a different order.",
-                        field="po_number",
-                        code="PO_CONFLICT",
-                    )
+            stored = await self._claim(intent, order, token_id, actor, lease=True)
+            if stored is not None:
                 return await self._finish(stored, request, actor)
             try:
                 return await self._drive(intent, request, actor)
             finally:
                 await self._release(intent.id)
+
+    async def hold_for_approval(self, order: NewOrder, actor: str, approval: dict[str, str]) -> Intent:
+        """Record the order as awaiting a person's approval: its PO and budget are held from now on.
+
+        Returns the intent recorded, or the PO's intent when the same order is already recorded.
+        """
+        await self._preparer.check_limits(order.preview)
+        intent = self._intent(order, f"approval:{actor}", approval=approval)
+        async with self._locks.hold((intent.vendor, intent.po_number)):
+            return await self._claim(intent, order, None, actor, lease=False) or intent
+
+    async def _claim(
+        self, intent: Intent, order: NewOrder, token_id: str | None, actor: str, *, lease: bool
+    ) -> Intent | None:
+        """Record `intent` (None), or return the PO's intent already recorded for the same order.
+
+        Raises:
+            GuardError: over today's budget, the token already spent, or the PO just used for another order.
+        """
+        request = order.request
+        total = order.preview.approval_limit or order.preview.total
+        daily = self._policy.max_daily_total_per_vendor
+        budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
+        claim, stored = await self._ledger.claim(
+            intent,
+            token_id,
+            actor,
+            owner=self._owner if lease else "",
+            lease_seconds=LEASE_SECONDS if lease else 0,
+            budget=budget,
+        )
+        if claim is ClaimResult.OVER_BUDGET:
+            raise GuardError(
+                f"This order ({total}) would take today's orders with {request.vendor} over this "
+                f"server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). Nothing was "
+                "ordered. Ask an administrator, or order tomorrow.",
+                field="items",
+                code="OVER_DAILY_LIMIT",
+            )
+        if claim is ClaimResult.TOKEN_USED:
+            raise TokenError(
+                "was already used. Call place_order without it for a new preview.",
+                field="confirmation_token",
+                code="TOKEN_USED",
+            )
+        if claim is ClaimResult.EXISTS:
+            assert stored is not None
+            if stored.content_hash != order.content_hash:
+                raise GuardError(
+                    f"{request.po_number!r} was just used for a different order.",
+                    field="po_number",
+                    code="PO_CONFLICT",
+                )
+            return stored
+        return None
+
+    @asynccontextmanager
+    async def held(self, intent: Intent) -> AsyncGenerator[Intent | None, None]:
+        """The intent as it is now, held by this process (None: another process holds it right now)."""
+        async with self._locks.hold((intent.vendor, intent.po_number)):
+            current = await self._ledger.lease(intent.id, self._owner, LEASE_SECONDS)
+            if current is None:
+                yield None
+                return
+            try:
+                yield current
+            finally:
+                await self._release(intent.id)
+
+    async def send_approved(self, intent: Intent, preview: Preview, decided_by: str) -> Outcome:
+        """Send an intent a person just approved (the caller holds it), priced as `preview`."""
+        fresh = preview.model_dump(mode="json")
+        await self._ledger.transition(intent.id, IntentState.PENDING, actor=decided_by, preview=fresh)
+        return await self._drive(
+            replace(intent, state=IntentState.PENDING, preview=fresh), request_of(intent), decided_by
+        )
 
     async def resume(self, repeat: Repeat, actor: str) -> Outcome:
         """Answer a repeated PO from the ledger, or finish its intent without creating a second order."""
@@ -216,7 +269,7 @@ class Placement:
             )
             raise
 
-    def _intent(self, order: NewOrder, confirmed_by: str) -> Intent:
+    def _intent(self, order: NewOrder, confirmed_by: str, *, approval: dict[str, str] | None = None) -> Intent:
         request, attempt, now = order.request, order.previous_attempt + 1, self._clock()
         return Intent(
             id=str(uuid.uuid4()),
@@ -225,12 +278,13 @@ class Placement:
             content_hash=order.content_hash,
             attempt=attempt,
             idempotency_key=self._key(request, order.content_hash, attempt),
-            state=IntentState.PENDING,
+            state=IntentState.PENDING if approval is None else IntentState.AWAITING_APPROVAL,
             request={
                 "hash_as_given": content_hash(request),
                 "items": [item.model_dump() for item in request.items],
                 "notes": request.notes,
                 "options": dict(request.options or {}),
+                **({"approval": approval} if approval is not None else {}),
             },
             preview=order.preview.model_dump(mode="json"),
             confirmed_total=str(order.preview.total),
@@ -246,6 +300,8 @@ class Placement:
         """Answer a settled intent, or drive an unsettled one under this process's lease."""
         if intent.state in (IntentState.PLACED, IntentState.REJECTED):
             return await self._settled(intent, actor)
+        if intent.state is IntentState.AWAITING_APPROVAL:
+            return await self.awaiting(intent)
         current = await self._ledger.lease(intent.id, self._owner, LEASE_SECONDS)
         if current is None:
             return self._unknown(
@@ -261,7 +317,36 @@ class Placement:
         finally:
             await self._release(intent.id)
 
+    async def awaiting(self, intent: Intent) -> AwaitingApproval:
+        """A request still waiting for its person; one past its time is closed, nothing ordered.
+
+        Raises:
+            GuardError: APPROVAL_EXPIRED, the request lapsed (the PO is free for a new request).
+        """
+        expires_at = approval_expiry(intent)
+        if self._clock() < expires_at:
+            return AwaitingApproval(
+                intent.vendor, intent.po_number, intent.id, intent.created_at, expires_at, new=False
+            )
+        error = {"code": "EXPIRED", "message": f"no decision by {expires_at.isoformat()}"}
+        with contextlib.suppress(IllegalTransition):  # decided a moment ago: the ledger has the answer
+            await self._ledger.transition(intent.id, IntentState.REJECTED, actor="approval expiry", error=error)
+        raise GuardError(
+            f"the approval request for PO {intent.po_number!r} expired at {expires_at:%Y-%m-%d %H:%M} UTC without a "
+            "decision; nothing was ordered. Ask the user; call place_order again with the same arguments to send "
+            "a new approval request.",
+            field="po_number",
+            code="APPROVAL_EXPIRED",
+        )
+
     async def _settled(self, intent: Intent, actor: str) -> Outcome:
+        if intent.state is IntentState.REJECTED and (intent.error or {}).get("code") == "DECLINED":
+            raise GuardError(
+                f"the person asked to approve PO {intent.po_number!r} declined it; nothing was ordered. Do not retry "
+                "unless the user asks for a changed order.",
+                field="confirmation",
+                code="DECLINED",
+            )
         if intent.state is IntentState.REJECTED:
             # The vendor refused it: nothing was ordered, and a new order needs a new confirmation.
             raise GuardError(
@@ -309,6 +394,8 @@ class Placement:
                 return await self._adopt(intent, decision.order, actor, decision.how)
             case Action.NEW_ATTEMPT:
                 return await self._next_attempt(intent, request, actor)
+            case Action.AWAIT:
+                return await self.awaiting(intent)
             case _:
                 return self._unknown(intent, decision.reason)
 
@@ -466,3 +553,21 @@ def _approved(intent: Intent) -> Money:
     """The most the human approved being billed for this intent."""
     limit = intent.preview.get("approval_limit")
     return Money.model_validate(limit) if limit else Money.parse(intent.confirmed_total)
+
+
+def request_of(intent: Intent) -> OrderRequest:
+    """The order as it was asked for, from its intent (to send it when a person approves it later)."""
+    asked = intent.request
+    return OrderRequest(
+        vendor=intent.vendor,
+        po_number=intent.po_number,
+        items=tuple(OrderItem.model_validate(item) for item in asked.get("items", [])),
+        notes=asked.get("notes"),
+        options=dict(asked.get("options") or {}),
+    )
+
+
+def approval_expiry(intent: Intent) -> datetime:
+    """When an intent awaiting approval lapses (recorded with it)."""
+    approval: dict[str, str] = intent.request["approval"]
+    return datetime.fromisoformat(approval["expires_at"])

@@ -9,7 +9,7 @@ from typing import Any
 from parts_mcp.domain import Money, OrderItem, Preview
 from parts_mcp.orders.billing import approval_limit
 from parts_mcp.orders.guard import GuardError, check_po_number, content_hash
-from parts_mcp.orders.ledger import Ledger
+from parts_mcp.orders.ledger import Intent, Ledger
 from parts_mcp.orders.parts import PartCache, identity_hash
 from parts_mcp.orders.results import Clock, GuardPolicy, NewOrder, Prepared, Repeat
 from parts_mcp.orders.states import IntentState
@@ -44,7 +44,8 @@ class Preparer:
         request = self._request(client, po_number, items, notes, options)
         as_given = content_hash(request)
         existing = await self._ledger.get(client.key, request.po_number)
-        if existing is not None and existing.state is not IntentState.REJECTED:
+        # A declined approval stays the answer for the same order; any other refusal frees the PO.
+        if existing is not None and (existing.state is not IntentState.REJECTED or _declined(existing, as_given)):
             if existing.request.get("hash_as_given") != as_given and not await self._same_order(
                 client, request, existing.content_hash
             ):
@@ -71,6 +72,7 @@ class Preparer:
             preview=preview,
             previous_attempt=existing.attempt if existing is not None else 0,
             warnings=[
+                *_lapsed(existing),
                 *await self._po_elsewhere(client.key, request.po_number),
                 *await self._same_items_elsewhere(preview),
             ],
@@ -195,6 +197,16 @@ class Preparer:
             and other.state is not IntentState.REJECTED
             and _items(other.preview) == items
         ]
+
+
+def _declined(intent: Intent, as_given: str) -> bool:
+    return (intent.error or {}).get("code") == "DECLINED" and intent.request.get("hash_as_given") == as_given
+
+
+def _lapsed(intent: Intent | None) -> list[str]:
+    if intent is None or (intent.error or {}).get("code") != "EXPIRED":
+        return []
+    return [f"The previous approval request for PO {intent.po_number} expired without a decision; this is a new one."]
 
 
 def _items(preview: Mapping[str, Any]) -> list[tuple[str, int]]:

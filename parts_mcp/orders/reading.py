@@ -10,8 +10,10 @@ import anyio
 from parts_mcp.domain import Order, OrderStatus, OrderSummary
 from parts_mcp.orders import listing
 from parts_mcp.orders.fanout import each_vendor
+from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.ledger import Intent, Ledger
 from parts_mcp.orders.results import FoundOrder, OrderPage, VendorFailure
+from parts_mcp.orders.states import IntentState
 from parts_mcp.vendors.base import (
     NotSupported,
     OrderQuery,
@@ -44,6 +46,9 @@ class Reading:
         except (VendorNotFound, VendorInvalidRequest, NotSupported):
             found = await self._order_for_po(client, order_id)
             if found is None:
+                intent = await self._ledger.get(client.key, order_id)
+                if intent is not None and (waiting := approval_note(intent)):
+                    raise GuardError(waiting, field="order_id", code="NO_ORDER_YET") from None
                 raise
             note = f"{order_id!r} is a PO number, not an order id: this is the order for that PO ({found.order_id})."
             return FoundOrder(found, note)
@@ -145,6 +150,9 @@ class Reading:
                 for i in await self._ledger.placed_orders(vendor)
                 if i.vendor in from_ledger
             ]
+        if query.po_number:
+            # An order a person has not approved (or declined) is no order yet, but the PO is not unknown.
+            notes += [n for i in await self._ledger.by_po(query.po_number) if (n := approval_note(i))]
         orders, next_cursor = listing.page(summaries, query, limit, position, filters)
         return OrderPage(orders=orders, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
 
@@ -161,6 +169,24 @@ def _query(
         created_after=_aware(created_after) if created_after else None,
         created_before=_aware(created_before) if created_before else None,
     )
+
+
+def approval_note(intent: Intent) -> str | None:
+    """Where a PO stands when its order waits for, or was refused, a person's approval; None otherwise."""
+    approval: dict[str, str] | None = intent.request.get("approval")
+    if approval is None or intent.state not in (IntentState.AWAITING_APPROVAL, IntentState.REJECTED):
+        return None
+    expires = approval.get("expires_at", "")[:16].replace("T", " ")
+    code = (intent.error or {}).get("code")
+    if intent.state is IntentState.AWAITING_APPROVAL:
+        return (
+            f"PO {intent.po_number} at {intent.vendor} is awaiting a person's approval (approval_id {intent.id}, "
+            f"expires {expires} UTC): no order exists yet."
+        )
+    said = {"DECLINED": "was declined", "EXPIRED": "expired without a decision", "SUPERSEDED": "was superseded"}
+    if code not in said:
+        return None
+    return f"PO {intent.po_number} at {intent.vendor}: its approval request {said[code]}; no order was placed."
 
 
 def ledger_order(intent: Intent) -> Order:

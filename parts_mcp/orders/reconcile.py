@@ -40,6 +40,7 @@ class Action(StrEnum):
     ADOPT = "adopt"  # the vendor has the order: record it as placed
     REJECT = "reject"  # a clean refusal of the first send: nothing was written
     UNKNOWN = "unknown"  # stop; tell the user how to check
+    AWAIT = "await"  # a person has not approved it yet: nothing may be sent
     ASK_BY_ID = "ask_by_id"  # evidence needed: get the order by the id the vendor named
     ASK_BY_PO = "ask_by_po"  # evidence needed: search the vendor by PO number
 
@@ -70,6 +71,8 @@ def decide(
     facts: Facts, caps: Capabilities, by_id: Evidence = Look.NOT_ASKED, by_po: Evidence = Look.NOT_ASKED
 ) -> Decision:
     """The next step for an intent being resumed (a repeat call, or another process taking over)."""
+    if facts.state is IntentState.AWAITING_APPROVAL:
+        return Decision(Action.AWAIT)
     if facts.state is IntentState.PENDING:
         return Decision(Action.SEND)
     if facts.order_id_known and caps.get:

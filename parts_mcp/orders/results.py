@@ -13,7 +13,7 @@ from parts_mcp.domain import Money, Order, OrderSummary, Part, Preview, Suggesti
 from parts_mcp.orders.ledger import Intent
 from parts_mcp.vendors.base import OrderRequest
 
-ConfirmationMode = Literal["auto", "elicit", "token"]
+ConfirmationMode = Literal["auto", "elicit", "approval", "token"]
 Clock = Callable[[], datetime]
 """The one clock of a server: the service, guard, tokens and ledger all read the same one."""
 
@@ -31,6 +31,7 @@ class GuardPolicy:
     order_vendors: frozenset[str] | None = None
     read_only: bool = False
     token_ttl: timedelta = timedelta(minutes=10)
+    approval_ttl: timedelta = timedelta(minutes=15)
     # Where the vendor adds charges at creation (tax, shipping), an approval covers the previewed
     # total plus this share of it plus this flat amount (in the order's currency).
     added_charges_rate: Decimal = Decimal("0.10")
@@ -119,7 +120,21 @@ class BilledAboveApproval:
     next_steps: str
 
 
-Outcome = Placed | OutcomeUnknown | BilledAboveApproval
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """Recorded and held for a person's decision out of band; nothing the model has can approve it."""
+
+    vendor: str
+    po_number: str
+    approval_id: str
+    requested_at: datetime
+    expires_at: datetime
+    reached: list[str] = field(default_factory=list[str])  # where the request went (filled by the channels)
+    notes: list[str] = field(default_factory=list[str])  # e.g. a channel that failed
+    new: bool = True  # False: a repeat call found the request already waiting
+
+
+Outcome = Placed | OutcomeUnknown | BilledAboveApproval | AwaitingApproval
 
 
 @dataclass(frozen=True)

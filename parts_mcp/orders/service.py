@@ -7,15 +7,18 @@ Each tool makes one call here, and each call hands over to the module that does 
 - `placement.Placement`: the confirmed intent recorded, then sent once; interrupted intents finished
   (the decisions are `reconcile`'s, the states and transitions `states`').
 - `reading.Reading`: one order, or a merged page of orders.
+- `approvals.ApprovalDesk`: orders a person approves out of band, on a page the model never sees.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from parts_mcp.domain import OrderItem, OrderStatus
+from parts_mcp.orders.approvals import ApprovalDesk, ApprovalLink, ApprovalRequest
 from parts_mcp.orders.guard import ConfirmationTokens, GuardError
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.lookup import MAX_LOOKED_AGAIN, MAX_SUGGESTIONS, Lookup
@@ -24,6 +27,7 @@ from parts_mcp.orders.placement import KeyedLocks, Placement
 from parts_mcp.orders.preparing import Preparer
 from parts_mcp.orders.reading import Reading
 from parts_mcp.orders.results import (
+    AwaitingApproval,
     Clock,
     ConfirmationRequired,
     FoundOrder,
@@ -55,6 +59,8 @@ class OrdersService:
         owner: str | None = None,
         locks: KeyedLocks | None = None,
         clock: Clock = utc_now,
+        approval_key: bytes | None = None,
+        sandbox: bool = False,
     ) -> None:
         self.vendors = dict(vendors)
         self.ledger = ledger
@@ -75,6 +81,16 @@ class OrdersService:
             clock=clock,
         )
         self._reading = Reading(ledger, lookup_deadline)
+        self.approvals = ApprovalDesk(
+            ledger,
+            self._placement,
+            self._prepare,
+            self.vendor,
+            policy,
+            secret=approval_key or secrets.token_bytes(32),
+            clock=clock,
+            sandbox=sandbox,
+        )
 
     def vendor(self, key: str, *, field_name: str = "vendor") -> VendorClient:
         try:
@@ -120,6 +136,11 @@ class OrdersService:
             confirmation_token=confirmation_token,
             confirmed_total=confirmed_total,
         )
+
+    async def request_approval(
+        self, order: NewOrder, actor: str
+    ) -> tuple[AwaitingApproval, ApprovalRequest, ApprovalLink | None]:
+        return await self.approvals.open(order, actor)
 
     async def resume(self, repeat: Repeat, actor: str = "unknown") -> Outcome:
         return await self._placement.resume(repeat, actor)

@@ -260,6 +260,9 @@ class SQLiteLedger:
     async def get(self, vendor: str, po_number: str) -> Intent | None:
         return await self._run(lambda db: self._one_sealed(db, _BY_PO, vendor, po_number))
 
+    async def intent(self, intent_id: str) -> Intent | None:
+        return await self._run(lambda db: self._one_sealed(db, "SELECT * FROM intents WHERE id = ?", intent_id))
+
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
         sql = "SELECT * FROM intents WHERE vendor = ? AND order_id = ?"
         return await self._run(lambda db: self._one_sealed(db, sql, vendor, order_id))
@@ -286,6 +289,7 @@ class SQLiteLedger:
         order_id: str | None = None,
         order: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
+        preview: dict[str, Any] | None = None,
     ) -> None:
         def do(db: sqlite3.Connection) -> LedgerTampered | None:
             with transaction(db):
@@ -298,12 +302,14 @@ class SQLiteLedger:
                 states.check(intent_id, before.state, state)
                 db.execute(
                     "UPDATE intents SET state = ?, order_id = COALESCE(?, order_id), "
-                    "order_json = COALESCE(?, order_json), error = ?, updated_at = ? WHERE id = ?",
+                    "order_json = COALESCE(?, order_json), error = ?, preview = COALESCE(?, preview), "
+                    "updated_at = ? WHERE id = ?",
                     (
                         state.value,
                         order_id,
                         json.dumps(order) if order is not None else None,
                         json.dumps(error) if error is not None else None,
+                        json.dumps(preview) if preview is not None else None,
                         self._now(),
                         intent_id,
                     ),

@@ -1,5 +1,8 @@
 """An intent's states and the only transitions between them: one table, checked by the ledger.
 
+    awaiting_approval ──▶ pending        (a person approved it out of band)
+            └──────────▶ rejected        (declined, lapsed, or superseded by changed prices)
+
     pending ──▶ sent ──▶ placed
        │         │ ▲
        │         ▼ │ (resend under the same key)
@@ -18,6 +21,7 @@ from enum import StrEnum
 
 
 class IntentState(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"  # recorded, the PO and budget held; a person has not decided
     PENDING = "pending"  # recorded and confirmed; not yet sent
     SENT = "sent"  # a vendor call started: the vendor may have committed
     PLACED = "placed"
@@ -26,6 +30,8 @@ class IntentState(StrEnum):
 
 
 TRANSITIONS: Mapping[IntentState, frozenset[IntentState]] = {
+    # The person's decision: approved (then sent like any confirmed intent), or declined / lapsed.
+    IntentState.AWAITING_APPROVAL: frozenset({IntentState.PENDING, IntentState.REJECTED}),
     # Sending, or an operator settling an intent that never left (it cannot have reached the vendor).
     IntentState.PENDING: frozenset({IntentState.SENT, IntentState.REJECTED}),
     # The answer: placed, a clean refusal, or no proof either way. SENT again: a resend after a lost answer.

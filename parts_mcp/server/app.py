@@ -11,6 +11,7 @@ import functools
 import inspect
 import logging
 import re
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -25,7 +26,9 @@ from mcp.types import CallToolResult, InputRequiredResult, Tool, ToolAnnotations
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from parts_mcp import __version__, logs, vendors
+from parts_mcp.approvals.channels import Channels
 from parts_mcp.config import Settings
+from parts_mcp.orders.approvals import Desk
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.parts import PartCache
@@ -96,6 +99,7 @@ class PartsServer(MCPServer):
         self._redactor = redactor
         self._schemas: dict[str, dict[str, Any]] = {}
         self._writes: set[str] = set()
+        self.channels: Channels | None = None  # the approval page's channels; HTTP serves the page beside /mcp
 
     def add_guarded_tool(self, spec: ToolSpec) -> None:
         self.add_tool(
@@ -159,7 +163,7 @@ def build_server(
     sandbox: Sandbox | None = None,
     ledger: Ledger | None = None,
     clock: Callable[[], datetime] | None = None,
-) -> MCPServer:
+) -> PartsServer:
     """The parts-mcp server for `settings`; with `settings.sandbox`, on `sandbox` (or a new one).
 
     `ledger` and `clock` replace the configured store and the wall clock (tests move time on). The
@@ -182,12 +186,15 @@ def build_server(
         order_vendors=frozenset(guard.order_vendors) if guard.order_vendors is not None else None,
         read_only=guard.read_only,
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
+        approval_ttl=timedelta(seconds=guard.approval_ttl_seconds),
         added_charges_rate=guard.added_charges_percent / 100,
         added_charges_flat=guard.added_charges_flat,
         duplicate_window=timedelta(hours=guard.duplicate_window_hours),
     )
     secret = guard.token_secret.get_secret_value().encode() if guard.token_secret else None
     tokens = ConfirmationTokens(secret, policy.token_ttl, clock)
+    # Binds approval pages to what they showed; shared by replicas through guard.token_secret.
+    approval_key = secret or secrets.token_bytes(32)
     parts = PartCache()
     # One writer identity and one set of per-PO locks for this server, whatever the lifespans.
     owner = lease_owner()
@@ -199,6 +206,10 @@ def build_server(
     shared_ledger = ledger
     redactor = Redactor(_secrets(settings))
     logs.add_secrets(_secrets(settings))  # log lines are redacted like results
+    desks: list[Desk] = []  # the running lifespans' approval desks: the page decides through the latest
+    channels = Channels(
+        settings.approvals, settings.server, sandbox=settings.sandbox, desk=lambda: desks[-1] if desks else None
+    )
 
     @asynccontextmanager
     async def lifespan(_: MCPServer) -> AsyncIterator[AppContext]:
@@ -224,8 +235,13 @@ def build_server(
                 owner=owner,
                 locks=locks,
                 clock=clock,
+                approval_key=approval_key,
+                sandbox=settings.sandbox,
             )
-            yield AppContext(service=service, sandbox=settings.sandbox)
+            desks.append(service.approvals)
+            stack.callback(desks.remove, service.approvals)
+            await stack.enter_async_context(channels.running())  # exits first: stops the stdio page listener
+            yield AppContext(service=service, sandbox=settings.sandbox, channels=channels)
 
     server = PartsServer(
         "parts-mcp",
@@ -235,6 +251,7 @@ def build_server(
         lifespan=lifespan,
         redactor=redactor,
     )
+    server.channels = channels
     for spec in TOOLS:
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them

@@ -7,6 +7,7 @@ from typing import TypeAlias
 
 from mcp.server.mcpserver import Context
 
+from parts_mcp.approvals.channels import Channels
 from parts_mcp.orders.service import OrdersService
 
 
@@ -14,6 +15,7 @@ from parts_mcp.orders.service import OrdersService
 class AppContext:
     service: OrdersService
     sandbox: bool
+    channels: Channels  # what brings an approval link to a person (never to the model)
 
 
 AppCtx: TypeAlias = Context[AppContext]

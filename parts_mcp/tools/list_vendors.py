@@ -41,11 +41,13 @@ class ListVendorsResult(Model):
 
 
 CONFIRMATION = {
-    "auto": "a person confirms each order in a form where the client can show one; otherwise place_order "
-    "returns a preview and a token that the user must approve",
+    "auto": "a person confirms each order in a form where the client can show one; otherwise a person approves "
+    "it on an approval page sent to them out of band (place_order returns awaiting_approval)",
     "elicit": "a person confirms each order in a form; clients without forms cannot order",
-    "token": "place_order returns a preview and a token; the assistant confirms with it, so show the user the "
-    "preview and confirm only what they approve",
+    "approval": "a person approves each order on an approval page sent to them out of band (place_order returns "
+    "awaiting_approval); nothing the assistant receives can approve it",
+    "token": "THE ASSISTANT CONFIRMS, NOT A PERSON (trusted automation): place_order returns a preview and a "
+    "token; show the user the preview and confirm only what they approve",
 }
 
 

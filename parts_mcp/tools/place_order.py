@@ -9,6 +9,7 @@ on handshake sessions, `InputRequiredResult` round trips on 2026-07-28.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from parts_mcp.domain import Model, Money, Order, OrderItem, OrderStatus, Preview
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.results import (
+    AwaitingApproval,
     BilledAboveApproval,
     ConfirmationRequired,
     NewOrder,
@@ -47,7 +49,7 @@ class ConfirmOrder(BaseModel):  # a form: its field titles are what the human re
 class PlaceOrderResult(Model):
     """One of three outcomes, told apart by `status`."""
 
-    status: Literal["confirmation_required", "placed", "billed_above_approval", "outcome_unknown"]
+    status: Literal["confirmation_required", "awaiting_approval", "placed", "billed_above_approval", "outcome_unknown"]
     vendor: str
     po_number: str
     sandbox: bool
@@ -57,6 +59,8 @@ class PlaceOrderResult(Model):
     order: Order | None = None
     idempotency_key: str | None = None
     replayed: bool | None = None
+    approval_id: str | None = Field(default=None, description="awaiting_approval: the request a person decides on")
+    sent_to: list[str] | None = Field(default=None, description="awaiting_approval: where the request went")
     approved_limit: Money | None = Field(default=None, description="billed_above_approval: the most the user approved")
     cancelled: bool | None = Field(default=None, description="billed_above_approval: this server cancelled the order")
     warnings: list[str] = Field(default_factory=list)
@@ -75,25 +79,70 @@ async def prepare(
     return await app(ctx).service.prepare(vendor, po_number, items, notes, chosen)
 
 
-async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
-    if isinstance(prepared, Repeat):
-        return None  # a repeat of a confirmed order: nothing new will be written
+Route = Literal["form", "approval", "token"]
+
+
+def route(ctx: AppCtx) -> Route:
+    """How a person confirms this call: a form, an approval page out of band, or (trusted automation) a token.
+
+    Raises:
+        GuardError: `elicit` mode with a client that cannot show forms.
+    """
     mode = app(ctx).service.policy.confirmation
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
-    can_ask = elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-    if mode == "token" or (mode == "auto" and not can_ask):
-        return None
-    if not can_ask:
-        raise GuardError(
-            "this server places orders only after a person confirms them in a form (guard.confirmation = elicit), "
-            "and this client cannot show forms. Nothing was ordered. Use a client that supports forms "
-            "(elicitation), or ask the administrator about the confirmation mode.",
-            field="confirmation",
-            code="HUMAN_CONFIRMATION_REQUIRED",
-        )
+    forms = elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+    if mode in ("token", "approval"):
+        return mode
+    if forms:
+        return "form"
+    if mode == "auto":
+        return "approval"
+    raise GuardError(
+        "this server places orders only after a person confirms them in a form (guard.confirmation = elicit), "
+        "and this client cannot show forms. Nothing was ordered. Use a client that supports forms "
+        "(elicitation), or ask the administrator about the confirmation mode.",
+        field="confirmation",
+        code="HUMAN_CONFIRMATION_REQUIRED",
+    )
+
+
+def _url_elicitation(ctx: AppCtx) -> bool:
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
+
+
+async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
+    if isinstance(prepared, Repeat) or route(ctx) != "form":
+        return None  # a repeat of a recorded order, or a person confirms another way
     lines = text.preview(prepared.preview, prepared.display_name, prepared.warnings)
     return Elicit("\n".join([*lines, text.VENDOR_TEXT, "Place this order?"]), ConfirmOrder)
+
+
+async def _request_approval(order: NewOrder, who: str, ctx: AppCtx) -> AwaitingApproval:
+    """Hold the order for a person and send them the link; the model gets neither link nor secret."""
+    state = app(ctx)
+    url_elicitation = _url_elicitation(ctx)
+    if not state.channels.can_reach(url_elicitation=url_elicitation):
+        raise GuardError(
+            "this server needs a person to approve each order out of band, and no channel to reach one is "
+            "configured. Nothing was ordered. An administrator can set [approvals] open_browser = true (the "
+            "server's own machine), webhook_url (the approvers' chat or e-mail relay) or public_url, or use a "
+            "client that shows forms or URL elicitation.",
+            field="confirmation",
+            code="HUMAN_APPROVAL_UNAVAILABLE",
+        )
+    waiting, request, link = await state.service.request_approval(order, who)
+    if link is None:
+        return waiting
+
+    async def elicit_url(message: str, url: str) -> bool:
+        answer = await ctx.elicit_url(message, url, waiting.approval_id)
+        return answer.action == "accept"
+
+    delivery = await state.channels.deliver(request, link, elicit_url=elicit_url if url_elicitation else None)
+    return replace(waiting, reached=delivery.reached, notes=[*order.warnings, *delivery.notes])
 
 
 async def place_order(
@@ -134,7 +183,13 @@ async def place_order(
             field="confirmation",
             code="DECLINED",
         )
-    if confirmed_total is not None and confirmation_token is None and isinstance(prepared, NewOrder) and human is None:
+    if (
+        confirmed_total is not None
+        and confirmation_token is None
+        and isinstance(prepared, NewOrder)
+        and human is None
+        and route(ctx) == "token"
+    ):
         raise GuardError(
             "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
             "to get a preview and a token, show the preview to the user, then confirm with both.",
@@ -147,6 +202,15 @@ async def place_order(
         outcome = await service.resume(prepared, who)
     elif isinstance(human, ConfirmOrder):
         outcome = await service.place(prepared, actor=who, confirmed_by="elicitation")
+    elif route(ctx) == "approval":
+        if confirmation_token is not None:
+            raise GuardError(
+                "this server takes no confirmation tokens: a person approves each order on an approval page. Call "
+                "place_order without confirmation_token and confirmed_total.",
+                field="confirmation_token",
+                code="TOKEN_NOT_ACCEPTED",
+            )
+        outcome = await _request_approval(prepared, who, ctx)
     elif confirmation_token is None:
         outcome = await service.confirmation_required(prepared, who)
     else:
@@ -175,6 +239,8 @@ def _result(
         result, lines = _placed(outcome, help, base)
     elif isinstance(outcome, BilledAboveApproval):
         result, lines = _over(outcome, help, base)
+    elif isinstance(outcome, AwaitingApproval):
+        result, lines = _awaiting(outcome, base)
     else:
         result, lines = _unknown(outcome, base)
     if result.next_steps:
@@ -257,6 +323,31 @@ def _over(
         *text.order(outcome.order, help),
         f"idempotency_key: {outcome.idempotency_key}",
     ]
+
+
+def _awaiting(outcome: AwaitingApproval, base: dict[str, Any]) -> tuple[PlaceOrderResult, list[str]]:
+    where = " and ".join(outcome.reached) or "the approvers"
+    result = PlaceOrderResult(
+        status="awaiting_approval",
+        approval_id=outcome.approval_id,
+        expires_at=outcome.expires_at,
+        sent_to=outcome.reached or None,
+        warnings=outcome.notes,
+        next_steps=(
+            f"Tell the user that a person must approve or decline PO {outcome.po_number} on the approval page "
+            f"(sent to {where}) before {text.when(outcome.expires_at)}; nothing you hold can approve it. Then "
+            "call place_order again with the same arguments (or get_order with the PO) to learn the outcome; "
+            "the order is placed once it is approved, whether or not you call."
+        ),
+        **base,
+    )
+    sent = "the request was already sent earlier" if not outcome.new else f"the request was sent to {where}"
+    lines = [
+        f"status: awaiting_approval (WAITING FOR A PERSON: nothing has been ordered yet; {sent}).",
+        f"approval_id: {outcome.approval_id}",
+        f"expires: {text.when(outcome.expires_at)}",
+    ]
+    return result, lines + [f"Warning: {note}" for note in outcome.notes]
 
 
 def _unknown(outcome: OutcomeUnknown, base: dict[str, Any]) -> tuple[PlaceOrderResult, list[str]]:

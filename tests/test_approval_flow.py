@@ -1,0 +1,195 @@
+"""A confirmation only a person can give (issue 10): the modes by client kinds, and where a request stands.
+
+A person is reached by the approvers' webhook (a receiver on loopback); the model's client sees every
+result. The simulator's record of orders is the ground truth.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitResult
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from parts_mcp.config import ApprovalSettings
+from parts_mcp.server.app import build_server
+
+from conftest import World, error_text, part_ids, serve, structured
+
+pytestmark = pytest.mark.asyncio
+
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+
+class Approvers:
+    """The approvers' webhook: the links a person would get, newest last."""
+
+    def __init__(self) -> None:
+        self.links: list[str] = []
+        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
+
+    async def _hook(self, request: Request) -> Response:
+        self.links.append((await request.json())["url"])
+        return JSONResponse({"ok": True})
+
+    async def decide(self, decision: str, link: str | None = None) -> httpx2.Response:
+        """What a person does with the link: open the page, press a button."""
+        url = link or self.links[-1]
+        async with httpx2.AsyncClient() as http:
+            page = await http.get(url)
+            form = {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
+            return await http.post(url.split("?")[0], data={**form, "decision": decision})
+
+
+def world_for(tmp_path: Path, hook: str, **guard: Any) -> World:
+    world = World(tmp_path, **guard)
+    approvals = ApprovalSettings(open_browser=False, webhook_url=SecretStr(f"{hook}/hook"))
+    world.settings = world.settings.model_copy(update={"approvals": approvals})
+    world.server = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
+    return world
+
+
+class Human:
+    def __init__(self) -> None:
+        self.forms = 0
+
+    async def __call__(self, context: Any, params: Any) -> ElicitResult:
+        assert isinstance(params, ElicitRequestFormParams)
+        self.forms += 1
+        return ElicitResult(action="accept", content={"place_order": True})
+
+
+async def order(client: Client, po: str, quantity: int = 2) -> CallToolResult:
+    ids = await part_ids(client, "MS21042L3")
+    items = [{"part_id": ids["MS21042L3"], "quantity": quantity}]
+    return await client.call_tool("place_order", {"vendor": "skynet", "po_number": po, "items": items})
+
+
+def everything(result: CallToolResult) -> str:
+    return result.model_dump_json()
+
+
+@pytest.mark.parametrize("era", ["modern", "legacy"])
+@pytest.mark.parametrize(
+    ("mode", "forms", "expected"),
+    [
+        ("auto", False, "awaiting_approval"),
+        ("auto", True, "placed"),  # the form is the person's confirmation
+        ("approval", False, "awaiting_approval"),
+        ("approval", True, "awaiting_approval"),  # always out of band, even where forms exist
+        ("token", False, "confirmation_required"),
+        ("token", True, "confirmation_required"),
+    ],
+)
+async def test_each_mode_with_each_client_kind(tmp_path: Path, era: str, mode: str, forms: bool, expected: str) -> None:
+    approvers, human = Approvers(), Human()
+    with serve(approvers.app) as hook:
+        world = world_for(tmp_path, hook, confirmation=mode)
+        kwargs: dict[str, Any] = {"elicitation_callback": human} if forms else {}
+        async with Client(world.server, mode="legacy" if era == "legacy" else "auto", **kwargs) as client:
+            result = structured(await order(client, "PO-M-1"))
+            vendors = (await client.call_tool("list_vendors", {})).content[0].text  # type: ignore[union-attr]
+    assert result["status"] == expected
+    assert human.forms == (1 if expected == "placed" else 0)
+    assert len(world.skynet_orders) == (1 if expected == "placed" else 0)
+    assert len(approvers.links) == (1 if expected == "awaiting_approval" else 0)
+    if mode == "token":
+        assert "THE ASSISTANT CONFIRMS, NOT A PERSON" in vendors
+    world.ledger.close()
+
+
+async def test_nothing_the_model_receives_can_approve_and_the_person_places_it_once(tmp_path: Path) -> None:
+    approvers = Approvers()
+    with serve(approvers.app) as hook:
+        world = world_for(tmp_path, hook, confirmation="approval")
+        async with Client(world.server) as client:
+            first = await order(client, "PO-A-1")
+            waiting = structured(first)
+            text = first.content[0].text  # type: ignore[union-attr]
+            assert text.startswith("status: awaiting_approval (WAITING FOR A PERSON: nothing has been ordered yet")
+            assert f"approval_id: {waiting['approval_id']}" in text and "the approvers' webhook" in text
+            secret = parse_qs(urlsplit(approvers.links[0]).query)["k"][0]
+            # The model holds the approval id, never the link: neither it nor a token approves anything.
+            tokens = await client.call_tool(
+                "place_order",
+                {
+                    "vendor": "skynet",
+                    "po_number": "PO-A-1",
+                    "items": [{"part_id": (await part_ids(client, "MS21042L3"))["MS21042L3"], "quantity": 2}],
+                    "confirmation_token": waiting["approval_id"],
+                    "confirmed_total": "24.80 USD",
+                },
+            )
+            again = structured(await order(client, "PO-A-1"))
+            not_yet = error_text(await client.call_tool("get_order", {"vendor": "skynet", "order_id": "PO-A-1"}))
+            listed = structured(await client.call_tool("list_purchase_orders", {"po_number": "PO-A-1"}))
+            assert world.skynet_orders == []
+            placed = await approvers.decide("approve")
+            done = structured(await order(client, "PO-A-1"))
+            got = structured(await client.call_tool("get_order", {"vendor": "skynet", "order_id": "PO-A-1"}))
+    for result in (first, tokens):
+        assert secret not in everything(result) and "/approvals/" not in everything(result)
+    assert structured(tokens)["status"] == "awaiting_approval"  # a token is no approval
+    assert again["status"] == "awaiting_approval" and again["approval_id"] == waiting["approval_id"]
+    assert not_yet.startswith("[NO_ORDER_YET] order_id: PO PO-A-1 at skynet is awaiting a person's approval")
+    assert any("awaiting a person's approval" in note for note in listed["notes"])
+    assert placed.status_code == 200
+    assert done["status"] == "placed" and done["replayed"] is True
+    assert got["order"]["order_id"] == done["order"]["order_id"]
+    assert len(world.skynet_orders) == 1 and len(approvers.links) == 1
+    decisions = [e for e in await world.ledger.audit_log() if e.event == "approval_approved"]
+    assert decisions and decisions[0].actor.startswith("approval page") and decisions[0].detail["total"]
+    world.ledger.close()
+
+
+async def test_a_declined_request_orders_nothing_and_stays_declined(tmp_path: Path) -> None:
+    approvers = Approvers()
+    with serve(approvers.app) as hook:
+        world = world_for(tmp_path, hook, confirmation="approval")
+        async with Client(world.server) as client:
+            await order(client, "PO-D-1")
+            declined = await approvers.decide("decline")
+            again = error_text(await order(client, "PO-D-1"))
+            listed = structured(await client.call_tool("list_purchase_orders", {"po_number": "PO-D-1"}))
+            changed = structured(await order(client, "PO-D-1", quantity=3))  # a changed order may be asked anew
+    assert declined.status_code == 200
+    assert again.startswith("[DECLINED] confirmation: the person asked to approve PO 'PO-D-1' declined it")
+    assert any("was declined" in note for note in listed["notes"])
+    assert changed["status"] == "awaiting_approval"
+    assert world.skynet_orders == [] and len(approvers.links) == 2
+    world.ledger.close()
+
+
+async def test_an_expired_request_orders_nothing_and_a_new_call_sends_a_new_one(tmp_path: Path) -> None:
+    approvers = Approvers()
+    with serve(approvers.app) as hook:
+        world = world_for(tmp_path, hook, confirmation="approval", approval_ttl_seconds=600)
+        async with Client(world.server) as client:
+            await order(client, "PO-X-1")
+            stale = approvers.links[0]
+            world.clock.advance(timedelta(seconds=601))
+            lapsed = error_text(await order(client, "PO-X-1"))
+            async with httpx2.AsyncClient() as http:
+                late = await http.get(stale)
+            refused = await approvers.decide("approve", stale)
+            renewed = structured(await order(client, "PO-X-1"))
+            await approvers.decide("approve")
+            placed = structured(await order(client, "PO-X-1"))
+    assert lapsed.startswith("[APPROVAL_EXPIRED] po_number: the approval request for PO 'PO-X-1' expired")
+    assert late.status_code == 410 and refused.status_code >= 400
+    assert renewed["status"] == "awaiting_approval"
+    assert any("expired without a decision" in w for w in renewed.get("warnings", []))
+    assert placed["status"] == "placed" and len(world.skynet_orders) == 1
+    world.ledger.close()
