@@ -23,7 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from parts_mcp.config import ApprovalSettings
+from parts_mcp.config import ApprovalSettings, load
+from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
 from conftest import World, error_text, part_ids, serve, structured
@@ -193,3 +194,26 @@ async def test_an_expired_request_orders_nothing_and_a_new_call_sends_a_new_one(
     assert any("expired without a decision" in w for w in renewed.get("warnings", []))
     assert placed["status"] == "placed" and len(world.skynet_orders) == 1
     world.ledger.close()
+
+
+async def test_with_no_channel_to_a_person_the_order_is_refused_never_left_to_the_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sandbox = Sandbox()
+    monkeypatch.setenv("SKYNET_TEST_KEY", sandbox.vendors()["skynet"].settings["api_key"])
+    with serve(sandbox.asgi_app()) as base:
+        config = tmp_path / "parts-mcp.toml"
+        config.write_text(
+            "[approvals]\nopen_browser = false\n\n"  # a server with no browser, no webhook, no public page
+            f'[store]\npath = "{tmp_path / "ledger.sqlite3"}"\n\n'
+            f'[vendors.skynet]\nkind = "skynet"\nbase_url = "{base}/skynet/api/b2b"\napi_key = "${{SKYNET_TEST_KEY}}"\n'
+        )
+        server = build_server(load(config))
+        async with Client(server) as client:
+            refused = error_text(await order(client, "PO-NONE-1"))
+            listed = structured(await client.call_tool("list_purchase_orders", {"po_number": "PO-NONE-1"}))
+    assert refused.startswith("[HUMAN_APPROVAL_UNAVAILABLE] confirmation: this server needs a person to approve")
+    assert "webhook_url" in refused and "Nothing was ordered" in refused
+    # Nothing recorded, nothing held: the PO is not awaiting anyone.
+    assert listed["orders"] == [] and not any("PO-NONE-1" in note for note in listed.get("notes", []))
+    assert sandbox.skynet.orders == []

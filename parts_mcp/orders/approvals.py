@@ -25,8 +25,9 @@ from typing import Literal, Protocol
 from parts_mcp.domain import Money, Order, Preview
 from parts_mcp.orders.guard import GuardError, priced_hash
 from parts_mcp.orders.ledger import Intent, Ledger
-from parts_mcp.orders.placement import Placement, approval_expiry, request_of
+from parts_mcp.orders.placement import Placement
 from parts_mcp.orders.preparing import Preparer
+from parts_mcp.orders.recording import approval_expiry, request_of
 from parts_mcp.orders.results import (
     AwaitingApproval,
     BilledAboveApproval,
@@ -200,7 +201,7 @@ class ApprovalDesk:
         intent = await self._usable(approval_id, secret)
         if not hmac.compare_digest(page_token, self._page_token(intent)):
             raise ApprovalRefused("PAGE_CHANGED", "This page no longer shows the request as it stands: reload it.")
-        async with self._placement.held(intent) as current:
+        async with self._placement.records.held(intent) as current:
             if current is None:
                 raise ApprovalRefused("ALREADY_DECIDED", "This request is being decided right now.")
             if current.state is not IntentState.AWAITING_APPROVAL:

@@ -12,22 +12,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncGenerator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
 from http import HTTPStatus
 from typing import Literal
 
-import anyio
-
-from parts_mcp.domain import Money, Order, OrderItem, OrderStatus, Preview
+from parts_mcp.domain import Money, Order, OrderStatus, Preview
 from parts_mcp.orders import billing, reconcile
 from parts_mcp.orders.billing import total_warnings
-from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError, content_hash, idempotency_key
-from parts_mcp.orders.ledger import Budget, ClaimResult, Intent, Ledger
-from parts_mcp.orders.preparing import Preparer, midnight
+from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError
+from parts_mcp.orders.ledger import ClaimResult, Intent, Ledger
+from parts_mcp.orders.preparing import Preparer
 from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
+from parts_mcp.orders.recording import LEASE_SECONDS, KeyedLocks, Recorder, approval_expiry, request_of
 from parts_mcp.orders.results import (
     AwaitingApproval,
     BilledAboveApproval,
@@ -44,30 +41,6 @@ from parts_mcp.orders.states import IllegalTransition, IntentState
 from parts_mcp.vendors.base import Cancels, OrderRequest, VendorClient, VendorError
 
 logger = logging.getLogger(__name__)
-
-# How long one process may drive an intent before another may take over: longer than any send takes.
-LEASE_SECONDS = 900.0
-
-
-class KeyedLocks:
-    """One lock per (vendor, PO) while anyone holds or waits for it: same-PO calls in one process queue up."""
-
-    def __init__(self) -> None:
-        self._locks: dict[tuple[str, str], tuple[anyio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: tuple[str, str]) -> AsyncGenerator[None, None]:
-        lock, users = self._locks.get(key, (anyio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 class Placement:
@@ -89,11 +62,10 @@ class Placement:
         self._policy = policy
         self._tokens = tokens
         self._preparer = preparer
-        # What an idempotency key is scoped to: the vendor account, not just our name for it.
-        self._accounts = accounts
         self._owner = owner
         self._locks = locks
         self._clock = clock
+        self.records = Recorder(ledger, policy, clock, accounts=accounts, owner=owner, locks=locks)
 
     async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
         """A preview and a token to confirm it with; nothing is written but an audit entry."""
@@ -131,16 +103,16 @@ class Placement:
             # A form can stay open for minutes: the price the human saw must still hold when we send.
             token_id, order = None, await self._still_priced(order, actor)
         await self._preparer.check_limits(order.preview)
-        intent = self._intent(order, f"{confirmed_by}:{actor}")
+        intent = self.records.intent(order, f"{confirmed_by}:{actor}")
         request = order.request
         async with self._locks.hold((request.vendor, request.po_number)):
-            stored = await self._claim(intent, order, token_id, actor, lease=True)
+            stored = await self.records.claim(intent, order, token_id, actor, lease=True)
             if stored is not None:
                 return await self._finish(stored, request, actor)
             try:
                 return await self._drive(intent, request, actor)
             finally:
-                await self._release(intent.id)
+                await self.records.release(intent.id)
 
     async def hold_for_approval(self, order: NewOrder, actor: str, approval: dict[str, str]) -> Intent:
         """Record the order as awaiting a person's approval: its PO and budget are held from now on.
@@ -148,67 +120,9 @@ class Placement:
         Returns the intent recorded, or the PO's intent when the same order is already recorded.
         """
         await self._preparer.check_limits(order.preview)
-        intent = self._intent(order, f"approval:{actor}", approval=approval)
+        intent = self.records.intent(order, f"approval:{actor}", approval=approval)
         async with self._locks.hold((intent.vendor, intent.po_number)):
-            return await self._claim(intent, order, None, actor, lease=False) or intent
-
-    async def _claim(
-        self, intent: Intent, order: NewOrder, token_id: str | None, actor: str, *, lease: bool
-    ) -> Intent | None:
-        """Record `intent` (None), or return the PO's intent already recorded for the same order.
-
-        Raises:
-            GuardError: over today's budget, the token already spent, or the PO just used for another order.
-        """
-        request = order.request
-        total = order.preview.approval_limit or order.preview.total
-        daily = self._policy.max_daily_total_per_vendor
-        budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
-        claim, stored = await self._ledger.claim(
-            intent,
-            token_id,
-            actor,
-            owner=self._owner if lease else "",
-            lease_seconds=LEASE_SECONDS if lease else 0,
-            budget=budget,
-        )
-        if claim is ClaimResult.OVER_BUDGET:
-            raise GuardError(
-                f"This order ({total}) would take today's orders with {request.vendor} over this "
-                f"server's daily limit of {daily} per vendor (guard.max_daily_total_per_vendor). Nothing was "
-                "ordered. Ask an administrator, or order tomorrow.",
-                field="items",
-                code="OVER_DAILY_LIMIT",
-            )
-        if claim is ClaimResult.TOKEN_USED:
-            raise TokenError(
-                "was already used. Call place_order without it for a new preview.",
-                field="confirmation_token",
-                code="TOKEN_USED",
-            )
-        if claim is ClaimResult.EXISTS:
-            assert stored is not None
-            if stored.content_hash != order.content_hash:
-                raise GuardError(
-                    f"{request.po_number!r} was just used for a different order.",
-                    field="po_number",
-                    code="PO_CONFLICT",
-                )
-            return stored
-        return None
-
-    @asynccontextmanager
-    async def held(self, intent: Intent) -> AsyncGenerator[Intent | None, None]:
-        """The intent as it is now, held by this process (None: another process holds it right now)."""
-        async with self._locks.hold((intent.vendor, intent.po_number)):
-            current = await self._ledger.lease(intent.id, self._owner, LEASE_SECONDS)
-            if current is None:
-                yield None
-                return
-            try:
-                yield current
-            finally:
-                await self._release(intent.id)
+            return await self.records.claim(intent, order, None, actor, lease=False) or intent
 
     async def send_approved(self, intent: Intent, preview: Preview, decided_by: str) -> Outcome:
         """Send an intent a person just approved (the caller holds it), priced as `preview`."""
@@ -269,33 +183,6 @@ class Placement:
             )
             raise
 
-    def _intent(self, order: NewOrder, confirmed_by: str, *, approval: dict[str, str] | None = None) -> Intent:
-        request, attempt, now = order.request, order.previous_attempt + 1, self._clock()
-        return Intent(
-            id=str(uuid.uuid4()),
-            vendor=request.vendor,
-            po_number=request.po_number,
-            content_hash=order.content_hash,
-            attempt=attempt,
-            idempotency_key=self._key(request, order.content_hash, attempt),
-            state=IntentState.PENDING if approval is None else IntentState.AWAITING_APPROVAL,
-            request={
-                "hash_as_given": content_hash(request),
-                "items": [item.model_dump() for item in request.items],
-                "notes": request.notes,
-                "options": dict(request.options or {}),
-                **({"approval": approval} if approval is not None else {}),
-            },
-            preview=order.preview.model_dump(mode="json"),
-            confirmed_total=str(order.preview.total),
-            confirmed_by=confirmed_by,
-            created_at=now,
-            updated_at=now,
-        )
-
-    def _key(self, request: OrderRequest, digest: str, attempt: int) -> str:
-        return idempotency_key(self._accounts.get(request.vendor, request.vendor), request.po_number, digest, attempt)
-
     async def _finish(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
         """Answer a settled intent, or drive an unsettled one under this process's lease."""
         if intent.state in (IntentState.PLACED, IntentState.REJECTED):
@@ -315,7 +202,7 @@ class Placement:
                 return await self._settled(current, actor)
             return await self._drive(current, request, actor)
         finally:
-            await self._release(intent.id)
+            await self.records.release(intent.id)
 
     async def awaiting(self, intent: Intent) -> AwaitingApproval:
         """A request still waiting for its person; one past its time is closed, nothing ordered.
@@ -360,11 +247,6 @@ class Placement:
         await self._ledger.audit("replayed", actor=actor, intent=intent)
         order = Order.model_validate(intent.order)
         return self._answer(intent, Placed(order, intent.idempotency_key, replayed=True))
-
-    async def _release(self, intent_id: str) -> None:
-        # Even when the call is being cancelled: a lease left behind would block other processes for minutes.
-        with anyio.CancelScope(shield=True):
-            await self._ledger.release(intent_id, self._owner)
 
     async def _drive(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
         """Carry out `reconcile.decide` for an unsettled intent we hold the lease of."""
@@ -432,7 +314,7 @@ class Placement:
             state=IntentState.PENDING,
             created_at=now,
             updated_at=now,
-            idempotency_key=self._key(request, intent.content_hash, attempt),
+            idempotency_key=self.records.key(request, intent.content_hash, attempt),
             order_id=None,
             error=None,
         )
@@ -442,7 +324,7 @@ class Placement:
         try:
             return await self._send(successor, request, actor, first=True)
         finally:
-            await self._release(successor.id)
+            await self.records.release(successor.id)
 
     async def _adopt(self, intent: Intent, order: Order, actor: str, how: str) -> Outcome:
         order = await self._record(intent, order, actor)
@@ -553,21 +435,3 @@ def _approved(intent: Intent) -> Money:
     """The most the human approved being billed for this intent."""
     limit = intent.preview.get("approval_limit")
     return Money.model_validate(limit) if limit else Money.parse(intent.confirmed_total)
-
-
-def request_of(intent: Intent) -> OrderRequest:
-    """The order as it was asked for, from its intent (to send it when a person approves it later)."""
-    asked = intent.request
-    return OrderRequest(
-        vendor=intent.vendor,
-        po_number=intent.po_number,
-        items=tuple(OrderItem.model_validate(item) for item in asked.get("items", [])),
-        notes=asked.get("notes"),
-        options=dict(asked.get("options") or {}),
-    )
-
-
-def approval_expiry(intent: Intent) -> datetime:
-    """When an intent awaiting approval lapses (recorded with it)."""
-    approval: dict[str, str] = intent.request["approval"]
-    return datetime.fromisoformat(approval["expires_at"])

@@ -23,9 +23,10 @@ from parts_mcp.orders.guard import ConfirmationTokens, GuardError
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.lookup import MAX_LOOKED_AGAIN, MAX_SUGGESTIONS, Lookup
 from parts_mcp.orders.parts import PartCache
-from parts_mcp.orders.placement import KeyedLocks, Placement
+from parts_mcp.orders.placement import Placement
 from parts_mcp.orders.preparing import Preparer
 from parts_mcp.orders.reading import Reading
+from parts_mcp.orders.recording import KeyedLocks
 from parts_mcp.orders.results import (
     AwaitingApproval,
     Clock,

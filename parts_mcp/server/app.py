@@ -32,7 +32,7 @@ from parts_mcp.orders.approvals import Desk
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.parts import PartCache
-from parts_mcp.orders.placement import KeyedLocks
+from parts_mcp.orders.recording import KeyedLocks
 from parts_mcp.orders.results import GuardPolicy, utc_now
 from parts_mcp.orders.service import OrdersService
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
