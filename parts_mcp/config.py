@@ -46,6 +46,8 @@ class ServerSettings(_Strict):
     transport: Literal["stdio", "http"] = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
+    # The simulated vendors, under this file's [guard] and [approvals]: try a mode on the sandbox.
+    sandbox: bool = False
 
 
 class GuardSettings(_Strict):
@@ -126,6 +128,12 @@ class Settings(_Strict):
     vendors: dict[str, Annotated[VendorSettingsBase, BeforeValidator(vendor_settings)]] = Field(default_factory=dict)
     lookup_deadline: float = Field(default=20.0, gt=0)
     sandbox: bool = Field(default=False, description="Set by the loader when no config file is used")
+
+    @model_validator(mode="after")
+    def _sandbox_by_choice(self) -> Settings:
+        if self.server.sandbox and not self.sandbox:
+            return self.model_copy(update={"sandbox": True})
+        return self
 
     @model_validator(mode="after")
     def _one_section_per_account(self) -> Settings:

@@ -217,3 +217,17 @@ async def test_with_no_channel_to_a_person_the_order_is_refused_never_left_to_th
     # Nothing recorded, nothing held: the PO is not awaiting anyone.
     assert listed["orders"] == [] and not any("PO-NONE-1" in note for note in listed.get("notes", []))
     assert sandbox.skynet.orders == []
+
+
+async def test_a_config_can_run_the_sandbox_under_its_own_guard(tmp_path: Path) -> None:
+    config = tmp_path / "try.toml"
+    config.write_text(
+        '[server]\nsandbox = true\n\n[guard]\nconfirmation = "token"\n\n[approvals]\nopen_browser = false\n'
+    )
+    settings = load(config)
+    assert settings.sandbox and settings.guard.confirmation == "token"
+    async with Client(build_server(settings)) as client:
+        preview = structured(await order(client, "PO-TRY-1"))
+        vendors = (await client.call_tool("list_vendors", {})).content[0].text  # type: ignore[union-attr]
+    assert preview["status"] == "confirmation_required" and preview["sandbox"] is True
+    assert "(sandbox: simulated)" in vendors and "THE ASSISTANT CONFIRMS, NOT A PERSON" in vendors
