@@ -22,6 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
@@ -132,9 +133,13 @@ def open_page(browser: WebDriver, url: str) -> None:
 
 def press(browser: WebDriver, decision: str) -> None:
     """Press Approve or Decline and wait for the answer page (the old page goes stale)."""
-    button = browser.find_element(By.CSS_SELECTOR, f"button[value={decision}]")
-    button.click()
-    WebDriverWait(browser, WAIT).until(expected_conditions.staleness_of(button))
+    # A mark on the old document: the answer page is a new document without it. (Waiting for the button
+    # to go stale races the navigation: chromedriver may then fail with "does not belong to the document".)
+    browser.execute_script("window.partsMcpOldPage = true")
+    browser.find_element(By.CSS_SELECTOR, f"button[value={decision}]").click()
+    WebDriverWait(browser, WAIT, ignored_exceptions=(WebDriverException,)).until(
+        lambda b: b.execute_script("return document.readyState === 'complete' && !window.partsMcpOldPage")
+    )
     WebDriverWait(browser, WAIT).until(expected_conditions.presence_of_element_located((By.TAG_NAME, "h1")))
 
 
@@ -216,7 +221,9 @@ async def test_a_replayed_decision_orders_nothing_extra(tmp_path: Path, browser:
         press(browser, "approve")
         assert heading(browser) == "Order placed"
         browser.back()  # Chrome may show the page again from its back/forward cache, form and all
-        WebDriverWait(browser, WAIT).until(lambda b: b.find_elements(By.CSS_SELECTOR, "button[value=approve]"))
+        WebDriverWait(browser, WAIT, ignored_exceptions=(WebDriverException,)).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "button[value=approve]")
+        )
         press(browser, "approve")
         assert heading(browser) == "Already decided"
         replayed = post(url, fields)  # the same form, sent again
@@ -264,7 +271,13 @@ async def test_cross_site_posts_are_refused_and_change_nothing(tmp_path: Path, b
         fields = form_fields(browser)  # the strongest attacker: knows the link and every field of the form
         with serve(auto_submit(url.split("?")[0], fields)) as evil:
             browser.get(evil)
-            WebDriverWait(browser, WAIT).until(lambda b: b.current_url.startswith(url.split("/approvals/")[0]))
+            WebDriverWait(browser, WAIT, ignored_exceptions=(WebDriverException,)).until(
+                lambda b: (
+                    b.current_url.startswith(url.split("/approvals/")[0])
+                    and b.execute_script("return document.readyState") == "complete"
+                    and b.find_elements(By.TAG_NAME, "h1")
+                )
+            )
             assert heading(browser) == "Refused"
             assert "another site" in main_text(browser)
         assert post(url, fields, Origin="http://evil.example").status_code == 403
