@@ -13,7 +13,10 @@ from parts_mcp.config import ConfigError, Settings, load
 from parts_mcp.domain import Order, OrderStatus
 
 if TYPE_CHECKING:
+    from starlette.types import ASGIApp
+
     from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+    from parts_mcp.server.app import PartsServer
 
 logger = logging.getLogger("parts_mcp")
 
@@ -29,7 +32,8 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def _serve(args: argparse.Namespace) -> int:
     from parts_mcp.server.app import build_server
-    from parts_mcp.server.transport import GuardedHTTP, serve_stdio
+    from parts_mcp.server.auth import exposure_refusal
+    from parts_mcp.server.transport import serve_stdio
 
     settings = _settings(args)
     if settings is None:
@@ -39,7 +43,11 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port
     # Approval links name the address really served, --host and --port included.
     served = settings.server.model_copy(update={"transport": transport, "host": host, "port": port})
-    server = build_server(settings.model_copy(update={"server": served}))
+    if transport == "http" and (refusal := exposure_refusal(served)) is not None:
+        print(f"parts-mcp: {refusal}", file=sys.stderr)
+        return 2
+    settings = settings.model_copy(update={"server": served})
+    server = build_server(settings)
     if settings.sandbox:
         logger.warning("no config file: serving the embedded sandbox (simulated vendors, nothing real is ordered)")
     if transport == "stdio":
@@ -49,13 +57,27 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
-        app = GuardedHTTP(server.streamable_http_app(streamable_http_path="/mcp", host=host))
-        if server.channels is not None:
-            app = server.channels.beside(app)  # the approval page at /approvals/, outside the JSON-RPC screen
+        app = http_app(server, settings)
         # Logs to stderr only, like stdio mode: uvicorn's access log would otherwise go to stdout.
         # log_config=None: uvicorn's own records go through our (redacting, escaping) handler too.
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
     return 0
+
+
+def http_app(server: PartsServer, settings: Settings) -> ASGIApp:
+    """What `serve --transport http` serves: /mcp (screened, bearer-checked with [server.auth]), the
+    approval page, the RFC 9728 metadata; Host and Origin checked first, on every path."""
+    from parts_mcp.server.auth import HostGuard, transport_security, with_metadata
+    from parts_mcp.server.transport import GuardedHTTP
+
+    security = transport_security(settings.server, settings.approvals.public_url)
+    mcp = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    app: ASGIApp = GuardedHTTP(mcp)
+    if server.channels is not None:
+        app = server.channels.beside(app)  # the approval page at /approvals/, outside the JSON-RPC screen
+    if settings.server.auth is not None:
+        app = with_metadata(app, settings.server.auth)
+    return HostGuard(app, security)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

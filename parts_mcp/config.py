@@ -42,12 +42,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AuthSettings(_Strict):
+    """[server.auth]: the HTTP transport as an OAuth 2.1 protected resource (bearer JWTs from one issuer)."""
+
+    issuer: str  # compared exactly with each token's `iss`
+    audience: str  # this server's /mcp URL as clients reach it (RFC 8707 resource); must be in `aud`
+    jwks_url: str
+    name_claim: str = "sub"  # how a principal is shown; `sub` where the token lacks it
+    # Host and Origin values accepted beyond loopback, exactly as clients send them: no wildcards.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    allowed_origins: list[str] = Field(default_factory=list)
+    leeway_seconds: int = Field(default=30, ge=0, le=300)  # clock skew allowed on exp / nbf / iat
+    jwks_cache_seconds: int = Field(default=300, ge=0, le=86_400)
+    # An unknown `kid` refetches the keys at most this often, so a flood of made-up kids cannot
+    # turn the server into a load generator against the issuer.
+    jwks_min_refresh_seconds: int = Field(default=30, ge=0, le=3600)
+
+    @field_validator("issuer", "audience", "jwks_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not _is_http_url(value):
+            raise ValueError(f"must be an http:// or https:// URL, not {value!r}")
+        return value.strip()
+
+    @field_validator("allowed_hosts", "allowed_origins")
+    @classmethod
+    def _no_wildcards(cls, values: list[str]) -> list[str]:
+        if bad := [v for v in values if "*" in v or not v.strip()]:
+            raise ValueError(f"list each value exactly (no wildcards, no empty entries): {bad!r}")
+        return [v.strip() for v in values]
+
+
 class ServerSettings(_Strict):
     transport: Literal["stdio", "http"] = "stdio"
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     # The simulated vendors, under this file's [guard] and [approvals]: try a mode on the sandbox.
     sandbox: bool = False
+    # Over stdio, who orders (one user: no OAuth there); default the operating system's user name.
+    principal: str | None = Field(default=None, min_length=1, max_length=200)
+    auth: AuthSettings | None = None  # HTTP only; required to bind anywhere but loopback
 
 
 class GuardSettings(_Strict):
@@ -59,6 +93,8 @@ class GuardSettings(_Strict):
     max_order_total: Decimal | None = Decimal("25000.00")
     # Per vendor and UTC day, over every order confirmed that day (placed, or possibly placed).
     max_daily_total_per_vendor: Decimal | None = None
+    # Per person (the token's principal; over stdio the local user) and UTC day, across vendors.
+    max_daily_total_per_principal: Decimal | None = None
     # Vendors that may receive orders; None = every configured vendor. The others stay readable.
     order_vendors: list[str] | None = None
     read_only: bool = False

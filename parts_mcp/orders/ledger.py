@@ -58,10 +58,12 @@ class Intent:
 class Budget:
     """A spend limit checked in the same transaction that records the intent, so no race beats it."""
 
-    limit: Decimal
+    limit: Decimal | None  # per vendor per day
     since: datetime
     amount: Decimal  # this intent's total
     currency: str
+    principal: str | None = None  # who orders it, for the per-person limit
+    principal_limit: Decimal | None = None  # per person per day, across vendors
 
 
 @dataclass(frozen=True)
@@ -278,6 +280,7 @@ class ClaimResult(StrEnum):
     CREATED = "created"  # a fresh intent, the caller must send it
     EXISTS = "exists"  # an intent for this (vendor, PO) already exists; it is returned
     OVER_BUDGET = "over_budget"  # the vendor's daily budget would be exceeded
+    OVER_PRINCIPAL_BUDGET = "over_principal_budget"  # the person's daily budget would be exceeded
     TOKEN_USED = "token_used"  # noqa: S105 - a state name, not a secret
 
 
@@ -357,6 +360,10 @@ class Ledger(Protocol):
 
     async def spent(self, vendor: str, since: datetime, currency: str) -> Decimal:
         """Today's (or any window's) spend with `vendor` in `currency`: the one measure every budget uses."""
+        ...
+
+    async def spent_by(self, principal: str, since: datetime, currency: str) -> Decimal:
+        """What one person's orders since `since` take from their daily budget, at every vendor."""
         ...
 
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None: ...

@@ -102,7 +102,7 @@ class Placement:
         else:
             # A form can stay open for minutes: the price the human saw must still hold when we send.
             token_id, order = None, await self._still_priced(order, actor)
-        await self._preparer.check_limits(order.preview)
+        await self._preparer.check_limits(order.preview, order.principal)
         intent = self.records.intent(order, f"{confirmed_by}:{actor}")
         request = order.request
         async with self._locks.hold((request.vendor, request.po_number)):
@@ -119,7 +119,7 @@ class Placement:
 
         Returns the intent recorded, or the PO's intent when the same order is already recorded.
         """
-        await self._preparer.check_limits(order.preview)
+        await self._preparer.check_limits(order.preview, order.principal)
         intent = self.records.intent(order, f"approval:{actor}", approval=approval)
         async with self._locks.hold((intent.vendor, intent.po_number)):
             return await self.records.claim(intent, order, None, actor, lease=False) or intent
@@ -359,6 +359,7 @@ class Placement:
 
     def _answer(self, intent: Intent, placed: Placed) -> Outcome:
         """`placed`, unless the bill is above what the human approved: then a distinct, loud outcome."""
+        placed = replace(placed, placed_by=intent.request.get("principal"))
         limit, order = _approved(intent), placed.order
         if not billing.above(order, limit):
             return placed

@@ -33,6 +33,7 @@ class Preparer:
         items: Sequence[OrderItem],
         notes: str | None,
         options: Mapping[str, Any] | None,
+        principal: str = "",
     ) -> Prepared:
         """A repeat of an order the ledger has under this PO, or a new order priced by the vendor.
 
@@ -64,13 +65,14 @@ class Preparer:
             exc.nothing_sent = True  # priced, not sent
             raise
         preview = self.bounded(preview)
-        await self.check_limits(preview)
+        await self.check_limits(preview, principal)
         return NewOrder(
             request=request,
             content_hash=identity_hash(client, request, parts),
             display_name=client.display_name,
             preview=preview,
             previous_attempt=existing.attempt if existing is not None else 0,
+            principal=principal,
             warnings=[
                 *_lapsed(existing),
                 *await self._po_elsewhere(client.key, request.po_number),
@@ -137,7 +139,7 @@ class Preparer:
             vendor=client.key, po_number=po, items=tuple(items), notes=_clean_notes(notes), options=dict(options or {})
         )
 
-    async def check_limits(self, preview: Preview) -> None:
+    async def check_limits(self, preview: Preview, principal: str = "") -> None:
         """The per-order limit, and today's budget as advice before the human is asked.
 
         The daily budget binds in the ledger's claim transaction, where no race can beat it; this
@@ -155,6 +157,7 @@ class Preparer:
                 field="items",
                 code="OVER_LIMIT",
             )
+        await self._check_personal(total, principal)
         daily = self._policy.max_daily_total_per_vendor
         if daily is None:
             return
@@ -170,6 +173,22 @@ class Preparer:
                 "Ask an administrator, or order tomorrow.",
                 field="items",
                 code="OVER_DAILY_LIMIT",
+            )
+
+    async def _check_personal(self, total: Money, principal: str) -> None:
+        """The person's daily limit, as advice before asking anyone (it binds in the claim transaction)."""
+        limit = self._policy.max_daily_total_per_principal
+        if limit is None or not principal:
+            return
+        spent = await self._ledger.spent_by(principal, midnight(self._clock), total.currency)
+        if spent + total.amount > limit:
+            raise GuardError(
+                f"This order (up to {total}) would take {principal}'s orders today to "
+                f"{Money(amount=spent + total.amount, currency=total.currency).rounded()}, over this server's daily "
+                f"limit of {limit} per person (guard.max_daily_total_per_principal). Ask an administrator, or "
+                "order tomorrow.",
+                field="items",
+                code="OVER_PRINCIPAL_DAILY_LIMIT",
             )
 
     async def _po_elsewhere(self, vendor: str, po_number: str) -> list[str]:

@@ -82,6 +82,7 @@ class Recorder:
                 "notes": request.notes,
                 "options": dict(request.options or {}),
                 **({"approval": approval} if approval is not None else {}),
+                **({"principal": order.principal} if order.principal else {}),
             },
             preview=order.preview.model_dump(mode="json"),
             confirmed_total=str(order.preview.total),
@@ -104,7 +105,11 @@ class Recorder:
         request = order.request
         total = order.preview.approval_limit or order.preview.total
         daily = self._policy.max_daily_total_per_vendor
-        budget = Budget(daily, midnight(self._clock), total.amount, total.currency) if daily is not None else None
+        personal = self._policy.max_daily_total_per_principal if order.principal else None
+        budget = None
+        if daily is not None or personal is not None:
+            since = midnight(self._clock)
+            budget = Budget(daily, since, total.amount, total.currency, order.principal or None, personal)
         claim, stored = await self._ledger.claim(
             intent,
             token_id,
@@ -120,6 +125,14 @@ class Recorder:
                 "ordered. Ask an administrator, or order tomorrow.",
                 field="items",
                 code="OVER_DAILY_LIMIT",
+            )
+        if claim is ClaimResult.OVER_PRINCIPAL_BUDGET:
+            raise GuardError(
+                f"This order ({total}) would take {order.principal}'s orders today over this server's daily limit "
+                f"of {personal} per person (guard.max_daily_total_per_principal). Nothing was ordered. Ask an "
+                "administrator, or order tomorrow.",
+                field="items",
+                code="OVER_PRINCIPAL_DAILY_LIMIT",
             )
         if claim is ClaimResult.TOKEN_USED:
             raise TokenError(

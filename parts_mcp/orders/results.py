@@ -28,6 +28,7 @@ class GuardPolicy:
     po_pattern: re.Pattern[str] = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$")
     max_order_total: Decimal | None = Decimal("25000.00")
     max_daily_total_per_vendor: Decimal | None = None
+    max_daily_total_per_principal: Decimal | None = None
     order_vendors: frozenset[str] | None = None
     read_only: bool = False
     token_ttl: timedelta = timedelta(minutes=10)
@@ -68,6 +69,7 @@ class NewOrder:
     display_name: str
     preview: Preview
     previous_attempt: int = 0  # of a rejected intent under the same PO
+    principal: str = ""  # the person ordering (the token's, or the local user over stdio)
     # What the human must know before confirming that is not about the vendor's pricing.
     warnings: list[str] = field(default_factory=list[str])
 
@@ -98,6 +100,7 @@ class Placed:
     idempotency_key: str
     replayed: bool | None  # None: a resend under the same key, so the vendor may or may not have replayed
     warnings: list[str] = field(default_factory=list[str])
+    placed_by: str | None = None  # the person who ordered it
 
 
 @dataclass(frozen=True)

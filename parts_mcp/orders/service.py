@@ -115,8 +115,9 @@ class OrdersService:
         items: Sequence[OrderItem],
         notes: str | None,
         options: Mapping[str, Any] | None,
+        principal: str = "",
     ) -> Prepared:
-        return await self._prepare(self.vendor(vendor), po_number, items, notes, options)
+        return await self._prepare(self.vendor(vendor), po_number, items, notes, options, principal)
 
     async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
         return await self._placement.confirmation_required(order, actor)

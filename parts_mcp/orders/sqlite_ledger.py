@@ -154,9 +154,9 @@ class SQLiteLedger:
                 if existing is not None and existing.state is not IntentState.REJECTED:
                     return ClaimResult.EXISTS, existing
                 self._may_record(db, intent, existing, budget)
-                spent = _spent(db, intent.vendor, budget.since, budget.currency) if budget is not None else None
-                if budget is not None and spent is not None and spent + budget.amount > budget.limit:
-                    return ClaimResult.OVER_BUDGET, None
+                over = _over_budget(db, intent.vendor, budget) if budget is not None else None
+                if over is not None:
+                    return over, None
                 if token_id is not None:
                     if db.execute("SELECT 1 FROM spent_tokens WHERE token_id = ?", (token_id,)).fetchone():
                         return ClaimResult.TOKEN_USED, None
@@ -362,6 +362,9 @@ class SQLiteLedger:
     async def spent(self, vendor: str, since: datetime, currency: str) -> Decimal:
         return await self._run(lambda db: _spent(db, vendor, since, currency))
 
+    async def spent_by(self, principal: str, since: datetime, currency: str) -> Decimal:
+        return await self._run(lambda db: _spent_by(db, principal, since, currency))
+
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None:
         def do(db: sqlite3.Connection) -> None:
             with transaction(db):
@@ -413,12 +416,36 @@ class SQLiteLedger:
         ]
 
 
+def _over_budget(db: sqlite3.Connection, vendor: str, budget: Budget) -> ClaimResult | None:
+    """Which daily limit this intent would break, if any: the vendor's, then the person's."""
+    if budget.limit is not None and _spent(db, vendor, budget.since, budget.currency) + budget.amount > budget.limit:
+        return ClaimResult.OVER_BUDGET
+    if budget.principal is not None and budget.principal_limit is not None:
+        spent = _spent_by(db, budget.principal, budget.since, budget.currency)
+        if spent + budget.amount > budget.principal_limit:
+            return ClaimResult.OVER_PRINCIPAL_BUDGET
+    return None
+
+
+# Whose spend a budget counts: one vendor's intents, or one person's at every vendor. Constant SQL.
+_BY_VENDOR = "vendor = ?"
+_BY_PRINCIPAL = "json_extract(request, '$.principal') = ?"
+
+
+def _spent_by(db: sqlite3.Connection, principal: str, since: datetime, currency: str) -> Decimal:
+    return _spent_where(db, _BY_PRINCIPAL, principal, since, currency)
+
+
 def _spent(db: sqlite3.Connection, vendor: str, since: datetime, currency: str) -> Decimal:
-    """What the vendor's orders since `since` add up to in `currency`: every intent not refused, as `counted`."""
+    return _spent_where(db, _BY_VENDOR, vendor, since, currency)
+
+
+def _spent_where(db: sqlite3.Connection, whose: str, who: str, since: datetime, currency: str) -> Decimal:
+    """What the intents since `since` add up to in `currency`: every one not refused, as `counted`."""
     rows = db.execute(
-        "SELECT preview, order_json, confirmed_total FROM intents "
-        "WHERE vendor = ? AND state != 'rejected' AND created_at >= ?",
-        (vendor, since.isoformat()),
+        "SELECT preview, order_json, confirmed_total FROM intents "  # noqa: S608 - `whose` is one of two constants
+        f"WHERE {whose} AND state != 'rejected' AND created_at >= ?",
+        (who, since.isoformat()),
     ).fetchall()
     return sum((counted(json.loads(p), json.loads(o) if o else None, str(t), currency) for p, o, t in rows), Decimal(0))
 

@@ -8,6 +8,7 @@ enters once per stdio process or HTTP app (and once per in-memory connection in 
 from __future__ import annotations
 
 import functools
+import getpass
 import inspect
 import logging
 import re
@@ -36,6 +37,7 @@ from parts_mcp.orders.recording import KeyedLocks
 from parts_mcp.orders.results import GuardPolicy, utc_now
 from parts_mcp.orders.service import OrdersService
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+from parts_mcp.server.auth import JWTVerifier, missing_scope, sdk_auth
 from parts_mcp.server.errors import (
     Redactor,
     confirmation_failed,
@@ -129,6 +131,8 @@ class PartsServer(MCPServer):
         schema = self._schemas.get(name)
         if schema is None:
             return unknown_tool(name, self._schemas)
+        if (refused := missing_scope(name)) is not None:  # HTTP with [server.auth]: the token's scopes
+            return refused
         allowed = schema.get("properties", {})
         if extra := set(arguments) - set(allowed):
             return unknown_arguments(extra, allowed)
@@ -183,6 +187,7 @@ def build_server(
         po_pattern=re.compile(guard.po_pattern),
         max_order_total=guard.max_order_total,
         max_daily_total_per_vendor=guard.max_daily_total_per_vendor,
+        max_daily_total_per_principal=guard.max_daily_total_per_principal,
         order_vendors=frozenset(guard.order_vendors) if guard.order_vendors is not None else None,
         read_only=guard.read_only,
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
@@ -204,6 +209,8 @@ def build_server(
         path = ":memory:" if settings.sandbox and settings.store.path is None else settings.store.resolved_path()
         ledger = SQLiteLedger(path, clock=clock)
     shared_ledger = ledger
+    # stdio serves one user; over HTTP the person comes from each request's bearer token.
+    local = settings.server.principal or (getpass.getuser() if settings.server.transport == "stdio" else "")
     redactor = Redactor(_secrets(settings))
     logs.add_secrets(_secrets(settings))  # log lines are redacted like results
     desks: list[Desk] = []  # the running lifespans' approval desks: the page decides through the latest
@@ -241,7 +248,7 @@ def build_server(
             desks.append(service.approvals)
             stack.callback(desks.remove, service.approvals)
             await stack.enter_async_context(channels.running())  # exits first: stops the stdio page listener
-            yield AppContext(service=service, sandbox=settings.sandbox, channels=channels)
+            yield AppContext(service=service, sandbox=settings.sandbox, channels=channels, local_principal=local)
 
     server = PartsServer(
         "parts-mcp",
@@ -250,6 +257,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         redactor=redactor,
+        **_oauth(settings),
     )
     server.channels = channels
     for spec in TOOLS:
@@ -257,6 +265,12 @@ def build_server(
             continue  # read-only mode: write tools do not exist, so nothing can call them
         server.add_guarded_tool(spec)
     return server
+
+
+def _oauth(settings: Settings) -> dict[str, Any]:
+    """The bearer-token checks for HTTP when [server.auth] is configured (stdio never sees them)."""
+    auth = settings.server.auth
+    return {"token_verifier": JWTVerifier(auth), "auth": sdk_auth(auth)} if auth is not None else {}
 
 
 class OnFirstUse(httpx2.AsyncBaseTransport):

@@ -31,7 +31,7 @@ from parts_mcp.orders.results import (
     Repeat,
 )
 from parts_mcp.tools import text
-from parts_mcp.tools.context import AppCtx, actor, app
+from parts_mcp.tools.context import AppCtx, actor, app, principal
 from parts_mcp.tools.options import OrderOptions
 
 TITLE = "Place a purchase order"
@@ -59,6 +59,7 @@ class PlaceOrderResult(Model):
     order: Order | None = None
     idempotency_key: str | None = None
     replayed: bool | None = None
+    placed_by: str | None = Field(default=None, description="placed: the person who ordered it")
     approval_id: str | None = Field(default=None, description="awaiting_approval: the request a person decides on")
     sent_to: list[str] | None = Field(default=None, description="awaiting_approval: where the request went")
     approved_limit: Money | None = Field(default=None, description="billed_above_approval: the most the user approved")
@@ -76,7 +77,7 @@ async def prepare(
     ctx: AppCtx,
 ) -> Prepared:
     chosen = options.for_vendor([item.part_id for item in items]) if options else None
-    return await app(ctx).service.prepare(vendor, po_number, items, notes, chosen)
+    return await app(ctx).service.prepare(vendor, po_number, items, notes, chosen, principal(ctx))
 
 
 Route = Literal["form", "approval", "token"]
@@ -293,6 +294,7 @@ def _placed(
         order=outcome.order,
         idempotency_key=outcome.idempotency_key,
         replayed=outcome.replayed,
+        placed_by=outcome.placed_by,
         warnings=outcome.warnings,
         **base,
     )
@@ -300,6 +302,7 @@ def _placed(
         f"status: placed ({_HOW[outcome.replayed]}). {text.VENDOR_TEXT}",
         *text.order(outcome.order, help),
         f"idempotency_key: {outcome.idempotency_key}",
+        *([f"placed by: {outcome.placed_by}"] if outcome.placed_by else []),
     ]
     return result, lines + [f"Warning: {w}" for w in outcome.warnings]
 
