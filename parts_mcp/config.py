@@ -95,6 +95,8 @@ class GuardSettings(_Strict):
     max_daily_total_per_vendor: Decimal | None = None
     # Per person (the token's principal; over stdio the local user) and UTC day, across vendors.
     max_daily_total_per_principal: Decimal | None = None
+    # Four-eyes: an order that may bill more needs a second person with orders:approve (never its requester).
+    approval_required_above: Decimal | None = None
     # Vendors that may receive orders; None = every configured vendor. The others stay readable.
     order_vendors: list[str] | None = None
     read_only: bool = False

@@ -66,7 +66,14 @@ _HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
 }
 _FORM_LIMIT = 8192  # a decision form is a few hundred bytes
-_REFUSED_STATUS = {"NOT_FOUND": 404, "LINK_INVALID": 404, "EXPIRED": 410, "ALREADY_DECIDED": 409, "PAGE_CHANGED": 409}
+_REFUSED_STATUS = {
+    "NOT_FOUND": 404,
+    "LINK_INVALID": 404,
+    "EXPIRED": 410,
+    "ALREADY_DECIDED": 409,
+    "PAGE_CHANGED": 409,
+    "SECOND_PERSON_REQUIRED": 403,
+}
 _DECIDED = {
     "approved": "It was approved.",
     "declined": "It was declined: nothing was ordered.",
@@ -258,6 +265,7 @@ def _refused(exc: ApprovalRefused) -> HTMLResponse:
 _REFUSED_PAGES = {
     "EXPIRED": ("This approval request has expired", "Nothing was ordered."),
     "ALREADY_DECIDED": ("Already decided", ""),
+    "SECOND_PERSON_REQUIRED": ("A second person must approve this order", "Nothing was ordered."),
     "PAGE_CHANGED": (
         "The order changed since this page was opened",
         "Nothing was ordered. Open the approval link again to see the order as it is now.",
@@ -288,7 +296,7 @@ def _request_page(view: ApprovalView, action: str, form: Mapping[str, str]) -> s
         _list("Warnings from parts-mcp", request.warnings, warn=True),
         _vendor_section(preview),
         _assistant_section(preview),
-        _decision_form(preview, action, form),
+        _second_person(request) if request.second_person else _decision_form(preview, action, form),
     ]
     return "".join(body)
 
@@ -373,6 +381,16 @@ def _flat_options(options: Mapping[str, Any], prefix: str = "") -> list[tuple[st
         else:
             flat.append((name, ", ".join(map(str, value)) if isinstance(value, list | tuple) else str(value)))  # type: ignore[arg-type]
     return flat
+
+
+def _second_person(request: ApprovalRequest) -> str:
+    # A link names nobody, and this order needs a named second person: they decide where they are signed in.
+    return (
+        '<section aria-labelledby="four-eyes"><h2 id="four-eyes">A second person approves this order</h2>'
+        "<p>It is above this organisation's four-eyes limit. Someone with the orders:approve permission, other "
+        "than its requester, approves or declines it from their own signed-in assistant: "
+        f"<code>approve_order</code> with approval_id <code>{escape(request.approval_id)}</code>.</p></section>"
+    )
 
 
 def _decision_form(preview: Preview, action: str, form: Mapping[str, str]) -> str:

@@ -60,6 +60,8 @@ class ApprovalRequest:
     expires_at: datetime
     state: ApprovalState
     sandbox: bool = False
+    # Four-eyes: only a second person with orders:approve may decide, from their own signed-in session.
+    second_person: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class ApprovalDesk:
             "expires_at": expires(now, self._policy.approval_ttl).isoformat(),
             "requested_by": actor,
             "warnings": "\n".join(order.warnings),
+            **({"second_person": "required"} if self.needs_second_person(order) else {}),
         }
         intent = await self._placement.hold_for_approval(order, actor, approval)
         if intent.request.get("approval", {}).get("link_hash") != approval["link_hash"]:
@@ -191,6 +194,12 @@ class ApprovalDesk:
         waiting = AwaitingApproval(intent.vendor, intent.po_number, intent.id, now, approval_expiry(intent))
         return waiting, self.request_of(intent), ApprovalLink(intent.id, secret)
 
+    def needs_second_person(self, order: NewOrder) -> bool:
+        """Four-eyes: the most this order may bill is above guard.approval_required_above."""
+        threshold = self._policy.approval_required_above
+        bound = order.preview.approval_limit or order.preview.total
+        return threshold is not None and bound.amount > threshold
+
     async def view(self, approval_id: str, secret: str) -> ApprovalView:
         intent = await self._usable(approval_id, secret)
         return ApprovalView(self.request_of(intent), self._page_token(intent))
@@ -201,6 +210,50 @@ class ApprovalDesk:
         intent = await self._usable(approval_id, secret)
         if not hmac.compare_digest(page_token, self._page_token(intent)):
             raise ApprovalRefused("PAGE_CHANGED", "This page no longer shows the request as it stands: reload it.")
+        if _second_person(intent):
+            # A link identifies nobody: four-eyes needs the approver signed in (approve_order).
+            raise ApprovalRefused(
+                "SECOND_PERSON_REQUIRED",
+                "This order needs a second person's approval: someone with the orders:approve permission, other "
+                f"than its requester, approves it from their own signed-in assistant (approve_order, approval_id "
+                f"{intent.id}).",
+            )
+        return await self._decide(intent, approve=approve, decided_by=decided_by)
+
+    async def pending(self, approval_id: str, principal: str) -> ApprovalRequest:
+        """The request a signed-in approver is about to decide on (four-eyes), checked for them.
+
+        Raises:
+            ApprovalRefused: unknown, decided or lapsed; or `principal` is nobody, or its requester.
+        """
+        intent = await self._ledger.intent(approval_id) if _ID.fullmatch(approval_id) else None
+        if intent is None or "approval" not in intent.request:
+            raise ApprovalRefused("NOT_FOUND", f"There is no approval request {approval_id!r}.")
+        if intent.state is not IntentState.AWAITING_APPROVAL:
+            state = self.request_of(intent).state
+            raise ApprovalRefused("ALREADY_DECIDED", f"This request was already {state}.", state=state)
+        try:
+            await self._placement.awaiting(intent)
+        except GuardError:
+            raise ApprovalRefused("EXPIRED", "This approval request has expired; nothing was ordered.") from None
+        if not principal:
+            raise ApprovalRefused("APPROVER_UNKNOWN", "Approving here needs a signed-in person (OAuth over HTTP).")
+        if principal == intent.request.get("principal"):
+            raise ApprovalRefused("SAME_PERSON", "Its requester cannot approve this order: a second person must.")
+        return self.request_of(intent)
+
+    async def decide_as(self, approval_id: str, principal: str, *, approve: bool) -> ApprovalDecision:
+        """A signed-in second person's decision (they confirmed it themselves in a form), taken once.
+
+        Raises:
+            ApprovalRefused: as `pending`.
+        """
+        request = await self.pending(approval_id, principal)
+        intent = await self._ledger.intent(request.approval_id)
+        assert intent is not None
+        return await self._decide(intent, approve=approve, decided_by=f"{principal} (approve_order)")
+
+    async def _decide(self, intent: Intent, *, approve: bool, decided_by: str) -> ApprovalDecision:
         async with self._placement.records.held(intent) as current:
             if current is None:
                 raise ApprovalRefused("ALREADY_DECIDED", "This request is being decided right now.")
@@ -235,11 +288,12 @@ class ApprovalDesk:
             po_number=intent.po_number,
             preview=Preview.model_validate(intent.preview),
             warnings=[w for w in approval.get("warnings", "").split("\n") if w],
-            requested_by=approval.get("requested_by", intent.confirmed_by),
+            requested_by=intent.request.get("principal") or approval.get("requested_by", intent.confirmed_by),
             requested_at=intent.created_at,
             expires_at=approval_expiry(intent),
             state=state,
             sandbox=self._sandbox,
+            second_person=_second_person(intent),
         )
 
     async def _usable(self, approval_id: str, secret: str) -> Intent:
@@ -289,6 +343,11 @@ class ApprovalDesk:
     async def _supersede(self, intent: Intent, decided_by: str, why: str) -> None:
         error = {"code": "SUPERSEDED", "message": why}
         await self._ledger.transition(intent.id, IntentState.REJECTED, actor=decided_by, error=error)
+
+
+def _second_person(intent: Intent) -> bool:
+    approval: dict[str, str] = intent.request.get("approval") or {}
+    return approval.get("second_person") == "required"
 
 
 _CLOSED: dict[str, ApprovalState] = {"DECLINED": "declined", "EXPIRED": "expired", "SUPERSEDED": "superseded"}

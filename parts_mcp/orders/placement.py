@@ -212,8 +212,15 @@ class Placement:
         """
         expires_at = approval_expiry(intent)
         if self._clock() < expires_at:
+            approval: dict[str, str] = intent.request["approval"]
             return AwaitingApproval(
-                intent.vendor, intent.po_number, intent.id, intent.created_at, expires_at, new=False
+                intent.vendor,
+                intent.po_number,
+                intent.id,
+                intent.created_at,
+                expires_at,
+                new=False,
+                second_person=approval.get("second_person") == "required",
             )
         error = {"code": "EXPIRED", "message": f"no decision by {expires_at.isoformat()}"}
         with contextlib.suppress(IllegalTransition):  # decided a moment ago: the ledger has the answer

@@ -12,6 +12,7 @@ import re
 import secrets
 from dataclasses import dataclass
 
+from parts_mcp.orders.approvals import ApprovalRefused
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.ledger import LedgerTampered
 from parts_mcp.vendors.base import (
@@ -63,6 +64,8 @@ def refusal(exc: BaseException, *, subject: str, writes: bool) -> Refusal:
         return _vendor(exc, subject, writes)
     if isinstance(exc, LedgerTampered):
         return _tampered(exc, writes)
+    if isinstance(exc, ApprovalRefused):
+        return Refusal(exc.code, "approval_id", f"{exc.message} Nothing was ordered by this call.")
     return _unexpected(exc, subject, writes)
 
 

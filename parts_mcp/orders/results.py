@@ -29,6 +29,7 @@ class GuardPolicy:
     max_order_total: Decimal | None = Decimal("25000.00")
     max_daily_total_per_vendor: Decimal | None = None
     max_daily_total_per_principal: Decimal | None = None
+    approval_required_above: Decimal | None = None
     order_vendors: frozenset[str] | None = None
     read_only: bool = False
     token_ttl: timedelta = timedelta(minutes=10)
@@ -135,6 +136,7 @@ class AwaitingApproval:
     reached: list[str] = field(default_factory=list[str])  # where the request went (filled by the channels)
     notes: list[str] = field(default_factory=list[str])  # e.g. a channel that failed
     new: bool = True  # False: a repeat call found the request already waiting
+    second_person: bool = False  # four-eyes: a second signed-in person with orders:approve decides
 
 
 Outcome = Placed | OutcomeUnknown | BilledAboveApproval | AwaitingApproval

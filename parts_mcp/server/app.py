@@ -48,7 +48,7 @@ from parts_mcp.server.errors import (
     unknown_tool,
 )
 from parts_mcp.server.schema import lean_schema
-from parts_mcp.tools import get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
+from parts_mcp.tools import approve_order, get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
 from parts_mcp.tools.context import AppContext
 from parts_mcp.vendors.base import VendorClient
 
@@ -85,7 +85,10 @@ TOOLS = (
         writes=False,
     ),
     ToolSpec(list_vendors.list_vendors, "list_vendors", list_vendors.TITLE, list_vendors.ANNOTATIONS, writes=False),
+    ToolSpec(approve_order.approve_order, "approve_order", approve_order.TITLE, approve_order.ANNOTATIONS, writes=True),
 )
+# Tools that only mean something where people sign in: a second person needs an identity.
+SIGNED_IN_ONLY = frozenset({"approve_order"})
 
 
 class PartsServer(MCPServer):
@@ -188,6 +191,7 @@ def build_server(
         max_order_total=guard.max_order_total,
         max_daily_total_per_vendor=guard.max_daily_total_per_vendor,
         max_daily_total_per_principal=guard.max_daily_total_per_principal,
+        approval_required_above=guard.approval_required_above,
         order_vendors=frozenset(guard.order_vendors) if guard.order_vendors is not None else None,
         read_only=guard.read_only,
         token_ttl=timedelta(seconds=guard.token_ttl_seconds),
@@ -248,7 +252,13 @@ def build_server(
             desks.append(service.approvals)
             stack.callback(desks.remove, service.approvals)
             await stack.enter_async_context(channels.running())  # exits first: stops the stdio page listener
-            yield AppContext(service=service, sandbox=settings.sandbox, channels=channels, local_principal=local)
+            yield AppContext(
+                service=service,
+                sandbox=settings.sandbox,
+                channels=channels,
+                local_principal=local,
+                signed_in=settings.server.auth is not None,
+            )
 
     server = PartsServer(
         "parts-mcp",
@@ -263,6 +273,8 @@ def build_server(
     for spec in TOOLS:
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them
+        if spec.name in SIGNED_IN_ONLY and settings.server.auth is None:
+            continue
         server.add_guarded_tool(spec)
     return server
 

@@ -46,6 +46,7 @@ TOOL_SCOPES = {
     "list_purchase_orders": READ,
     "list_vendors": READ,
     "place_order": WRITE,
+    "approve_order": APPROVE,
 }
 # Public-key signatures only: `none` and the HMAC family (HS*) can never be configured in.
 _FAMILIES = {

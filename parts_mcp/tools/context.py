@@ -18,6 +18,7 @@ class AppContext:
     sandbox: bool
     channels: Channels  # what brings an approval link to a person (never to the model)
     local_principal: str = ""  # stdio: the one local user; HTTP: "" (each request's token names its person)
+    signed_in: bool = False  # people sign in ([server.auth]): a second person can be told apart
 
 
 AppCtx: TypeAlias = Context[AppContext]

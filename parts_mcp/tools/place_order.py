@@ -83,13 +83,16 @@ async def prepare(
 Route = Literal["form", "approval", "token"]
 
 
-def route(ctx: AppCtx) -> Route:
-    """How a person confirms this call: a form, an approval page out of band, or (trusted automation) a token.
+def route(ctx: AppCtx, prepared: Prepared) -> Route:
+    """How a person confirms this call: a form, an approval out of band, or (trusted automation) a token.
 
     Raises:
         GuardError: `elicit` mode with a client that cannot show forms.
     """
-    mode = app(ctx).service.policy.confirmation
+    service = app(ctx).service
+    if isinstance(prepared, NewOrder) and service.approvals.needs_second_person(prepared):
+        return "approval"  # four-eyes, in every mode: a second person decides
+    mode = service.policy.confirmation
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
     forms = elicitation is not None and (elicitation.form is not None or elicitation.url is None)
@@ -115,7 +118,7 @@ def _url_elicitation(ctx: AppCtx) -> bool:
 
 
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
-    if isinstance(prepared, Repeat) or route(ctx) != "form":
+    if isinstance(prepared, Repeat) or route(ctx, prepared) != "form":
         return None  # a repeat of a recorded order, or a person confirms another way
     lines = text.preview(prepared.preview, prepared.display_name, prepared.warnings)
     return Elicit("\n".join([*lines, text.VENDOR_TEXT, "Place this order?"]), ConfirmOrder)
@@ -125,7 +128,17 @@ async def _request_approval(order: NewOrder, who: str, ctx: AppCtx) -> AwaitingA
     """Hold the order for a person and send them the link; the model gets neither link nor secret."""
     state = app(ctx)
     url_elicitation = _url_elicitation(ctx)
-    if not state.channels.can_reach(url_elicitation=url_elicitation):
+    four_eyes = state.service.approvals.needs_second_person(order)
+    if four_eyes and not (state.signed_in and order.principal):
+        raise GuardError(
+            f"orders that may bill more than {state.service.policy.approval_required_above} need a second person's "
+            "approval (guard.approval_required_above), and this server does not know who anyone is: people sign "
+            "in only over HTTP with [server.auth]. Nothing was ordered. Order less, or use the team deployment.",
+            field="items",
+            code="SECOND_APPROVER_UNAVAILABLE",
+        )
+    # Four-eyes approvers decide in their own signed-in session; the channels only let them know.
+    if not four_eyes and not state.channels.can_reach(url_elicitation=url_elicitation):
         raise GuardError(
             "this server needs a person to approve each order out of band, and no channel to reach one is "
             "configured. Nothing was ordered. An administrator can set [approvals] open_browser = true (the "
@@ -143,7 +156,7 @@ async def _request_approval(order: NewOrder, who: str, ctx: AppCtx) -> AwaitingA
         return answer.action == "accept"
 
     delivery = await state.channels.deliver(request, link, elicit_url=elicit_url if url_elicitation else None)
-    return replace(waiting, reached=delivery.reached, notes=[*order.warnings, *delivery.notes])
+    return replace(waiting, reached=delivery.reached, notes=[*order.warnings, *delivery.notes], second_person=four_eyes)
 
 
 async def place_order(
@@ -189,7 +202,7 @@ async def place_order(
         and confirmation_token is None
         and isinstance(prepared, NewOrder)
         and human is None
-        and route(ctx) == "token"
+        and route(ctx, prepared) == "token"
     ):
         raise GuardError(
             "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
@@ -203,7 +216,7 @@ async def place_order(
         outcome = await service.resume(prepared, who)
     elif isinstance(human, ConfirmOrder):
         outcome = await service.place(prepared, actor=who, confirmed_by="elicitation")
-    elif route(ctx) == "approval":
+    elif route(ctx, prepared) == "approval":
         if confirmation_token is not None:
             raise GuardError(
                 "this server takes no confirmation tokens: a person approves each order on an approval page. Call "
@@ -330,6 +343,12 @@ def _over(
 
 def _awaiting(outcome: AwaitingApproval, base: dict[str, Any]) -> tuple[PlaceOrderResult, list[str]]:
     where = " and ".join(outcome.reached) or "the approvers"
+    who = (
+        f"a second person with the orders:approve permission (not the requester) must approve or decline PO "
+        f"{outcome.po_number} from their own signed-in assistant (approve_order, approval_id {outcome.approval_id})"
+        if outcome.second_person
+        else f"a person must approve or decline PO {outcome.po_number} on the approval page (sent to {where})"
+    )
     result = PlaceOrderResult(
         status="awaiting_approval",
         approval_id=outcome.approval_id,
@@ -337,9 +356,8 @@ def _awaiting(outcome: AwaitingApproval, base: dict[str, Any]) -> tuple[PlaceOrd
         sent_to=outcome.reached or None,
         warnings=outcome.notes,
         next_steps=(
-            f"Tell the user that a person must approve or decline PO {outcome.po_number} on the approval page "
-            f"(sent to {where}) before {text.when(outcome.expires_at)}; nothing you hold can approve it. Then "
-            "call place_order again with the same arguments (or get_order with the PO) to learn the outcome; "
+            f"Tell the user that {who} before {text.when(outcome.expires_at)}; nothing you hold can approve it. "
+            "Then call place_order again with the same arguments (or get_order with the PO) to learn the outcome; "
             "the order is placed once it is approved, whether or not you call."
         ),
         **base,
