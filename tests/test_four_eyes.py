@@ -117,6 +117,7 @@ async def test_a_second_person_approves_in_their_own_session_and_it_is_placed_on
     async with as_person(base, issuer.mint(**ALICE)) as alice:
         done = structured(await big_order(alice, "PO-4E-1"))
     assert done["status"] == "placed" and done["placed_by"] == "alice@example.com"
+    assert done["approved_by"] == "bob@example.com (approve_order)"
     approvals = [e for e in await world.ledger.audit_log() if e.event == "approval_approved"]
     assert approvals[0].actor == "bob@example.com (approve_order)"
     assert len(world.skynet_orders) == 1

@@ -341,9 +341,11 @@ class Ledger(Protocol):
         order: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
         preview: dict[str, Any] | None = None,
+        confirmed_by: str | None = None,
     ) -> None:
         """Move the intent on (the state table decides); `preview` replaces the priced order to send (an
-        approval re-priced at the same prices, with the vendor's fresh quote ids). Raises LedgerTampered
+        approval re-priced at the same prices, with the vendor's fresh quote ids), `confirmed_by` who
+        confirmed it (the person who approved it out of band). Raises LedgerTampered
         for a row edited by hand: it is never re-sealed; a vendor's answer that cannot be recorded on it
         goes to the audit log."""
         ...

@@ -42,6 +42,8 @@ from parts_mcp.vendors.base import Cancels, OrderRequest, VendorClient, VendorEr
 
 logger = logging.getLogger(__name__)
 
+APPROVED = "approved:"  # an intent's confirmed_by once a person approved it out of band
+
 
 class Placement:
     def __init__(
@@ -127,7 +129,11 @@ class Placement:
     async def send_approved(self, intent: Intent, preview: Preview, decided_by: str) -> Outcome:
         """Send an intent a person just approved (the caller holds it), priced as `preview`."""
         fresh = preview.model_dump(mode="json")
-        await self._ledger.transition(intent.id, IntentState.PENDING, actor=decided_by, preview=fresh)
+        approved = f"{APPROVED}{decided_by}"
+        await self._ledger.transition(
+            intent.id, IntentState.PENDING, actor=decided_by, preview=fresh, confirmed_by=approved
+        )
+        intent = replace(intent, confirmed_by=approved)
         return await self._drive(
             replace(intent, state=IntentState.PENDING, preview=fresh), request_of(intent), decided_by
         )
@@ -366,7 +372,8 @@ class Placement:
 
     def _answer(self, intent: Intent, placed: Placed) -> Outcome:
         """`placed`, unless the bill is above what the human approved: then a distinct, loud outcome."""
-        placed = replace(placed, placed_by=intent.request.get("principal"))
+        approved_by = intent.confirmed_by.removeprefix(APPROVED) if intent.confirmed_by.startswith(APPROVED) else None
+        placed = replace(placed, placed_by=intent.request.get("principal"), approved_by=approved_by)
         limit, order = _approved(intent), placed.order
         if not billing.above(order, limit):
             return placed

@@ -102,6 +102,7 @@ class Placed:
     replayed: bool | None  # None: a resend under the same key, so the vendor may or may not have replayed
     warnings: list[str] = field(default_factory=list[str])
     placed_by: str | None = None  # the person who ordered it
+    approved_by: str | None = None  # who approved it out of band, where someone did
 
 
 @dataclass(frozen=True)

@@ -290,6 +290,7 @@ class SQLiteLedger:
         order: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
         preview: dict[str, Any] | None = None,
+        confirmed_by: str | None = None,
     ) -> None:
         def do(db: sqlite3.Connection) -> LedgerTampered | None:
             with transaction(db):
@@ -303,13 +304,14 @@ class SQLiteLedger:
                 db.execute(
                     "UPDATE intents SET state = ?, order_id = COALESCE(?, order_id), "
                     "order_json = COALESCE(?, order_json), error = ?, preview = COALESCE(?, preview), "
-                    "updated_at = ? WHERE id = ?",
+                    "confirmed_by = COALESCE(?, confirmed_by), updated_at = ? WHERE id = ?",
                     (
                         state.value,
                         order_id,
                         json.dumps(order) if order is not None else None,
                         json.dumps(error) if error is not None else None,
                         json.dumps(preview) if preview is not None else None,
+                        confirmed_by,
                         self._now(),
                         intent_id,
                     ),

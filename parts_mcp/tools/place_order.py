@@ -60,6 +60,7 @@ class PlaceOrderResult(Model):
     idempotency_key: str | None = None
     replayed: bool | None = None
     placed_by: str | None = Field(default=None, description="placed: the person who ordered it")
+    approved_by: str | None = Field(default=None, description="placed: who approved it out of band")
     approval_id: str | None = Field(default=None, description="awaiting_approval: the request a person decides on")
     sent_to: list[str] | None = Field(default=None, description="awaiting_approval: where the request went")
     approved_limit: Money | None = Field(default=None, description="billed_above_approval: the most the user approved")
@@ -308,6 +309,7 @@ def _placed(
         idempotency_key=outcome.idempotency_key,
         replayed=outcome.replayed,
         placed_by=outcome.placed_by,
+        approved_by=outcome.approved_by,
         warnings=outcome.warnings,
         **base,
     )
@@ -316,6 +318,7 @@ def _placed(
         *text.order(outcome.order, help),
         f"idempotency_key: {outcome.idempotency_key}",
         *([f"placed by: {outcome.placed_by}"] if outcome.placed_by else []),
+        *([f"approved by: {outcome.approved_by}"] if outcome.approved_by else []),
     ]
     return result, lines + [f"Warning: {w}" for w in outcome.warnings]
 
