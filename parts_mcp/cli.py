@@ -6,10 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from parts_mcp import __version__, logs
-from parts_mcp.config import ConfigError, Settings, load
+from parts_mcp.config import ENV_VAR, ConfigError, Settings, load
 from parts_mcp.domain import Order, OrderStatus
 
 if TYPE_CHECKING:
@@ -30,9 +30,20 @@ def _settings(args: argparse.Namespace) -> Settings | None:
         return None
 
 
+def _refusal(settings: Settings, source: str | None) -> str | None:
+    """Why `serve` would refuse to start on these (valid) settings, or None: nothing to serve, or exposed."""
+    from parts_mcp.config import serving
+    from parts_mcp.server.auth import exposure_refusal
+
+    try:
+        serving(settings, source)
+    except ConfigError as exc:
+        return str(exc)
+    return exposure_refusal(settings.server) if settings.server.transport == "http" else None
+
+
 def _serve(args: argparse.Namespace) -> int:
     from parts_mcp.server.app import build_server
-    from parts_mcp.server.auth import exposure_refusal
     from parts_mcp.server.transport import serve_stdio
 
     settings = _settings(args)
@@ -43,31 +54,33 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else settings.server.port
     # Approval links name the address really served, --host and --port included.
     served = settings.server.model_copy(update={"transport": transport, "host": host, "port": port})
-    if transport == "http" and (refusal := exposure_refusal(served)) is not None:
+    settings = settings.model_copy(update={"server": served})
+    if (refusal := _refusal(settings, args.config)) is not None:
         print(f"parts-mcp: {refusal}", file=sys.stderr)
         return 2
-    settings = settings.model_copy(update={"server": served})
     server = build_server(settings)
     if settings.sandbox:
-        logger.warning("no config file: serving the embedded sandbox (simulated vendors, nothing real is ordered)")
+        chosen = "the config's [server] sandbox = true" if args.config or os.environ.get(ENV_VAR) else "no config file"
+        logger.warning("%s: serving the embedded sandbox (simulated vendors, nothing real is ordered)", chosen)
+    grace = settings.server.shutdown_grace_seconds
     if transport == "stdio":
         # stdout is the protocol; everything else goes to stderr. Hostile lines get JSON-RPC errors.
-        serve_stdio(server)
+        serve_stdio(server, grace)
     else:
-        import uvicorn
+        from parts_mcp.server.shutdown import serve_http
 
         logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
-        app = http_app(server, settings)
-        # Logs to stderr only, like stdio mode: uvicorn's access log would otherwise go to stdout.
-        # log_config=None: uvicorn's own records go through our (redacting, escaping) handler too.
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, log_config=None)
+        # Logs go to stderr only, through our (redacting, escaping) handler, uvicorn's included.
+        serve_http(http_app(server, settings), host=host, port=port, grace=grace)
     return 0
 
 
 def http_app(server: PartsServer, settings: Settings) -> ASGIApp:
     """What `serve --transport http` serves: /mcp (screened, bearer-checked with [server.auth]), the
-    approval page, the RFC 9728 metadata; Host and Origin checked first, on every path."""
+    approval page, the RFC 9728 metadata, and /healthz, /readyz and /metrics (no token: load balancers
+    and scrapers); Host and Origin checked first, on every path."""
     from parts_mcp.server.auth import HostGuard, transport_security, with_metadata
+    from parts_mcp.server.operations import Operations
     from parts_mcp.server.transport import GuardedHTTP
 
     security = transport_security(settings.server, settings.approvals.public_url)
@@ -77,6 +90,7 @@ def http_app(server: PartsServer, settings: Settings) -> ASGIApp:
         app = server.channels.beside(app)  # the approval page at /approvals/, outside the JSON-RPC screen
     if settings.server.auth is not None:
         app = with_metadata(app, settings.server.auth)
+    app = Operations(app, server.ledger, settings)
     return HostGuard(app, security)
 
 
@@ -86,14 +100,27 @@ def _sandbox(args: argparse.Namespace) -> int:
     from parts_mcp.sandbox import Sandbox
 
     logger.warning("vendor simulators on http://%s:%s/ (index at /)", args.host, args.port)
-    uvicorn.run(Sandbox().asgi_app(), host=args.host, port=args.port, log_level="warning")
+    # log_config=None: uvicorn's records go through our handler too (--log-format json included).
+    uvicorn.run(Sandbox().asgi_app(), host=args.host, port=args.port, log_level="warning", log_config=None)
     return 0
 
 
 def _config(args: argparse.Namespace) -> int:
     from parts_mcp.config import example
+    from parts_mcp.config_summary import describe
 
-    sys.stdout.write(example())
+    if args.what == "example":
+        sys.stdout.write(example())
+        return 0
+    # `check`: read and judge the file as `serve` would, then say what would run; start and contact nothing.
+    settings = _settings(args)
+    if settings is None:
+        return 2
+    if (refusal := _refusal(settings, args.config)) is not None:
+        print(f"parts-mcp: {refusal}", file=sys.stderr)
+        return 2
+    chosen = args.config or os.environ.get(ENV_VAR)
+    sys.stdout.write(describe(settings, f"config file {chosen}" if chosen else "no config file"))
     return 0
 
 
@@ -238,10 +265,40 @@ def _audit(args: argparse.Namespace) -> int:
         ledger.close()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Every command and subcommand takes the logging options, before or after its name: subparsers are
+    made of this class too (argparse's default), so a subcommand added later has them as well."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        given = self.add_argument_group("logging (to stderr)")
+        # SUPPRESS: an option given before the subcommand is not reset by the subcommand's default.
+        given.add_argument(
+            "--log-level",
+            choices=logs.LEVELS,
+            default=argparse.SUPPRESS,
+            help=f"default: ${logs.ENV_LEVEL}, else info",
+        )
+        given.add_argument(
+            "--log-format",
+            choices=logs.FORMATS,
+            default=argparse.SUPPRESS,
+            help=f"json: one object per line (default: ${logs.ENV_FORMAT}, else text)",
+        )
+        given.add_argument(
+            "-v",
+            "--verbose",
+            dest="log_level",
+            action="store_const",
+            const="debug",
+            default=argparse.SUPPRESS,
+            help="same as --log-level debug",
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="parts-mcp", description="MCP server for guarded parts ordering")
+    parser = _Parser(prog="parts-mcp", description="MCP server for guarded parts ordering")
     parser.add_argument("--version", action="version", version=f"parts-mcp {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (to stderr)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the MCP server (no config: on the embedded sandbox)")
@@ -256,8 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     sandbox.add_argument("--port", type=int, default=8766)
     sandbox.set_defaults(run=_sandbox)
 
-    config = commands.add_parser("config", help="the configuration: print the documented example")
-    config.add_subparsers(dest="what", required=True).add_parser("example", help="print config.example.toml")
+    config = commands.add_parser("config", help="the configuration: print the documented example, or check a file")
+    what = config.add_subparsers(dest="what", required=True)
+    what.add_parser("example", help="print config.example.toml")
+    check = what.add_parser("check", help="validate a config and print what `serve` would run (starts nothing)")
+    check.add_argument("config", nargs="?", metavar="FILE", help="TOML config file (default: $PARTS_MCP_CONFIG)")
     config.set_defaults(run=_config)
 
     intents = commands.add_parser(
@@ -286,11 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     audit.set_defaults(run=_audit)
 
     args = parser.parse_args(argv)
-    logs.configure(logging.DEBUG if args.verbose else logging.INFO)  # redacted, one line per record
-    if not args.verbose:
-        # One line per vendor request is noise for an operator; -v shows them.
-        for noisy in ("httpx2", "httpcore", "httpcore2"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        level, fmt = logs.choose(getattr(args, "log_level", None), getattr(args, "log_format", None))
+    except ValueError as exc:
+        print(f"parts-mcp: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(level, fmt)  # redacted, one line per record; session chatter only at debug
     return int(args.run(args))
 
 

@@ -82,6 +82,8 @@ class ServerSettings(_Strict):
     # Over stdio, who orders (one user: no OAuth there); default the operating system's user name.
     principal: str | None = Field(default=None, min_length=1, max_length=200)
     auth: AuthSettings | None = None  # HTTP only; required to bind anywhere but loopback
+    # On SIGTERM / SIGINT: how long calls in flight may still run; then they are answered as cut.
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0, le=3600)
 
 
 class GuardSettings(_Strict):
@@ -173,6 +175,23 @@ class Settings(_Strict):
             return self.model_copy(update={"sandbox": True})
         return self
 
+    def vendor_keys(self) -> list[str]:
+        """The vendor keys the tools will know: the [vendors.*] sections, or on the sandbox its simulators."""
+        if self.sandbox:
+            return [kind for kind, entry in REGISTRY.items() if entry.simulator is not None]
+        return list(self.vendors)
+
+    @model_validator(mode="after")
+    def _order_vendors_configured(self) -> Settings:
+        known = self.vendor_keys()
+        for i, key in enumerate(self.guard.order_vendors or []):
+            if key not in known:
+                raise ValueError(
+                    f"guard.order_vendors[{i}]: {key!r} is not a configured vendor; configured vendors: "
+                    f"{', '.join(known) or 'none'}. Use the key of a [vendors.<key>] section."
+                )
+        return self
+
     @model_validator(mode="after")
     def _one_section_per_account(self) -> Settings:
         # One account has one budget and one PO namespace: a second section for it would give it two.
@@ -204,9 +223,9 @@ def example() -> str:
     return header.rstrip() + "\n\n" + "\n".join(kind.example for kind in REGISTRY.values())
 
 
-def _expand(value: Any, where: str) -> Any:
+def _expand(value: Any, where: str = "") -> Any:
     if isinstance(value, dict):
-        return {k: _expand(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: _expand(v, f"{where}.{k}" if where else k) for k, v in value.items()}
     if isinstance(value, list):
         return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, str):
@@ -214,7 +233,10 @@ def _expand(value: Any, where: str) -> Any:
         def lookup(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
-                raise ConfigError(f"{where} refers to ${{{name}}}, but the environment variable {name} is not set.")
+                raise ConfigError(
+                    f"{where}: refers to ${{{name}}}, but the environment variable {name} is not set. "
+                    "Set it in the server's environment."
+                )
             return os.environ[name]
 
         return _REFERENCE.sub(lookup, value)
@@ -225,7 +247,8 @@ def load(path: str | Path | None = None) -> Settings:
     """Settings from `path`, else from $PARTS_MCP_CONFIG, else the embedded sandbox.
 
     Raises:
-        ConfigError: the file is missing, not TOML, or has a bad key; the message says which.
+        ConfigError: the file is missing, not TOML, or has a bad key; the message names the file and the
+            key path (once), and the line where the TOML parser gives one.
     """
     chosen = path or os.environ.get(ENV_VAR)
     if not chosen:
@@ -233,19 +256,48 @@ def load(path: str | Path | None = None) -> Settings:
     file = Path(chosen).expanduser()
     try:
         raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         raise ConfigError(f"config file {file} does not exist.") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None  # the parser names the line
+    try:
+        return _settings(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {file}: {exc}") from None
+
+
+def _settings(raw: dict[str, Any]) -> Settings:
     for name, section in (raw.get("vendors") or {}).items():
         kind = section.get("kind") if isinstance(section, dict) else None
         if kind not in KINDS:
-            raise ConfigError(f"vendors.{name}.kind is {kind!r}; this version supports: {', '.join(KINDS)}.")
+            raise ConfigError(f"vendors.{name}.kind: is {kind!r}; this version supports: {', '.join(KINDS)}.")
     try:
-        return Settings.model_validate(_expand(raw, "config"))
+        return Settings.model_validate(_expand(raw))
     except ValidationError as exc:
-        problems = "; ".join(
-            ".".join(str(p) for p in err["loc"]) + ": " * bool(err["loc"]) + err["msg"].removeprefix("Value error, ")
-            for err in exc.errors(include_input=False)
-        )
-        raise ConfigError(f"config file {file}: {problems}") from None
+        raise ConfigError("; ".join(_problem(err) for err in exc.errors(include_input=False))) from None
+
+
+def _problem(err: Any) -> str:
+    """One validation error as `key.path: what is wrong`, the key path said once."""
+    message = str(err["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(p) for p in err["loc"])
+    # A check of the whole file names its key itself; one inside a section would repeat the path.
+    if not where or message.startswith(f"{where}.") or message.startswith(f"{where}:"):
+        return message
+    return f"{where}: {message}"
+
+
+def serving(settings: Settings, source: str | Path | None = None) -> Settings:
+    """The settings, if a server may start on them: a file with no vendor refuses, unless it selects the sandbox.
+
+    Raises:
+        ConfigError: nothing to serve; the message says how to configure a vendor or select the sandbox.
+    """
+    if settings.sandbox or settings.vendors:
+        return settings
+    where = f"config file {Path(source or os.environ.get(ENV_VAR, '')).expanduser()}: "
+    raise ConfigError(
+        f"{where}vendors: no vendor is configured, so the server would have nothing to serve. Add a "
+        "[vendors.<key>] section (see `parts-mcp config example`), or set `sandbox = true` under [server] "
+        "to serve the simulated vendors."
+    )

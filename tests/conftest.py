@@ -65,6 +65,12 @@ class World:
             self.settings, sandbox=self.sandbox, ledger=self.ledger, clock=self.clock.now
         )
 
+    def reconfigured(self, **sections: Any) -> World:
+        """The same sandbox, ledger and clock under changed settings sections (a new server on them)."""
+        self.settings = self.settings.model_copy(update=sections)
+        self.server = build_server(self.settings, sandbox=self.sandbox, ledger=self.ledger, clock=self.clock.now)
+        return self
+
     @property
     def skynet_orders(self) -> list[dict[str, Any]]:
         return self.sandbox.skynet.orders

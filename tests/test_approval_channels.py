@@ -41,7 +41,6 @@ from parts_mcp.config import ApprovalSettings, ServerSettings
 from parts_mcp.domain import Money, OrderLine, Preview, PriceBasis
 from parts_mcp.orders.approvals import ApprovalLink, ApprovalRequest, new_secret
 from parts_mcp.sandbox import Sandbox
-from parts_mcp.server.app import build_server
 
 from conftest import World, part_ids, serve, structured
 
@@ -369,9 +368,7 @@ HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 def approval_world(tmp_path: Path, approvals: ApprovalSettings) -> World:
     """A sandbox world whose orders a person approves out of band, over the channels configured."""
     world = World(tmp_path, confirmation="approval")
-    world.settings = world.settings.model_copy(update={"approvals": approvals})
-    world.server = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
-    return world
+    return world.reconfigured(approvals=approvals)
 
 
 async def order_for_approval(client: Client, po_number: str) -> CallToolResult:

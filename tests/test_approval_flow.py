@@ -57,9 +57,7 @@ class Approvers:
 def world_for(tmp_path: Path, hook: str, **guard: Any) -> World:
     world = World(tmp_path, **guard)
     approvals = ApprovalSettings(open_browser=False, webhook_url=SecretStr(f"{hook}/hook"))
-    world.settings = world.settings.model_copy(update={"approvals": approvals})
-    world.server = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
-    return world
+    return world.reconfigured(approvals=approvals)
 
 
 class Human:

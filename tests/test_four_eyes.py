@@ -21,7 +21,6 @@ from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitResult
 
 from parts_mcp.cli import http_app
 from parts_mcp.config import ApprovalSettings, AuthSettings, ServerSettings
-from parts_mcp.server.app import build_server
 
 from conftest import World, error_text, serve, structured
 
@@ -67,13 +66,9 @@ def team(tmp_path: Path, issuer: Issuer) -> Iterator[tuple[World, str]]:
         name_claim="email",
         allowed_hosts=["parts.test"],
     )
-    world.settings = world.settings.model_copy(
-        update={
-            "server": ServerSettings(transport="http", auth=auth),
-            "approvals": ApprovalSettings(open_browser=False),
-        }
+    world.reconfigured(
+        server=ServerSettings(transport="http", auth=auth), approvals=ApprovalSettings(open_browser=False)
     )
-    world.server = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
     with serve(http_app(world.server, world.settings)) as base:
         yield world, base
     world.ledger.close()

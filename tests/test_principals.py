@@ -14,7 +14,6 @@ import pytest
 from mcp import Client
 
 from parts_mcp.config import ServerSettings
-from parts_mcp.server.app import build_server
 
 from conftest import World, confirm_and_place, error_text, part_ids, structured
 
@@ -22,9 +21,7 @@ pytestmark = pytest.mark.asyncio
 
 
 def as_person(world: World, name: str | None) -> World:
-    world.settings = world.settings.model_copy(update={"server": ServerSettings(principal=name)})
-    world.server = build_server(world.settings, sandbox=world.sandbox, ledger=world.ledger, clock=world.clock.now)
-    return world
+    return world.reconfigured(server=ServerSettings(principal=name))
 
 
 async def test_over_stdio_orders_are_placed_by_the_local_user_and_say_so(world: World) -> None:

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from parts_mcp.orders import states
+from parts_mcp.orders import decisions, states
 from parts_mcp.orders.billing import counted
 from parts_mcp.orders.ledger import (
     AuditEvent,
@@ -97,6 +97,7 @@ class SQLiteLedger:
         self._seals = IntentSeals(key, _intent)
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=10)
         self._lock = threading.Lock()
+        self._decided: list[decisions.Decision] = []  # the decisions of the call running now (see `_run`)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -112,11 +113,16 @@ class SQLiteLedger:
             self._db.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
+        def locked() -> tuple[T, list[decisions.Decision]]:
             with self._lock:
-                return fn(self._db)
+                self._decided = []
+                return fn(self._db), self._decided
 
-        return await anyio.to_thread.run_sync(locked)
+        result, decided = await anyio.to_thread.run_sync(locked)
+        # Logged once committed (a failed transaction raised above) and back on the caller's task.
+        for decision in decided:
+            decisions.log(decision)
+        return result
 
     def _now(self) -> str:
         return self._clock().isoformat()
@@ -137,6 +143,8 @@ class SQLiteLedger:
                 detail=json.loads(json.dumps(detail, default=str, sort_keys=True)),
             ),
         )
+        if (decision := decisions.of(event, actor, intent, detail)) is not None:
+            self._decided.append(decision)
 
     async def claim(
         self,

@@ -26,9 +26,10 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, Tool, ToolAnnotations
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from parts_mcp import __version__, logs, vendors
+from parts_mcp import __version__, logs, telemetry, vendors
 from parts_mcp.approvals.channels import Channels
 from parts_mcp.config import Settings
+from parts_mcp.orders import decisions
 from parts_mcp.orders.approvals import Desk
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, lease_owner
@@ -49,7 +50,7 @@ from parts_mcp.server.errors import (
 )
 from parts_mcp.server.schema import lean_schema
 from parts_mcp.tools import approve_order, get_order, list_purchase_orders, list_vendors, lookup_parts, place_order
-from parts_mcp.tools.context import AppContext
+from parts_mcp.tools.context import AppContext, actor
 from parts_mcp.vendors.base import VendorClient
 
 if TYPE_CHECKING:  # the sandbox (every simulator) is imported only when it is served
@@ -105,6 +106,7 @@ class PartsServer(MCPServer):
         self._schemas: dict[str, dict[str, Any]] = {}
         self._writes: set[str] = set()
         self.channels: Channels | None = None  # the approval page's channels; HTTP serves the page beside /mcp
+        self.ledger: Ledger | None = None  # what /readyz asks over HTTP
 
     def add_guarded_tool(self, spec: ToolSpec) -> None:
         self.add_tool(
@@ -129,6 +131,40 @@ class PartsServer(MCPServer):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        with decisions.within_call() as decided:
+            result = await self._answer(name, arguments, context)
+        self._account(name if name in self._schemas else "unknown", arguments, context, result, decided)
+        return self._redactor.result(result)
+
+    def _account(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        context: Context[Any, Any] | None,
+        result: CallToolResult | InputRequiredResult,
+        decided: list[str],
+    ) -> None:
+        """The call in the metrics, and its refusal logged once: here, unless logged already (with its
+        traceback by `refusals`, or as the order's decision by the ledger)."""
+        if not isinstance(result, CallToolResult):
+            telemetry.tool_called(name, "input_required")
+            return
+        if not result.is_error:
+            telemetry.tool_called(name, "ok")
+            return
+        code = _code(result)
+        telemetry.tool_called(name, "error", code)
+        if code == "INTERNAL" or decisions.CLOSING.intersection(decided):
+            return
+        if name == "place_order":
+            who = actor(context) if context is not None else ""
+            decisions.refused(arguments.get("vendor"), arguments.get("po_number"), who, code)
+        else:
+            logger.info("%s refused: [%s]", name, code)
+
+    async def _answer(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None
+    ) -> CallToolResult | InputRequiredResult:
         if not self._schemas:
             self._schemas = {tool.name: tool.input_schema for tool in await self.list_tools()}
         schema = self._schemas.get(name)
@@ -149,13 +185,17 @@ class PartsServer(MCPServer):
                 result = confirmation_failed()
             else:
                 result = describe(cause, tool=name, writes=name in self._writes)
-            logger.info("%s refused: %s", name, _first_word(result))
-        return self._redactor.result(result)
+        return result
 
 
-def _first_word(result: CallToolResult) -> str:
+def _code(result: CallToolResult) -> str:
+    """The CODE of a `[CODE] field: ...` tool error (a metric label: anything else is UNKNOWN)."""
     text = getattr(result.content[0], "text", "") if result.content else ""
-    return text.split(" ", 1)[0]
+    found = _CODE.match(text)
+    return found.group(1) if found else "UNKNOWN"
+
+
+_CODE = re.compile(r"\[([A-Z][A-Z0-9_]{0,59})\] ")
 
 
 def sandbox_settings(settings: Settings, sandbox: Sandbox) -> Settings:
@@ -270,6 +310,7 @@ def build_server(
         **_oauth(settings),
     )
     server.channels = channels
+    server.ledger = shared_ledger
     for spec in TOOLS:
         if spec.writes and policy.read_only:
             continue  # read-only mode: write tools do not exist, so nothing can call them

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
@@ -29,6 +33,8 @@ from pydantic import ValidationError
 from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from parts_mcp.server.shutdown import StdioCalls
 
 logger = logging.getLogger(__name__)
 
@@ -108,11 +114,10 @@ def _keep(line: bytearray, piece: bytes) -> None:
         line += piece[:room]
 
 
-async def _lines(fd: int) -> AsyncIterator[bytes]:
-    """The lines on fd, each cut at MAX_MESSAGE_BYTES + 1 bytes, so memory stays bounded."""
+async def _lines(read: Callable[[], Awaitable[bytes]]) -> AsyncIterator[bytes]:
+    """The lines `read` gives until it gives b"", each cut at MAX_MESSAGE_BYTES + 1 bytes, so memory stays bounded."""
     line = bytearray()
-    # abandon_on_cancel: a read blocked on an idle pipe must not hold up shutdown.
-    while chunk := await anyio.to_thread.run_sync(os.read, fd, _CHUNK, abandon_on_cancel=True):
+    while chunk := await read():
         *ended, rest = chunk.split(b"\n")
         for piece in ended:
             _keep(line, piece)
@@ -123,13 +128,50 @@ async def _lines(fd: int) -> AsyncIterator[bytes]:
         yield bytes(line)
 
 
+async def _read_in_daemon(fd: int) -> bytes:
+    """os.read(fd) in a daemon thread: a read left blocked on an idle pipe at shutdown (after a signal)
+    neither holds up the exit nor keeps the process alive, as a worker thread would."""
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()
+    box: list[bytes | OSError] = []
+
+    def read() -> None:
+        try:
+            box.append(os.read(fd, _CHUNK))
+        except OSError as exc:
+            box.append(exc)
+        with suppress(anyio.RunFinishedError):
+            anyio.from_thread.run_sync(done.set, token=token)
+
+    threading.Thread(target=read, name="parts-mcp stdin", daemon=True).start()
+    await done.wait()
+    if isinstance(box[0], OSError):
+        raise box[0]
+    return box[0]
+
+
 class GuardedStdin:
     """The stdin the SDK's stdio_server reads: screened lines only; a refused one is answered on the wire."""
 
-    def __init__(self, fd: int) -> None:
+    def __init__(self, fd: int, calls: StdioCalls) -> None:
         self._fd = fd
+        self._calls = calls
         self._replies: Any = None
         self._ready = anyio.Event()
+        self._reading: anyio.CancelScope | None = None
+        self._stopped = False
+
+    def stop(self) -> None:
+        """Read no more (SIGTERM): the stream ends once the calls in flight are answered."""
+        self._stopped = True
+        if self._reading is not None:
+            self._reading.cancel()
+
+    async def _read(self) -> bytes:
+        with anyio.CancelScope() as self._reading:
+            if not self._stopped:
+                return await _read_in_daemon(self._fd)
+        return b""
 
     def answer_on(self, write_stream: Any) -> None:
         """Refusals go out through the SDK's own writer, so they never tear a frame of its replies."""
@@ -137,11 +179,12 @@ class GuardedStdin:
         self._ready.set()
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        async for line in _lines(self._fd):
+        async for line in _lines(self._read):
             if not line.strip():
                 continue  # a blank line is no message
             error = _screen_line(line)
             if error is None:
+                self._calls.saw(line)
                 yield line.decode()
                 continue
             logger.warning("stdio: refused a message: %s", error.error.message)
@@ -150,6 +193,9 @@ class GuardedStdin:
                 await self._replies.send(SessionMessage(error))
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return  # the server is shutting down: nobody to answer
+        # End of input (EOF, or a signal): the SDK cancels every call still running when the stream ends,
+        # so the calls in flight get their grace first.
+        await self._calls.settle()
 
 
 @contextmanager
@@ -168,20 +214,44 @@ def _stdin_wire() -> Iterator[int]:
         os.dup2(wire, 0)
 
 
-async def run_stdio(server: MCPServer) -> None:
-    """`MCPServer.run_stdio_async` (mcp 2.3.0) reading through `GuardedStdin`; that method takes no streams."""
+async def run_stdio(server: MCPServer, grace: float) -> None:
+    """`MCPServer.run_stdio_async` (mcp 2.3.0) reading through `GuardedStdin`; that method takes no streams.
+
+    On SIGTERM or SIGINT (or at the end of input) the calls in flight get `grace` seconds to finish; those
+    still running then are answered as cut. A second signal cuts them at once.
+    """
     lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+    calls = StdioCalls(grace)
     with _stdin_wire() as wire:
-        stdin = GuardedStdin(wire)
+        stdin = GuardedStdin(wire, calls)
         # stdio_server only iterates its stdin (`async for line in stdin`); stdout stays the SDK's.
-        async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
+        async with (
+            stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream),
+            anyio.create_task_group() as signals,
+        ):
             stdin.answer_on(write_stream)
-            await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
+            signals.start_soon(_stop_on_signal, stdin, calls)
+            await lowlevel.run(read_stream, calls.replies(write_stream), lowlevel.create_initialization_options())
+            signals.cancel_scope.cancel()
 
 
-def serve_stdio(server: MCPServer) -> None:
-    """What `server.run()` does for stdio, with hostile lines answered instead of dropped."""
-    anyio.run(run_stdio, server)
+async def _stop_on_signal(stdin: GuardedStdin, calls: StdioCalls) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as received:
+        async for signum in received:
+            if calls.draining:
+                calls.hurry()
+                continue
+            logger.warning(
+                "stdio: %s: finishing the calls in flight (up to %g s), then exiting",
+                signal.Signals(signum).name,
+                calls.grace,
+            )
+            stdin.stop()
+
+
+def serve_stdio(server: MCPServer, grace: float) -> None:
+    """What `server.run()` does for stdio, with hostile lines answered instead of dropped and a graceful exit."""
+    anyio.run(run_stdio, server, grace)
 
 
 # --- streamable HTTP -----------------------------------------------------------------------------

@@ -28,14 +28,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import anyio
 import httpx2
 import stamina
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
 from parts_mcp.redact import SecretFinder, finder
+from parts_mcp.telemetry import VendorCall, vendor_call
 from parts_mcp.untrusted import clean_code, clean_data, safe_id
 from parts_mcp.untrusted import clean_text as clean_text  # vendor clients import it from here
 from parts_mcp.vendors._circuit import Outcome, VendorHealth
@@ -397,6 +399,15 @@ class VendorSettingsBase(HttpPolicy):
     # Each vendor's subclass adds `kind: Literal[...]` (the discriminator) and its credentials.
     base_url: str
 
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        # Checked here, at start-up: a bad URL would otherwise fail each call, after its retries.
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an absolute http:// or https:// URL (https://host/path), not {value!r}")
+        return value.strip()
+
     def http_policy(self) -> HttpPolicy:
         return HttpPolicy.model_validate(self.model_dump(include=set(HttpPolicy.model_fields)))
 
@@ -487,6 +498,25 @@ class VendorHttp:
             VendorUnavailable: the vendor's circuit is open: nothing was sent (`nothing_sent`, `retry_after`).
             VendorError: the mapped failure of the last attempt.
         """
+        with vendor_call(self.vendor, method, path) as call:  # a span, the latency, the circuit's state
+            try:
+                response, data = await self._request(call, method, path, json_body, params, headers, retry=retry)
+            finally:
+                call.circuit_open = not self.health.closed
+            call.status = response.status_code
+            return response, data
+
+    async def _request(
+        self,
+        call: VendorCall,
+        method: str,
+        path: str,
+        json_body: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        *,
+        retry: bool,
+    ) -> tuple[httpx2.Response, Any]:
         policy = self.policy
         attempts = policy.attempts if retry else 1
         probing = self._admit()
@@ -520,6 +550,7 @@ class VendorHttp:
                     wait_jitter=policy.wait_jitter,
                 ):
                     with attempt:
+                        call.attempts = attempt.num
                         if attempt.num > 1 and not self.health.spend_retry():
                             # The circuit opened or the budget ran dry during the wait: send nothing more, and
                             # say what the vendor said last (`backoff` now refuses it, as nothing changed since).
