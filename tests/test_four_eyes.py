@@ -170,7 +170,9 @@ async def test_small_orders_need_no_second_person(team: tuple[World, str], issue
                 "place_order", {"vendor": "skynet", "po_number": "PO-4E-5", "items": [{"part_id": part, "quantity": 1}]}
             )
         )
+        rules = (await alice.call_tool("list_vendors", {})).content[0].text  # type: ignore[union-attr]
     assert placed["status"] == "placed" and placed["placed_by"] == "alice@example.com"
+    assert "orders that may bill over 100.00 need a second person's approval" in rules
     assert len(world.skynet_orders) == 1
 
 

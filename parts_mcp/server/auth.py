@@ -15,12 +15,11 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-import jwt
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.routes import create_protected_resource_routes
@@ -34,6 +33,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parts_mcp.config import AuthSettings, ServerSettings
 from parts_mcp.server.errors import error_result
+
+if TYPE_CHECKING:  # PyJWT (and cryptography's x509) cost ~40 ms to import: only [server.auth] needs them
+    import jwt
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +117,8 @@ class KeySet:
 
 def _public_key(entry: Any) -> SigningKey | None:
     """A signing key from a JWKS entry; None for symmetric, encryption-only or unreadable entries."""
+    import jwt  # deferred: see the TYPE_CHECKING import
+
     if not isinstance(entry, dict) or entry.get("kty") not in _FAMILIES or entry.get("use", "sig") != "sig":
         return None
     family: set[str] = _FAMILIES[str(entry["kty"])]
@@ -139,6 +143,8 @@ class JWTVerifier:
         )
 
     async def verify_token(self, token: str) -> VerifiedToken | None:
+        import jwt  # deferred: see the TYPE_CHECKING import
+
         try:
             claims = await self._claims(token)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:  # PyJWT's, or a key of the wrong curve
@@ -148,6 +154,8 @@ class JWTVerifier:
         return self._access_token(token, claims)
 
     async def _claims(self, token: str) -> dict[str, Any]:
+        import jwt  # deferred: see the TYPE_CHECKING import
+
         header = jwt.get_unverified_header(token)
         alg, kid = header.get("alg"), header.get("kid")
         key = await self._keys.key(kid if isinstance(kid, str) else None)

@@ -32,6 +32,8 @@ class GuardInfo(Model):
     po_pattern: str
     max_order_total: str | None
     max_daily_total_per_vendor: str | None = None
+    max_daily_total_per_principal: str | None = None
+    approval_required_above: str | None = None  # four-eyes: above this a second person approves
     order_vendors: list[str] | None = None
 
 
@@ -74,6 +76,8 @@ async def list_vendors(ctx: AppCtx) -> CallToolResult:
             po_pattern=policy.po_pattern.pattern,
             max_order_total=_amount(policy.max_order_total),
             max_daily_total_per_vendor=_amount(policy.max_daily_total_per_vendor),
+            max_daily_total_per_principal=_amount(policy.max_daily_total_per_principal),
+            approval_required_above=_amount(policy.approval_required_above),
             order_vendors=sorted(policy.order_vendors) if policy.order_vendors is not None else None,
         ),
     )
@@ -108,6 +112,10 @@ def _text(result: ListVendorsResult) -> list[str]:
         rules.append(f"at most {g.max_order_total} per order")
     if g.max_daily_total_per_vendor:
         rules.append(f"at most {g.max_daily_total_per_vendor} per vendor per day")
+    if g.max_daily_total_per_principal:
+        rules.append(f"at most {g.max_daily_total_per_principal} per person per day")
+    if g.approval_required_above:
+        rules.append(f"orders that may bill over {g.approval_required_above} need a second person's approval")
     if g.order_vendors is not None:
         rules.append(f"orders only with {', '.join(g.order_vendors) or 'no vendor'}")
     lines.append("Rules: " + "; ".join(rules) + ".")
