@@ -189,3 +189,26 @@ async def test_over_stdio_an_order_needing_a_second_person_is_refused(tmp_path: 
     assert "approve_order" not in tools  # only where people sign in
     assert world.skynet_orders == []
     world.ledger.close()
+
+
+async def test_a_price_change_renews_the_request_under_the_same_four_eyes_rule(
+    team: tuple[World, str], issuer: Issuer
+) -> None:
+    world, base = team
+    both = {**ALICE, "scope": "parts:read orders:write orders:approve"}
+    async with as_person(base, issuer.mint(**ALICE)) as alice:
+        asked = structured(await big_order(alice, "PO-4E-7"))
+    world.sandbox.skynet.set_price("AN960C10", "7.00")  # while bob has not decided yet
+    async with as_person(base, issuer.mint(**BOB), Approver("approve")) as bob:
+        changed = structured(await bob.call_tool("approve_order", {"approval_id": asked["approval_id"]}))
+    assert changed["status"] == "changed" and world.skynet_orders == []
+    async with as_person(base, issuer.mint(**ALICE)) as alice:
+        waiting = structured(await big_order(alice, "PO-4E-7"))
+    assert waiting["status"] == "awaiting_approval" and waiting["approval_id"] != asked["approval_id"]
+    async with as_person(base, issuer.mint(**both), Approver("approve")) as alice_approving:
+        own = error_text(await alice_approving.call_tool("approve_order", {"approval_id": waiting["approval_id"]}))
+    assert own.startswith("[SAME_PERSON] approval_id: ")
+    async with as_person(base, issuer.mint(**BOB), Approver("approve")) as bob:
+        placed = structured(await bob.call_tool("approve_order", {"approval_id": waiting["approval_id"]}))
+    assert placed["status"] == "placed" and len(world.skynet_orders) == 1
+    assert Decimal(world.skynet_orders[0]["total"]["amount"]) <= Decimal("700.00")  # 100 x 7.00 at most

@@ -326,7 +326,9 @@ class ApprovalDesk:
         """Send the approved intent; or, where prices moved, supersede it and return the re-priced order."""
         client = self._vendor(intent.vendor)
         approved = Preview.model_validate(intent.preview)
-        order = NewOrder(request_of(intent), intent.content_hash, client.display_name, approved)
+        # The renewal (if prices moved) is the same person's order, under the same four-eyes rule.
+        principal = str(intent.request.get("principal") or "")
+        order = NewOrder(request_of(intent), intent.content_hash, client.display_name, approved, principal=principal)
         try:
             now = await self._preparer.reprice(client, order)
         except VendorError as exc:
