@@ -97,9 +97,9 @@ def http_server(tmp_path: Path, log: Path) -> Iterator[str]:
 
 
 def live(port: int) -> bool:
-    with contextlib.suppress(urllib.error.URLError, OSError):
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:  # noqa: S310
-            return bool(answer.status == 200)
+    url = f"http://127.0.0.1:{port}/healthz"
+    with contextlib.suppress(urllib.error.URLError, OSError), urllib.request.urlopen(url, timeout=1) as answer:
+        return bool(answer.status == 200)
     return False
 
 
