@@ -20,14 +20,14 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal, Protocol, cast
 
 from parts_mcp.domain import Money, Order, Preview
 from parts_mcp.orders.guard import GuardError, priced_hash
 from parts_mcp.orders.ledger import Intent, Ledger
 from parts_mcp.orders.placement import Placement
 from parts_mcp.orders.preparing import Preparer
-from parts_mcp.orders.recording import approval_expiry, request_of
+from parts_mcp.orders.recording import approval_expiry, awaits_second_person, closed_approval, request_of
 from parts_mcp.orders.results import (
     AwaitingApproval,
     BilledAboveApproval,
@@ -210,7 +210,7 @@ class ApprovalDesk:
         intent = await self._usable(approval_id, secret)
         if not hmac.compare_digest(page_token, self._page_token(intent)):
             raise ApprovalRefused("PAGE_CHANGED", "This page no longer shows the request as it stands: reload it.")
-        if _second_person(intent):
+        if awaits_second_person(intent):
             # A link identifies nobody: four-eyes needs the approver signed in (approve_order).
             raise ApprovalRefused(
                 "SECOND_PERSON_REQUIRED",
@@ -280,7 +280,7 @@ class ApprovalDesk:
         approval: dict[str, str] = intent.request.get("approval") or {}
         state: ApprovalState = "awaiting"
         if intent.state is not IntentState.AWAITING_APPROVAL:
-            state = _CLOSED.get(str((intent.error or {}).get("code")), "approved")
+            state = cast(ApprovalState, closed_approval(intent) or "approved")
         return ApprovalRequest(
             approval_id=intent.id,
             vendor=intent.vendor,
@@ -293,7 +293,7 @@ class ApprovalDesk:
             expires_at=approval_expiry(intent),
             state=state,
             sandbox=self._sandbox,
-            second_person=_second_person(intent),
+            second_person=awaits_second_person(intent),
         )
 
     async def _usable(self, approval_id: str, secret: str) -> Intent:
@@ -347,12 +347,6 @@ class ApprovalDesk:
         await self._ledger.transition(intent.id, IntentState.REJECTED, actor=decided_by, error=error)
 
 
-def _second_person(intent: Intent) -> bool:
-    approval: dict[str, str] = intent.request.get("approval") or {}
-    return approval.get("second_person") == "required"
-
-
-_CLOSED: dict[str, ApprovalState] = {"DECLINED": "declined", "EXPIRED": "expired", "SUPERSEDED": "superseded"}
 _ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 

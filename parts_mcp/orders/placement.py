@@ -24,7 +24,14 @@ from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError
 from parts_mcp.orders.ledger import ClaimResult, Intent, Ledger
 from parts_mcp.orders.preparing import Preparer
 from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
-from parts_mcp.orders.recording import LEASE_SECONDS, KeyedLocks, Recorder, approval_expiry, request_of
+from parts_mcp.orders.recording import (
+    LEASE_SECONDS,
+    KeyedLocks,
+    Recorder,
+    approval_expiry,
+    awaits_second_person,
+    request_of,
+)
 from parts_mcp.orders.results import (
     AwaitingApproval,
     BilledAboveApproval,
@@ -218,7 +225,6 @@ class Placement:
         """
         expires_at = approval_expiry(intent)
         if self._clock() < expires_at:
-            approval: dict[str, str] = intent.request["approval"]
             return AwaitingApproval(
                 intent.vendor,
                 intent.po_number,
@@ -226,7 +232,7 @@ class Placement:
                 intent.created_at,
                 expires_at,
                 new=False,
-                second_person=approval.get("second_person") == "required",
+                second_person=awaits_second_person(intent),
             )
         error = {"code": "EXPIRED", "message": f"no decision by {expires_at.isoformat()}"}
         with contextlib.suppress(IllegalTransition):  # decided a moment ago: the ledger has the answer

@@ -12,6 +12,7 @@ from parts_mcp.orders import listing
 from parts_mcp.orders.fanout import each_vendor
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.ledger import Intent, Ledger
+from parts_mcp.orders.recording import approval_expiry, closed_approval
 from parts_mcp.orders.results import FoundOrder, OrderPage, VendorFailure
 from parts_mcp.orders.states import IntentState
 from parts_mcp.vendors.base import (
@@ -173,20 +174,16 @@ def _query(
 
 def approval_note(intent: Intent) -> str | None:
     """Where a PO stands when its order waits for, or was refused, a person's approval; None otherwise."""
-    approval: dict[str, str] | None = intent.request.get("approval")
-    if approval is None or intent.state not in (IntentState.AWAITING_APPROVAL, IntentState.REJECTED):
-        return None
-    expires = approval.get("expires_at", "")[:16].replace("T", " ")
-    code = (intent.error or {}).get("code")
     if intent.state is IntentState.AWAITING_APPROVAL:
         return (
             f"PO {intent.po_number} at {intent.vendor} is awaiting a person's approval (approval_id {intent.id}, "
-            f"expires {expires} UTC): no order exists yet."
+            f"expires {approval_expiry(intent):%Y-%m-%d %H:%M} UTC): no order exists yet."
         )
-    said = {"DECLINED": "was declined", "EXPIRED": "expired without a decision", "SUPERSEDED": "was superseded"}
-    if code not in said:
+    closed = closed_approval(intent)
+    if closed is None:
         return None
-    return f"PO {intent.po_number} at {intent.vendor}: its approval request {said[code]}; no order was placed."
+    said = "expired without a decision" if closed == "expired" else f"was {closed}"
+    return f"PO {intent.po_number} at {intent.vendor}: its approval request {said}; no order was placed."
 
 
 def ledger_order(intent: Intent) -> Order:

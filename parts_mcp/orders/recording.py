@@ -186,3 +186,20 @@ def approval_expiry(intent: Intent) -> datetime:
     """When an intent awaiting approval lapses (recorded with it)."""
     approval: dict[str, str] = intent.request["approval"]
     return datetime.fromisoformat(approval["expires_at"])
+
+
+def awaits_second_person(intent: Intent) -> bool:
+    """Four-eyes was required when the request was opened (recorded with it)."""
+    approval: dict[str, str] = intent.request.get("approval") or {}
+    return approval.get("second_person") == "required"
+
+
+# How a closed approval request ended, by the error code its intent was closed with.
+CLOSED_APPROVALS = {"DECLINED": "declined", "EXPIRED": "expired", "SUPERSEDED": "superseded"}
+
+
+def closed_approval(intent: Intent) -> str | None:
+    """ "declined", "expired" or "superseded" for an approval request closed without an order; else None."""
+    if "approval" not in intent.request or intent.state is not IntentState.REJECTED:
+        return None
+    return CLOSED_APPROVALS.get(str((intent.error or {}).get("code")))

@@ -17,7 +17,7 @@ from parts_mcp.domain import Model, Order
 from parts_mcp.orders.approvals import ApprovalRequest
 from parts_mcp.orders.guard import GuardError
 from parts_mcp.tools import text
-from parts_mcp.tools.context import AppCtx, app, principal
+from parts_mcp.tools.context import AppCtx, app, principal, shows_forms
 
 TITLE = "Approve another person's order"
 ANNOTATIONS = ToolAnnotations(
@@ -46,9 +46,7 @@ async def load(approval_id: str, ctx: AppCtx) -> ApprovalRequest:
 
 
 async def ask_approver(request: Annotated[ApprovalRequest, Resolve(load)], ctx: AppCtx) -> Elicit[ApproverDecision]:
-    capabilities = ctx.client_capabilities
-    elicitation = capabilities.elicitation if capabilities is not None else None
-    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+    if not shows_forms(ctx):
         raise GuardError(
             "approving needs you, not your assistant: use a client that shows forms (MCP elicitation), where "
             "you confirm the order yourself. Nothing was decided.",

@@ -44,3 +44,17 @@ def actor(ctx: AppCtx) -> str:
     client = f"{info.name}/{info.version}" if info is not None else "unidentified-client"
     person = principal(ctx)
     return f"{person} via {client}" if person else client
+
+
+def shows_forms(ctx: AppCtx) -> bool:
+    """The client can put a form in front of its user (a bare `elicitation: {}` means forms)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+
+
+def shows_links(ctx: AppCtx) -> bool:
+    """The client declared URL elicitation: it shows a link to its user, not to the model."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None

@@ -31,7 +31,7 @@ from parts_mcp.orders.results import (
     Repeat,
 )
 from parts_mcp.tools import text
-from parts_mcp.tools.context import AppCtx, actor, app, principal
+from parts_mcp.tools.context import AppCtx, actor, app, principal, shows_forms, shows_links
 from parts_mcp.tools.options import OrderOptions
 
 TITLE = "Place a purchase order"
@@ -94,12 +94,9 @@ def route(ctx: AppCtx, prepared: Prepared) -> Route:
     if isinstance(prepared, NewOrder) and service.approvals.needs_second_person(prepared):
         return "approval"  # four-eyes, in every mode: a second person decides
     mode = service.policy.confirmation
-    capabilities = ctx.client_capabilities
-    elicitation = capabilities.elicitation if capabilities is not None else None
-    forms = elicitation is not None and (elicitation.form is not None or elicitation.url is None)
     if mode in ("token", "approval"):
         return mode
-    if forms:
+    if shows_forms(ctx):
         return "form"
     if mode == "auto":
         return "approval"
@@ -112,12 +109,6 @@ def route(ctx: AppCtx, prepared: Prepared) -> Route:
     )
 
 
-def _url_elicitation(ctx: AppCtx) -> bool:
-    capabilities = ctx.client_capabilities
-    elicitation = capabilities.elicitation if capabilities is not None else None
-    return elicitation is not None and elicitation.url is not None
-
-
 async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx) -> Elicit[ConfirmOrder] | None:
     if isinstance(prepared, Repeat) or route(ctx, prepared) != "form":
         return None  # a repeat of a recorded order, or a person confirms another way
@@ -128,7 +119,7 @@ async def ask_human(prepared: Annotated[Prepared, Resolve(prepare)], ctx: AppCtx
 async def _request_approval(order: NewOrder, who: str, ctx: AppCtx) -> AwaitingApproval:
     """Hold the order for a person and send them the link; the model gets neither link nor secret."""
     state = app(ctx)
-    url_elicitation = _url_elicitation(ctx)
+    url_elicitation = shows_links(ctx)
     four_eyes = state.service.approvals.needs_second_person(order)
     if four_eyes and not (state.signed_in and order.principal):
         raise GuardError(
