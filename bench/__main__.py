@@ -4,8 +4,12 @@
   (vendor simulators in-process, so this is parts-mcp + SDK + simulator, no network).
 - fanout: lookup_parts across every sandbox vendor while one vendor is slow: total time should be
   about the slowest vendor's, not the sum.
+- lookups: one cross-vendor lookup_parts against the slowest vendor's dependent-call minimum (bench/lookups.py).
 - coldstart: spawn -> initialize -> tools/list over stdio for a production start (a config with every
-  vendor kind, no sandbox) beside a bare MCPServer with one tool, side by side; the ratio is the figure.
+  vendor kind, no sandbox) beside a bare MCPServer with one tool, side by side; the ratio is the figure
+  (bench/coldstart.py; alone: `python -m bench.coldstart`).
+- listing: list_purchase_orders pages at 1k / 10k / 100k ledger orders, time and peak memory
+  (bench/listing.py; alone: `python -m bench.listing`).
 - tokens: what a model pays to read tools/list and typical results (characters / 4, compact JSON as
   the SDK sends it), the text a model reads beside the structured content a client may also get.
 """
@@ -25,6 +29,8 @@ from typing import Any
 import anyio
 from mcp import Client
 
+from bench.coldstart import coldstart
+from bench.lookups import lookups
 from parts_mcp.config import GuardSettings, Settings
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
@@ -133,66 +139,6 @@ async def tokens(workdir: Path) -> None:
         report_result("list_vendors", await client.call_tool("list_vendors", {}))
 
 
-BARE_SERVER = """
-from mcp.server.mcpserver import MCPServer
-
-server = MCPServer("bare")
-
-
-@server.tool()
-def hello(name: str) -> str:
-    \"\"\"Say hello.\"\"\"
-    return f"hello {name}"
-
-
-server.run()
-"""
-
-
-async def spawn_and_list(command: list[str], env: dict[str, str]) -> float:
-    from mcp.client.stdio import StdioServerParameters
-
-    start = time.perf_counter()
-    params = StdioServerParameters(command=command[0], args=command[1:], env=env)
-    async with Client(params) as client:
-        await client.list_tools()
-    return (time.perf_counter() - start) * 1000
-
-
-async def coldstart(n: int, workdir: Path) -> None:
-    import compileall
-    import os
-    import sys
-
-    import parts_mcp
-    from parts_mcp.config import example
-
-    # An installed package has its bytecode (pip compiles it); a checkout run with
-    # PYTHONDONTWRITEBYTECODE would otherwise compile every module on every start.
-    compileall.compile_dir(Path(parts_mcp.__file__).parent, quiet=1)
-    config = workdir / "production.toml"
-    config.write_text(example().replace('path = "parts-mcp.sqlite3"', f'path = "{workdir / "cold.sqlite3"}"'))
-    env = {**os.environ, "PARTS_MCP_CONFIG": str(config)}
-    env |= {name: "bench-secret-not-real-0000" for name in _referenced(config.read_text())}
-    bare = workdir / "bare_server.py"
-    bare.write_text(BARE_SERVER)
-    ours, theirs = [], []
-    for _ in range(n):  # interleaved, so both see the same machine load
-        theirs.append(await spawn_and_list([sys.executable, str(bare)], env))
-        ours.append(await spawn_and_list([sys.executable, "-m", "parts_mcp", "serve"], env))
-    report("cold start: bare MCPServer, 1 tool", theirs)
-    report("cold start: parts-mcp (production)", ours)
-    print(
-        f"cold start ratio (median parts-mcp / median bare): {statistics.median(ours) / statistics.median(theirs):.2f}"
-    )
-
-
-def _referenced(text: str) -> set[str]:
-    import re
-
-    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", text))
-
-
 async def fanout(slow: float, workdir: Path) -> None:
     sandbox = Sandbox()
     server = build_server(Settings(sandbox=True), sandbox=sandbox, ledger=SQLiteLedger(workdir / "fan.sqlite3"))
@@ -255,7 +201,11 @@ def main() -> None:
         anyio.run(tokens, Path(tmp))
         anyio.run(overhead, args.n, Path(tmp))
         anyio.run(fanout, args.slow, Path(tmp))
+        anyio.run(lookups, 10)
     redaction(args.n)
+    from bench import listing  # listing at 1k / 10k / 100k ledger orders, a subprocess per size
+
+    listing.main([])
 
 
 if __name__ == "__main__":

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
 from typing import TYPE_CHECKING, Any
 
 from parts_mcp import __version__, logs
-from parts_mcp.config import ENV_VAR, ConfigError, Settings, load
-from parts_mcp.domain import Order, OrderStatus
 
+# The configuration (and through it the configured vendors' modules) is imported by the commands that
+# read it: `serve` first turns the garbage collector off for its start (see `_serve`).
 if TYPE_CHECKING:
     from starlette.types import ASGIApp
 
-    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+    from parts_mcp.config import Settings
+    from parts_mcp.orders.sql_ledger import SqlLedger
     from parts_mcp.server.app import PartsServer
 
 logger = logging.getLogger("parts_mcp")
@@ -23,6 +25,8 @@ logger = logging.getLogger("parts_mcp")
 
 def _settings(args: argparse.Namespace) -> Settings | None:
     """The configuration, or None after saying on stderr what is wrong with it."""
+    from parts_mcp.config import ConfigError, load
+
     try:
         return load(args.config)
     except ConfigError as exc:
@@ -32,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings | None:
 
 def _refusal(settings: Settings, source: str | None) -> str | None:
     """Why `serve` would refuse to start on these (valid) settings, or None: nothing to serve, or exposed."""
-    from parts_mcp.config import serving
+    from parts_mcp.config import ConfigError, serving
     from parts_mcp.server.auth import exposure_refusal
 
     try:
@@ -43,8 +47,39 @@ def _refusal(settings: Settings, source: str | None) -> str | None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    # A start makes hundreds of thousands of objects that live as long as the process (modules, pydantic
+    # models and schemas): collecting while they are made only walks them again and again (~10% of a cold
+    # start). Once made they are frozen out of every later collection, the one at exit included.
+    gc.disable()
+    try:
+        started = _start(args)
+    finally:
+        gc.enable()
+    if isinstance(started, int):
+        return started
+    server, settings = started
+    grace = settings.server.shutdown_grace_seconds
+    if settings.server.transport == "stdio":
+        from parts_mcp.server.transport import serve_stdio
+
+        # stdout is the protocol; everything else goes to stderr. Hostile lines get JSON-RPC errors.
+        serve_stdio(server, grace)
+    else:
+        from parts_mcp.server.shutdown import serve_http
+
+        host, port = settings.server.host, settings.server.port
+        logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
+        # Logs go to stderr only, through our (redacting, escaping) handler, uvicorn's included.
+        serve_http(http_app(server, settings), host=host, port=port, grace=grace)
+    return 0
+
+
+def _start(args: argparse.Namespace) -> tuple[PartsServer, Settings] | int:
+    """The server `serve` runs and its settings (--transport, --host and --port applied), or the exit
+    code after saying on stderr why it does not start."""
+    from parts_mcp.config import ENV_VAR
+    from parts_mcp.orders.ledger import LedgerUnavailable
     from parts_mcp.server.app import build_server
-    from parts_mcp.server.transport import serve_stdio
 
     settings = _settings(args)
     if settings is None:
@@ -58,21 +93,16 @@ def _serve(args: argparse.Namespace) -> int:
     if (refusal := _refusal(settings, args.config)) is not None:
         print(f"parts-mcp: {refusal}", file=sys.stderr)
         return 2
-    server = build_server(settings)
+    try:
+        server = build_server(settings)
+    except LedgerUnavailable as exc:
+        print(f"parts-mcp: {exc}", file=sys.stderr)
+        return 2
     if settings.sandbox:
         chosen = "the config's [server] sandbox = true" if args.config or os.environ.get(ENV_VAR) else "no config file"
         logger.warning("%s: serving the embedded sandbox (simulated vendors, nothing real is ordered)", chosen)
-    grace = settings.server.shutdown_grace_seconds
-    if transport == "stdio":
-        # stdout is the protocol; everything else goes to stderr. Hostile lines get JSON-RPC errors.
-        serve_stdio(server, grace)
-    else:
-        from parts_mcp.server.shutdown import serve_http
-
-        logger.warning("serving streamable HTTP on http://%s:%s/mcp", host, port)
-        # Logs go to stderr only, through our (redacting, escaping) handler, uvicorn's included.
-        serve_http(http_app(server, settings), host=host, port=port, grace=grace)
-    return 0
+    gc.freeze()
+    return server, settings
 
 
 def http_app(server: PartsServer, settings: Settings) -> ASGIApp:
@@ -84,7 +114,10 @@ def http_app(server: PartsServer, settings: Settings) -> ASGIApp:
     from parts_mcp.server.transport import GuardedHTTP
 
     security = transport_security(settings.server, settings.approvals.public_url)
-    mcp = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security)
+    # Replicas on a shared ledger keep no session of their own: any replica answers any request, so a
+    # load balancer needs nothing sticky (clients of the 2026-07-28 protocol send no session anyway).
+    replicas = settings.store.url is not None
+    mcp = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, stateless_http=replicas)
     app: ASGIApp = GuardedHTTP(mcp)
     if server.channels is not None:
         app = server.channels.beside(app)  # the approval page at /approvals/, outside the JSON-RPC screen
@@ -106,7 +139,7 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from parts_mcp.config import example
+    from parts_mcp.config import ENV_VAR, example
     from parts_mcp.config_summary import describe
 
     if args.what == "example":
@@ -124,21 +157,26 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger(args: argparse.Namespace, *, must_exist: bool = False) -> SQLiteLedger | None:
+def _ledger(args: argparse.Namespace, *, must_exist: bool = False) -> SqlLedger | None:
     """The configured ledger, or None after saying on stderr why there is none to open."""
-    from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+    from parts_mcp.orders.ledger import LedgerUnavailable
+    from parts_mcp.orders.stores import open_ledger
 
     settings = _settings(args)
     if settings is None:
         return None
-    if settings.sandbox and settings.store.path is None:
+    if settings.sandbox and settings.store.path is None and settings.store.url is None:
         print("parts-mcp: the embedded sandbox keeps no ledger on disk; pass --config", file=sys.stderr)
         return None
     path = settings.store.resolved_path()
-    if must_exist and not path.exists():
+    if settings.store.url is None and must_exist and not path.exists():
         print(f"parts-mcp: there is no ledger at {path}", file=sys.stderr)
         return None
-    return SQLiteLedger(path)
+    try:
+        return open_ledger(settings.store)
+    except LedgerUnavailable as exc:
+        print(f"parts-mcp: {exc}", file=sys.stderr)
+        return None
 
 
 def _operator() -> str:
@@ -149,6 +187,7 @@ def _intents(args: argparse.Namespace) -> int:
     """List the intents that need a person, or settle one after checking the vendor by hand."""
     import anyio
 
+    from parts_mcp.domain import Order, OrderStatus
     from parts_mcp.orders.ledger import Intent, LedgerTampered, lease_owner
     from parts_mcp.orders.states import IllegalTransition, IntentState
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import platformdirs
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -123,10 +122,42 @@ class GuardSettings(_Strict):
 
 
 class StoreSettings(_Strict):
+    """[store]: where the ledger lives. A SQLite file (`path`, the default) for one host, or a PostgreSQL
+    database (`url`) shared by replicas."""
+
     path: Path | None = None
+    # postgresql://user:password@host:5432/db: a secret (the password); give it as "${ENV}".
+    url: SecretStr | None = None
+    # PostgreSQL: the key that seals intents and chains the audit log, kept out of the database; the same
+    # on every replica and for the life of the ledger (a SQLite ledger keeps its key in a file beside it).
+    key: SecretStr | None = None
+    pool_size: int = Field(default=10, ge=1, le=200)  # PostgreSQL connections per replica
+
+    @model_validator(mode="after")
+    def _one_store(self) -> StoreSettings:
+        if self.url is None:
+            if self.key is not None:
+                raise ValueError("store.key: only a PostgreSQL ledger (store.url) takes a key; remove it")
+            return self
+        if self.path is not None:
+            raise ValueError("store.path and store.url: give one, a SQLite file (path) or PostgreSQL (url)")
+        # The message never repeats the URL: it may hold a password.
+        if urlsplit(self.url.get_secret_value()).scheme not in ("postgresql", "postgres"):
+            raise ValueError('store.url: must be a PostgreSQL URL, "postgresql://user:password@host:5432/db"')
+        if self.key is None or len(self.key.get_secret_value()) < 32:
+            raise ValueError(
+                "store.key: a PostgreSQL ledger needs a key of at least 32 characters, the same on every replica, "
+                'e.g. key = "${PARTS_MCP_LEDGER_KEY}" with the value from `python -c "import secrets; '
+                'print(secrets.token_urlsafe(32))"`'
+            )
+        return self
 
     def resolved_path(self) -> Path:
-        return self.path or Path(platformdirs.user_data_dir("parts-mcp")) / "parts-mcp.sqlite3"
+        if self.path is not None:
+            return self.path
+        import platformdirs  # here, not at the top: a start whose config names the file never needs it
+
+        return Path(platformdirs.user_data_dir("parts-mcp")) / "parts-mcp.sqlite3"
 
 
 class ApprovalSettings(_Strict):
@@ -166,7 +197,8 @@ class Settings(_Strict):
     approvals: ApprovalSettings = ApprovalSettings()
     # Each section read as its kind's settings (the vendor registry knows every kind).
     vendors: dict[str, Annotated[VendorSettingsBase, BeforeValidator(vendor_settings)]] = Field(default_factory=dict)
-    lookup_deadline: float = Field(default=20.0, gt=0)
+    # A chat waits for the answer: past this a vendor is reported as timed out beside the others' results.
+    lookup_deadline: float = Field(default=8.0, gt=0)
     sandbox: bool = Field(default=False, description="Set by the loader when no config file is used")
 
     @model_validator(mode="after")
@@ -180,6 +212,17 @@ class Settings(_Strict):
         if self.sandbox:
             return [kind for kind, entry in REGISTRY.items() if entry.simulator is not None]
         return list(self.vendors)
+
+    @model_validator(mode="after")
+    def _replicas_share_a_secret(self) -> Settings:
+        # A confirmation previewed on one replica is confirmed on another: they must sign alike.
+        if self.store.url is not None and self.guard.token_secret is None:
+            raise ValueError(
+                "guard.token_secret: a PostgreSQL ledger (store.url) is for replicas, and replicas must accept "
+                "each other's confirmation tokens and approval pages: set the same token_secret on each "
+                '(e.g. token_secret = "${PARTS_MCP_TOKEN_SECRET}")'
+            )
+        return self
 
     @model_validator(mode="after")
     def _order_vendors_configured(self) -> Settings:

@@ -79,10 +79,9 @@ def _guard(settings: Settings) -> list[str]:
 
 
 def _store(settings: Settings) -> list[str]:
-    url = getattr(settings.store, "url", None)
-    if url is not None:
-        shown = url.get_secret_value() if isinstance(url, SecretStr) else str(url)
-        return [f"store:        {_masked(shown)}"]
+    if settings.store.url is not None:
+        shown = _masked(settings.store.url.get_secret_value())
+        return [f"store:        {shown} (PostgreSQL, shared by replicas; key from store.key)"]
     if settings.sandbox and settings.store.path is None:
         return ["store:        in memory (the sandbox forgets its orders when the process ends)"]
     return [f"store:        {settings.store.resolved_path()} (SQLite)"]

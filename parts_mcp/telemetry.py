@@ -1,6 +1,6 @@
 """What an operator measures: Prometheus metrics, and the OpenTelemetry span around each vendor call.
 
-The metrics live in one registry of our own (served at /metrics over HTTP by `server.operations`),
+The metrics live in one registry of our own (`registry()`, served at /metrics over HTTP by `server.operations`),
 through `prometheus-client` rather than a hand-written exposition format. Labels are tool names,
 error codes, vendor keys and decision names only: never a PO number, a person or an id.
 
@@ -12,60 +12,94 @@ process installs an OpenTelemetry SDK and exporter; without one every call here 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import stamina.instrumentation
 from opentelemetry import trace
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    ProcessCollector,
-    disable_created_metrics,
-)
 
-__all__ = ["REGISTRY", "VendorCall", "order_decided", "path_template", "tool_called", "vendor_call"]
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-disable_created_metrics()  # no `*_created` twin of every series: Prometheus computes rates without them
-REGISTRY = CollectorRegistry()
-ProcessCollector(registry=REGISTRY)  # memory, CPU, open files: the usual process_* series
+__all__ = ["VendorCall", "order_decided", "path_template", "registry", "tool_called", "vendor_call"]
 
-TOOL_CALLS = Counter(
-    "parts_mcp_tool_calls",
-    "Tool calls by tool and outcome (ok, error, input_required)",
-    ["tool", "outcome"],
-    registry=REGISTRY,
-)
-TOOL_ERRORS = Counter(
-    "parts_mcp_tool_errors", "Tool errors by tool and error code", ["tool", "code"], registry=REGISTRY
-)
-VENDOR_SECONDS = Histogram(
-    "parts_mcp_vendor_request_seconds",
-    "One logical vendor request (retries and their waits included), by vendor",
-    ["vendor"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-    registry=REGISTRY,
-)
-CIRCUIT_OPEN = Gauge(
-    "parts_mcp_vendor_circuit_open",
-    "1 while the vendor's circuit breaker holds calls back (as of its last call), else 0",
-    ["vendor"],
-    registry=REGISTRY,
-)
-ORDER_DECISIONS = Counter(
-    "parts_mcp_order_decisions",
-    "Order decisions (previewed, sent, placed, refused, ...) by vendor",
-    ["vendor", "decision"],
-    registry=REGISTRY,
-)
 
-# Our retry line (vendors.base) names the vendor, method, path and reason. stamina's own hooks would add
-# a bare `stamina.retry_scheduled` line and count into the global Prometheus registry nobody serves.
-stamina.instrumentation.set_on_retry_hooks(())
+@dataclass(frozen=True)
+class _Metrics:
+    registry: CollectorRegistry
+    tool_calls: Counter
+    tool_errors: Counter
+    vendor_seconds: Histogram
+    circuit_open: Gauge
+    order_decisions: Counter
+
+
+_made: list[_Metrics] = []
+_making = threading.Lock()  # servers in threads (tests, embedders) may count their first call at once
+
+
+def _metrics() -> _Metrics:
+    if not _made:
+        with _making:
+            if not _made:
+                _made.append(_make())
+    return _made[0]
+
+
+# Made on first use, not at import: prometheus-client is ~8 ms of a cold start that counts nothing yet.
+def _make() -> _Metrics:
+    from prometheus_client import (
+        CollectorRegistry,
+        Counter,
+        Gauge,
+        Histogram,
+        ProcessCollector,
+        disable_created_metrics,
+    )
+
+    disable_created_metrics()  # no `*_created` twin of every series: Prometheus computes rates without them
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)  # memory, CPU, open files: the usual process_* series
+    return _Metrics(
+        registry=registry,
+        tool_calls=Counter(
+            "parts_mcp_tool_calls",
+            "Tool calls by tool and outcome (ok, error, input_required)",
+            ["tool", "outcome"],
+            registry=registry,
+        ),
+        tool_errors=Counter(
+            "parts_mcp_tool_errors", "Tool errors by tool and error code", ["tool", "code"], registry=registry
+        ),
+        vendor_seconds=Histogram(
+            "parts_mcp_vendor_request_seconds",
+            "One logical vendor request (retries and their waits included), by vendor",
+            ["vendor"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=registry,
+        ),
+        circuit_open=Gauge(
+            "parts_mcp_vendor_circuit_open",
+            "1 while the vendor's circuit breaker holds calls back (as of its last call), else 0",
+            ["vendor"],
+            registry=registry,
+        ),
+        order_decisions=Counter(
+            "parts_mcp_order_decisions",
+            "Order decisions (previewed, sent, placed, refused, ...) by vendor",
+            ["vendor", "decision"],
+            registry=registry,
+        ),
+    )
+
+
+def registry() -> CollectorRegistry:
+    """The one registry of our metrics, served at /metrics."""
+    return _metrics().registry
+
 
 _tracer = trace.get_tracer("parts_mcp")
 # A path segment that names a thing rather than a route (route words: lower case, `-`, `_`, a version
@@ -112,18 +146,20 @@ def vendor_call(vendor: str, method: str, path: str) -> Generator[VendorCall]:
             span.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
             raise
         finally:
-            VENDOR_SECONDS.labels(vendor).observe(time.perf_counter() - started)
-            CIRCUIT_OPEN.labels(vendor).set(1 if call.circuit_open else 0)
+            metrics = _metrics()
+            metrics.vendor_seconds.labels(vendor).observe(time.perf_counter() - started)
+            metrics.circuit_open.labels(vendor).set(1 if call.circuit_open else 0)
             span.set_attribute("parts_mcp.attempts", call.attempts)
             if call.status is not None:
                 span.set_attribute("http.response.status_code", call.status)
 
 
 def tool_called(tool: str, outcome: str, code: str | None = None) -> None:
-    TOOL_CALLS.labels(tool, outcome).inc()
+    metrics = _metrics()
+    metrics.tool_calls.labels(tool, outcome).inc()
     if code is not None:
-        TOOL_ERRORS.labels(tool, code).inc()
+        metrics.tool_errors.labels(tool, code).inc()
 
 
 def order_decided(vendor: str | None, decision: str) -> None:
-    ORDER_DECISIONS.labels(vendor or "", decision).inc()
+    _metrics().order_decisions.labels(vendor or "", decision).inc()

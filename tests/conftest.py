@@ -8,6 +8,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,10 +21,59 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from bench.postgres import Postgres, running
 from parts_mcp.config import GuardSettings, Settings
+from parts_mcp.orders.ledger import Ledger
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import ManualClock, Sandbox, SandboxVendor
 from parts_mcp.server.app import build_server
+
+# A test module runs on both ledgers with `pytestmark = [..., BOTH_STORES]`; World then uses each in turn.
+STORES = ("sqlite", "postgres")
+BOTH_STORES = pytest.mark.parametrize("store", STORES, indirect=True)
+# The ledger World opens for the test running now (`store`): SQLite in tmp_path unless a module asks for both.
+_ledgers: list[Callable[[Any, Callable[[], datetime]], Ledger]] = []
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """One real PostgreSQL server for the session (OS binaries, initdb in a temp dir); a schema per test."""
+    with running() as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class Store:
+    kind: str
+    url: str | None  # PostgreSQL: this test's own schema
+
+
+@pytest.fixture(autouse=True)
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    kind: str = getattr(request, "param", "sqlite")
+    opened: list[Ledger] = []
+    url = request.getfixturevalue("postgres").fresh_url() if kind == "postgres" else None
+
+    def open_ledger(tmp_path: Any, clock: Callable[[], datetime]) -> Ledger:
+        if url is None:
+            ledger: Ledger = SQLiteLedger(tmp_path / "ledger.sqlite3", clock=clock)
+        else:
+            from parts_mcp.orders.postgres_ledger import PostgresLedger
+
+            ledger = PostgresLedger(url, POSTGRES_KEY, clock=clock, pool_size=4)
+        opened.append(ledger)
+        return ledger
+
+    _ledgers.append(open_ledger)
+    try:
+        yield Store(kind, url)
+    finally:
+        _ledgers.remove(open_ledger)
+        for ledger in opened:
+            ledger.close()
+
+
+POSTGRES_KEY = "a-test-ledger-key-of-at-least-32-characters"
 
 
 @pytest.fixture(autouse=True)
@@ -59,7 +109,12 @@ class World:
     def __init__(self, tmp_path: Any, *, lookup_deadline: float = 20.0, **guard: Any) -> None:
         self.clock = Clock()
         self.sandbox = Sandbox(clock=self.clock.manual.now)
-        self.ledger = SQLiteLedger(tmp_path / "ledger.sqlite3", clock=self.clock.now)
+        # A module-scoped World is made before any test's `store`: it keeps the default, SQLite.
+        self.ledger = (
+            _ledgers[-1](tmp_path, self.clock.now)
+            if _ledgers
+            else SQLiteLedger(tmp_path / "ledger.sqlite3", clock=self.clock.now)
+        )
         self.settings = Settings(sandbox=True, guard=GuardSettings(**guard), lookup_deadline=lookup_deadline)
         self.server: MCPServer = build_server(
             self.settings, sandbox=self.sandbox, ledger=self.ledger, clock=self.clock.now
@@ -106,21 +161,25 @@ async def part_ids(client: Client, *numbers: str, vendor: str = "skynet") -> dic
     return {p["part_number"]: p["part_id"] for p in found["parts"] if p["part_number"] in numbers}
 
 
-async def confirm_and_place(client: Client, args: dict[str, Any]) -> dict[str, Any]:
-    """The token flow as a well-behaved model runs it: preview, (user approves), confirm the exact total."""
+async def confirm(client: Client, args: dict[str, Any]) -> CallToolResult:
+    """The token flow as a well-behaved model runs it: preview, (user approves), confirm the exact total.
+    The confirming call's result, error or not."""
     preview = structured(await client.call_tool("place_order", args))
     assert preview["status"] == "confirmation_required"
     total = preview["preview"]["total"]
-    return structured(
-        await client.call_tool(
-            "place_order",
-            {
-                **args,
-                "confirmation_token": preview["confirmation_token"],
-                "confirmed_total": f"{total['amount']} {total['currency']}",
-            },
-        )
+    return await client.call_tool(
+        "place_order",
+        {
+            **args,
+            "confirmation_token": preview["confirmation_token"],
+            "confirmed_total": f"{total['amount']} {total['currency']}",
+        },
     )
+
+
+async def confirm_and_place(client: Client, args: dict[str, Any]) -> dict[str, Any]:
+    """`confirm`, where the confirmation must be answered (placed or not), not refused."""
+    return structured(await confirm(client, args))
 
 
 class Respelled(httpx2.AsyncBaseTransport):

@@ -4,9 +4,7 @@ receiver over HTTP, a $BROWSER command, the stdio listener serving the page."""
 
 from __future__ import annotations
 
-import html
 import logging
-import re
 import socket
 import stat
 import subprocess
@@ -22,10 +20,6 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult, ElicitRequestURLParams, ElicitResult
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from parts_mcp import logs
 from parts_mcp.approvals.channels import (
@@ -42,26 +36,13 @@ from parts_mcp.domain import Money, OrderLine, Preview, PriceBasis
 from parts_mcp.orders.approvals import ApprovalLink, ApprovalRequest, new_secret
 from parts_mcp.sandbox import Sandbox
 
+from approvers import HIDDEN, Receiver, decide, open_page
 from conftest import World, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 
 HTTP = ServerSettings(transport="http", host="127.0.0.1", port=8765)
 STDIO = ServerSettings(transport="stdio")
-
-
-class Receiver:
-    """An approvers' webhook on loopback: records every POST, answers with the statuses given, in turn."""
-
-    def __init__(self, *statuses: int) -> None:
-        self.statuses = list(statuses)
-        self.posts: list[dict[str, Any]] = []
-        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
-
-    async def hook(self, request: Request) -> Response:
-        self.posts.append(await request.json())
-        status = self.statuses.pop(0) if self.statuses else 200
-        return JSONResponse({"ok": status == 200}, status_code=status)
 
 
 @pytest.fixture
@@ -362,8 +343,6 @@ async def test_over_stdio_no_link_is_made_while_the_server_is_not_running() -> N
 
 # -- end to end: place_order through the SDK client, the link through the channels -----------------
 
-HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
-
 
 def approval_world(tmp_path: Path, approvals: ApprovalSettings) -> World:
     """A sandbox world whose orders a person approves out of band, over the channels configured."""
@@ -375,17 +354,6 @@ async def order_for_approval(client: Client, po_number: str) -> CallToolResult:
     ids = await part_ids(client, "MS21042L3")
     items = [{"part_id": ids["MS21042L3"], "quantity": 2}]
     return await client.call_tool("place_order", {"vendor": "skynet", "po_number": po_number, "items": items})
-
-
-async def open_page(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
-    """What a person sees first: the page behind the link, with its decision form."""
-    page = await http.get(url)
-    assert page.status_code == 200, page.text
-    return {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
-
-
-async def decide(http: httpx2.AsyncClient, url: str, form: dict[str, str], decision: str) -> httpx2.Response:
-    return await http.post(url.split("?")[0], data={**form, "decision": decision})
 
 
 async def test_the_webhooks_link_approves_the_order_once_and_the_model_never_holds_it(tmp_path: Path) -> None:

@@ -27,9 +27,10 @@ from parts_mcp.config import ApprovalSettings, load
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
-from conftest import World, error_text, part_ids, serve, structured
+from conftest import BOTH_STORES, World, error_text, part_ids, serve, structured
 
-pytestmark = pytest.mark.asyncio
+# The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
+pytestmark = [pytest.mark.asyncio, BOTH_STORES]
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 

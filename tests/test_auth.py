@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 import httpx2
 import pytest
-from issuer import DROP, Issuer, new_rsa
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -32,6 +31,7 @@ from parts_mcp.config import AuthSettings
 from parts_mcp.sandbox import Sandbox
 
 from conftest import confirm_and_place, error_text, part_ids, serve
+from issuer import DROP, Issuer, new_rsa
 
 pytestmark = pytest.mark.asyncio
 META = "/.well-known/oauth-protected-resource/mcp"

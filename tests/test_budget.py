@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from conftest import World, confirm_and_place, error_text, part_ids
+from conftest import BOTH_STORES, World, confirm_and_place, error_text, part_ids
 
-pytestmark = pytest.mark.asyncio
+# The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
+pytestmark = [pytest.mark.asyncio, BOTH_STORES]
 
 
 async def test_the_daily_budget_rolls_over_at_utc_midnight(tmp_path: Any) -> None:

@@ -17,9 +17,10 @@ from parts_mcp.sandbox import ManualClock
 from parts_mcp.server.app import build_server
 from parts_mcp.vendors.base import breaker_clock
 
-from conftest import World, confirm_and_place, part_ids, structured
+from conftest import BOTH_STORES, World, confirm_and_place, part_ids, structured
 
-pytestmark = pytest.mark.asyncio
+# The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
+pytestmark = [pytest.mark.asyncio, BOTH_STORES]
 
 
 def order_posts(world: World, vendor: str, path: str) -> list[Any]:

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from issuer import Issuer
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitResult
@@ -22,9 +21,11 @@ from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitResult
 from parts_mcp.cli import http_app
 from parts_mcp.config import ApprovalSettings, AuthSettings, ServerSettings
 
-from conftest import World, error_text, serve, structured
+from conftest import BOTH_STORES, World, error_text, serve, structured
+from issuer import Issuer
 
-pytestmark = pytest.mark.asyncio
+# The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
+pytestmark = [pytest.mark.asyncio, BOTH_STORES]
 
 AUDIENCE = "https://parts.test/mcp"
 ALICE = {"sub": "user-alice", "email": "alice@example.com", "scope": "parts:read orders:write"}

@@ -20,7 +20,6 @@ from typing import Any
 import anyio
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult
 from starlette.types import Receive, Scope, Send
 
 from parts_mcp.config import GuardSettings, Settings, StoreSettings, load
@@ -28,7 +27,7 @@ from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
-from conftest import World, confirm_and_place, error_text, part_ids, serve, structured
+from conftest import World, confirm, confirm_and_place, error_text, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 
@@ -107,16 +106,6 @@ async def cli(tmp_path: Path, *argv: str) -> tuple[int, str, str]:
 async def skynet_args(client: Client, po_number: str, quantity: int = 2) -> dict[str, Any]:
     ids = await part_ids(client, "MS21042L3")
     return {"vendor": "skynet", "po_number": po_number, "items": [{"part_id": ids["MS21042L3"], "quantity": quantity}]}
-
-
-async def confirm(client: Client, args: dict[str, Any]) -> CallToolResult:
-    """Preview, then confirm the exact total: the result of the confirming call, error or not."""
-    preview = structured(await client.call_tool("place_order", args))
-    total = preview["preview"]["total"]
-    confirmed = {"confirmation_token": preview["confirmation_token"]}
-    return await client.call_tool(
-        "place_order", {**args, **confirmed, "confirmed_total": f"{total['amount']} {total['currency']}"}
-    )
 
 
 def order_posts(world: World) -> int:
@@ -388,8 +377,15 @@ async def test_a_ledger_from_before_the_chain_is_chained_once_then_checked(tmp_p
     for _ in range(2):  # the second start finds the chain and leaves it
         SQLiteLedger(path).close()
     code, verified, _ = await cli(tmp_path, "audit", "verify")
-    assert (code, verified) == (0, "ok: 3 rows\n")
-    assert [row[1] for row in audit_rows(path)] == ["intent_recorded", "intent_unknown", "ledger_sealed"]
+    assert (code, verified) == (0, "ok: 5 rows\n")
+    # Each schema step it took is on the record too, once: the second start found it current.
+    assert [row[1] for row in audit_rows(path)] == [
+        "intent_recorded",
+        "intent_unknown",
+        "ledger_sealed",
+        "schema_migrated",
+        "schema_migrated",
+    ]
     code, listed, _ = await cli(tmp_path, "intents", "list")
     assert code == 0 and "keyloop\tPO-OLD-1\tunknown\t" in listed and "TAMPERED" not in listed
     tamper(path, "DROP TRIGGER audit_no_update", "UPDATE audit SET detail = '{}' WHERE seq = 2")

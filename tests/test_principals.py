@@ -15,9 +15,10 @@ from mcp import Client
 
 from parts_mcp.config import ServerSettings
 
-from conftest import World, confirm_and_place, error_text, part_ids, structured
+from conftest import BOTH_STORES, World, confirm_and_place, error_text, part_ids, structured
 
-pytestmark = pytest.mark.asyncio
+# The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
+pytestmark = [pytest.mark.asyncio, BOTH_STORES]
 
 
 def as_person(world: World, name: str | None) -> World:

@@ -28,11 +28,11 @@ from typing import Any
 
 import anyio
 import httpx2
-import stamina
 import uvicorn
 from anyio.abc import TaskGroup
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from parts_mcp import retries
 from parts_mcp.config import ApprovalSettings, ServerSettings
 from parts_mcp.orders.approvals import ApprovalLink, ApprovalRequest, Desk
 
@@ -265,7 +265,7 @@ async def _post_webhook(url: str, message: dict[str, Any]) -> _Outcome:
         with anyio.fail_after(WEBHOOK_DEADLINE):
             # No redirects: a redirected POST would carry the link to an address nobody configured.
             async with httpx2.AsyncClient(timeout=_WEBHOOK_TIMEOUT, follow_redirects=False) as http:
-                async for attempt in stamina.retry_context(
+                async for attempt in retries.retry_context(
                     on=_retryable, attempts=WEBHOOK_ATTEMPTS, timeout=None, wait_initial=0.5, wait_max=2.0
                 ):
                     with attempt:

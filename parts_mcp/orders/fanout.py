@@ -22,7 +22,11 @@ async def each_vendor(
         with anyio.fail_after(deadline):
             return await call
     except TimeoutError:
-        message = f"{client.display_name} did not answer within {deadline:g}s."
+        # What the others answered is shown; the model should say which vendor is missing, not wait longer.
+        message = (
+            f"{client.display_name} did not answer within {deadline:g}s; the results shown are the other vendors'. "
+            f"Ask {client.key} again on its own in a while."
+        )
         errors.append(VendorFailure(client.key, "TIMEOUT", message, retryable=True))
     except VendorError as exc:
         advice = refusal(exc, subject=client.key, writes=False)

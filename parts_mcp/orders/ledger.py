@@ -20,14 +20,18 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum, StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from parts_mcp.orders.states import IntentState
+
+if TYPE_CHECKING:
+    from parts_mcp.orders.listing import Position
+    from parts_mcp.vendors.base import OrderQuery
 
 T = TypeVar("T")
 
@@ -80,6 +84,11 @@ class AuditEvent:
 
 GENESIS = "parts-mcp:audit:genesis:v1"
 """What the first audit row is chained to."""
+
+
+class LedgerUnavailable(Exception):
+    """The ledger cannot be opened (its database does not answer, or it is newer than this parts-mcp):
+    the server does not start. The message names the config key and says what to do, never a secret."""
 
 
 class LedgerTampered(Exception):
@@ -317,6 +326,11 @@ class Ledger(Protocol):
         """
         ...
 
+    async def renew(self, owner: str, seconds: float) -> int:
+        """Extend every lease `owner` holds to `seconds` from now; how many. A holder that stops renewing
+        (it crashed, or lost the database) loses its leases when they run out, on any host."""
+        ...
+
     async def release(self, intent_id: str, owner: str) -> None: ...
 
     async def get_by_order_id(self, vendor: str, order_id: str) -> Intent | None:
@@ -350,7 +364,13 @@ class Ledger(Protocol):
         goes to the audit log."""
         ...
 
-    async def placed_orders(self, vendor: str | None = None) -> list[Intent]: ...
+    async def placed_page(
+        self, vendors: Collection[str], query: OrderQuery, after: Position | None, limit: int
+    ) -> list[Intent]:
+        """Placed orders at `vendors` matching every filter of `query`, newest first by the listing's key
+        (`listing.sort_key` of the order as placed), strictly after `after`; at most `limit`. Paged in the
+        store, so a page costs the same at any ledger size. Rows changed by hand are marked `tampered`."""
+        ...
 
     async def recent(self, vendor: str, since: datetime) -> list[Intent]:
         """The vendor's intents created since `since` (any state), newest first."""

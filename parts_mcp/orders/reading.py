@@ -108,54 +108,87 @@ class Reading:
         """Orders newest first across `clients`, one page at a time.
 
         Vendors that can list are asked (all at once, each under the look-up deadline); for those
-        that cannot, the ledger's own orders stand in. Every filter is applied here again, so each
-        vendor is filtered the same way whatever its API supports. The cursor is the last order's
-        (created, vendor, id): the next page starts strictly after it, with no repeats and no gaps.
+        that cannot, the ledger's own orders stand in. Each source gives only its newest `limit + 1`
+        orders after the cursor, and a heap merges them: a page costs the same however many orders
+        there are. Every filter is applied here again, so each vendor is filtered the same way
+        whatever its API supports. The cursor is the last order's (created, vendor, id): the next
+        page starts strictly after it, with no repeats and no gaps.
 
         Raises:
             GuardError: a cursor issued for other filters.
         """
         query = _query(statuses, po_number, created_after, created_before)
-        # Sorted: a set's order varies between processes, and a cursor must work in any of them.
-        filters = listing.fingerprint({"vendor": vendor, **vars(query), "statuses": sorted(query.statuses or ())})
-        position = listing.decode_cursor(cursor, filters) if cursor else None
+        filters = listing.fingerprint_of(vendor, query)
+        after = listing.decode_cursor(cursor, filters) if cursor else None
         notes: list[str] = []
         errors: list[VendorFailure] = []
-        summaries: list[OrderSummary] = []
+        slices: list[listing.Slice] = []
 
         async def from_vendor(client: VendorClient) -> None:
-            found = await each_vendor(client, client.list_orders(query, MAX_LISTED_PER_VENDOR), self._deadline, errors)
+            found = await each_vendor(client, self._vendor_slice(client, query, after, limit), self._deadline, errors)
             if found is None:
                 return
-            if len(found) >= MAX_LISTED_PER_VENDOR:
+            part, cut_short = found
+            if cut_short:
                 notes.append(
-                    f"{client.display_name}: only the newest {MAX_LISTED_PER_VENDOR} orders are listed; "
-                    "narrow the dates to see older ones."
+                    f"{client.display_name}: only its newest {MAX_LISTED_PER_VENDOR} orders from this page on could "
+                    "be read, and they may skip some; narrow the dates to see older ones."
                 )
-            summaries.extend(found)
+            slices.append(part)
 
-        from_ledger = {c.key for c in clients if not c.capabilities.list}
+        async def from_ledger(keys: Collection[str]) -> None:
+            placed = await self._ledger.placed_page(keys, query, after, limit + 1)
+            orders = (OrderSummary.of(ledger_order(i)) for i in placed)
+            slices.append(listing.Slice(listing.arranged(orders, query, after), more=len(placed) > limit))
+
+        in_ledger = [c for c in clients if not c.capabilities.list]
         notes += [
             f"{c.display_name} has no order listing in its API: its orders here are the ones this server placed, "
             "from the local ledger, with the status they had when placed."
-            for c in clients
-            if c.key in from_ledger
+            for c in in_ledger
         ]
         async with anyio.create_task_group() as group:
             for client in clients:
-                if client.key not in from_ledger:
+                if client.capabilities.list:
                     group.start_soon(from_vendor, client)
-        if from_ledger:
-            summaries += [
-                OrderSummary.of(ledger_order(i))
-                for i in await self._ledger.placed_orders(vendor)
-                if i.vendor in from_ledger
-            ]
+            if in_ledger:
+                group.start_soon(from_ledger, {c.key for c in in_ledger})
         if query.po_number:
             # An order a person has not approved (or declined) is no order yet, but the PO is not unknown.
             notes += [n for i in await self._ledger.by_po(query.po_number) if (n := approval_note(i))]
-        orders, next_cursor = listing.page(summaries, query, limit, position, filters)
+        orders, next_cursor = listing.merge(slices, limit, filters)
         return OrderPage(orders=orders, next_cursor=next_cursor, notes=notes, vendor_errors=errors)
+
+    @staticmethod
+    async def _vendor_slice(
+        client: VendorClient, query: OrderQuery, after: listing.Position | None, limit: int
+    ) -> tuple[listing.Slice, bool]:
+        """The vendor's newest `limit` orders after `after` (or all, if fewer), and whether it was cut short.
+
+        The vendor is asked for `limit + 1` orders created up to the cursor's time. Those it returns are
+        its newest if it lists newest first; but orders created in the same instant as the last one it
+        returned may be missing, so only those strictly newer count. When filters it cannot apply itself
+        (or orders shown already at the cursor's time) leave fewer than `limit`, it is asked for more, up
+        to MAX_LISTED_PER_VENDOR: all of those, sorted here, are then the best that can be done.
+        """
+        # The bound is inclusive, so the cursor's own order comes back when it is this vendor's: one more.
+        asked = listing.watermarked(query, after)
+        count = limit + 1 + (after is not None and after[1] == client.key)
+        while True:
+            found = await client.list_orders(asked, count)
+            kept = listing.arranged(found, query, after)
+            if len(found) < count:
+                return listing.Slice(kept), False  # the vendor has no more
+            ordered = listing.newest_first(found)
+            if ordered:
+                oldest = listing.created_key(found[-1].created_at)
+                newer = [o for o in kept if listing.created_key(o.created_at) > oldest]
+                if len(newer) >= limit:
+                    return listing.Slice(newer, more=True), False
+            if count >= MAX_LISTED_PER_VENDOR:
+                return listing.Slice(kept, more=bool(kept)), True
+            # Not newest first: which orders are its newest is known only from the whole list.
+            count = min(MAX_LISTED_PER_VENDOR, count * 4) if ordered else MAX_LISTED_PER_VENDOR
 
 
 def _query(

@@ -7,6 +7,7 @@ within the process, the lease across processes.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -22,8 +23,21 @@ from parts_mcp.orders.results import Clock, GuardPolicy, NewOrder
 from parts_mcp.orders.states import IntentState
 from parts_mcp.vendors.base import OrderRequest
 
-# How long one process may drive an intent before another may take over: longer than any send takes.
-LEASE_SECONDS = 900.0
+logger = logging.getLogger(__name__)
+
+# How long a lease lasts unless renewed: its holder renews every `LEASE_SECONDS / 3` (`keep_leases`),
+# so another replica takes over about a minute after the holder died or lost the database.
+LEASE_SECONDS = 60.0
+
+
+async def keep_leases(ledger: Ledger, owner: str) -> None:
+    """Renew this process's leases for as long as it runs (a task of the server's lifespan)."""
+    while True:
+        await anyio.sleep(LEASE_SECONDS / 3)
+        try:
+            await ledger.renew(owner, LEASE_SECONDS)
+        except Exception:  # the database may be away for a moment; the next round tries again
+            logger.warning("ledger: could not renew this process's leases; retrying", exc_info=True)
 
 
 class KeyedLocks:

@@ -55,8 +55,8 @@ class OrdersService:
         tokens: ConfirmationTokens,
         parts: PartCache,
         *,
+        lookup_deadline: float,  # the one default is config's `lookup_deadline`
         accounts: Mapping[str, str] | None = None,
-        lookup_deadline: float = 20.0,
         owner: str | None = None,
         locks: KeyedLocks | None = None,
         clock: Clock = utc_now,

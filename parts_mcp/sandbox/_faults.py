@@ -13,7 +13,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -42,6 +42,7 @@ __all__ = [
     "RecordedRequest",
     "RecordingMiddleware",
     "SimulatorTransport",
+    "Traffic",
     "admin_routes",
     "credential_echo",
     "with_shared_faults",
@@ -84,6 +85,47 @@ class ManualClock:
 
 
 @dataclass
+class Traffic:
+    """The vendor requests a simulator answered, timed: how many ran at once and how many ran one after another.
+
+    What benchmarks and tests read to see a client's round trips (admin requests are not counted).
+    """
+
+    in_flight: int = 0
+    most_in_flight: int = 0
+    spans: list[tuple[float, float]] = field(default_factory=list[tuple[float, float]])
+
+    def clear(self) -> None:
+        """Forget what was seen (requests still in flight are counted when they end)."""
+        self.most_in_flight = self.in_flight
+        self.spans.clear()
+
+    @property
+    def depth(self) -> int:
+        """Sequential round trips: the longest chain of requests each sent after the one before it was answered.
+
+        Meaningful when the simulator has latency: without it, requests sent together may not overlap.
+        """
+        chain, free_at = 0, float("-inf")
+        # Earliest-ending first picks the most requests that do not overlap: the longest such chain.
+        for start, end in sorted(self.spans, key=lambda span: span[1]):
+            if start >= free_at:
+                chain, free_at = chain + 1, end
+        return chain
+
+    @contextlib.asynccontextmanager
+    async def watch(self) -> AsyncIterator[None]:
+        start = anyio.current_time()
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.spans.append((start, anyio.current_time()))
+
+
+@dataclass
 class Faults:
     """Latency plus named one-shot faults, consumed by the simulator that owns them.
 
@@ -97,6 +139,7 @@ class Faults:
     _armed: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     # Every credential hostile_echo has quoted (API keys, OAuth tokens): what tests scan outputs for.
     echoed: set[str] = field(default_factory=set[str], init=False, repr=False)
+    traffic: Traffic = field(default_factory=Traffic, init=False, repr=False)
 
     def arm(self, name: str, times: int = 1) -> None:
         """Make the next ``times`` occasions of fault ``name`` fire (adds to any already armed).
@@ -474,6 +517,22 @@ class _Simulator(Protocol):
     def faults(self) -> Faults: ...
 
 
+class _Watched:
+    """ASGI wrapper that counts each vendor request in the simulator's `Traffic`."""
+
+    def __init__(self, app: ASGIApp, traffic: Traffic) -> None:
+        self.app = app
+        self.traffic = traffic
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = _route_path(scope) if scope["type"] == "http" else ADMIN_PREFIX
+        if path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/"):
+            await self.app(scope, receive, send)
+            return
+        async with self.traffic.watch():
+            await self.app(scope, receive, send)
+
+
 def with_shared_faults(simulator: _Simulator) -> ASGIApp:
-    """The simulator's app, able to turn hostile (`HostileResponses`) when its faults say so."""
-    return HostileResponses(simulator.app, simulator.faults)
+    """The simulator's app, able to turn hostile (`HostileResponses`) when its faults say so, its traffic watched."""
+    return _Watched(HostileResponses(simulator.app, simulator.faults), simulator.faults.traffic)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import functools
 import getpass
+import hashlib
+import hmac
 import inspect
 import logging
 import re
@@ -20,9 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx2
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.types import CallToolResult, InputRequiredResult, Tool, ToolAnnotations
 from pydantic import BaseModel, SecretStr, ValidationError
 
@@ -34,10 +38,10 @@ from parts_mcp.orders.approvals import Desk
 from parts_mcp.orders.guard import ConfirmationTokens
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.parts import PartCache
-from parts_mcp.orders.recording import KeyedLocks
+from parts_mcp.orders.recording import KeyedLocks, keep_leases
 from parts_mcp.orders.results import GuardPolicy, utc_now
 from parts_mcp.orders.service import OrdersService
-from parts_mcp.orders.sqlite_ledger import SQLiteLedger
+from parts_mcp.orders.stores import open_ledger
 from parts_mcp.server.auth import JWTVerifier, missing_scope, sdk_auth
 from parts_mcp.server.errors import (
     Redactor,
@@ -249,9 +253,7 @@ def build_server(
     owner = lease_owner()
     locks = KeyedLocks()
     if ledger is None:
-        # The sandbox forgets its orders when the process ends, so its ledger must too.
-        path = ":memory:" if settings.sandbox and settings.store.path is None else settings.store.resolved_path()
-        ledger = SQLiteLedger(path, clock=clock)
+        ledger = open_ledger(settings.store, sandbox=settings.sandbox, clock=clock)
     shared_ledger = ledger
     # stdio serves one user; over HTTP the person comes from each request's bearer token.
     local = settings.server.principal or (getpass.getuser() if settings.server.transport == "stdio" else "")
@@ -291,6 +293,9 @@ def build_server(
             )
             desks.append(service.approvals)
             stack.callback(desks.remove, service.approvals)
+            renewing = await stack.enter_async_context(anyio.create_task_group())
+            renewing.start_soon(keep_leases, shared_ledger, owner)
+            stack.callback(renewing.cancel_scope.cancel)  # runs first: the task group then ends at once
             await stack.enter_async_context(channels.running())  # exits first: stops the stdio page listener
             yield AppContext(
                 service=service,
@@ -307,6 +312,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         redactor=redactor,
+        request_state_security=_shared_request_state(secret),
         **_oauth(settings),
     )
     server.channels = channels
@@ -318,6 +324,14 @@ def build_server(
             continue
         server.add_guarded_tool(spec)
     return server
+
+
+def _shared_request_state(secret: bytes | None) -> RequestStateSecurity | None:
+    """With guard.token_secret, every replica seals and opens a form's request state alike (a form shown
+    by one replica is answered on another); without, the SDK's key per process."""
+    if secret is None:
+        return None
+    return RequestStateSecurity(keys=[hmac.new(secret, b"parts-mcp:request-state", hashlib.sha256).digest()])
 
 
 def _oauth(settings: Settings) -> dict[str, Any]:

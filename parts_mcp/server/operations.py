@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from parts_mcp.config import Settings
 from parts_mcp.orders.ledger import Ledger
-from parts_mcp.telemetry import REGISTRY
+from parts_mcp.telemetry import registry
 
 logger = logging.getLogger(__name__)
 
@@ -71,4 +71,4 @@ class Operations:
         return None
 
     async def _metrics(self) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry()), media_type=CONTENT_TYPE_LATEST)

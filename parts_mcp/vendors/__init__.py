@@ -1,6 +1,7 @@
 """Vendor clients, one module per vendor, each ending with its registry entry `KIND` (see `registry`).
 
-Adding a vendor: its module (settings, client, `create`, `KIND`), and its name in `MODULES` below.
+Adding a vendor: its module (settings, client, `create`, `KIND`), named after its kind, and that name
+in `MODULES` below. A kind's module is imported when the kind is first looked up (see `registry`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from typing import Any
 import httpx2
 
 from parts_mcp.vendors.base import VendorClient, VendorSettingsBase
-from parts_mcp.vendors.registry import VendorKind, load
+from parts_mcp.vendors.registry import Registry, VendorKind
 
 __all__ = ["KINDS", "REGISTRY", "VendorKind", "create", "kind_of", "vendor_settings"]
 
 MODULES = ("skynet", "factoryai", "shopmonkey", "keyloop", "partssource")
 
-REGISTRY = load(MODULES)
-KINDS = tuple(REGISTRY)
+REGISTRY = Registry(MODULES)
+KINDS = MODULES
 
 
 def vendor_settings(section: Any) -> VendorSettingsBase:
@@ -37,7 +38,8 @@ def vendor_settings(section: Any) -> VendorSettingsBase:
 
 
 def kind_of(settings: VendorSettingsBase) -> VendorKind:
-    return next(k for k in REGISTRY.values() if isinstance(settings, k.settings))
+    # Settings of a kind were made by its module, so that module is imported already.
+    return next(k for k in REGISTRY.loaded() if isinstance(settings, k.settings))
 
 
 def create(key: str, settings: VendorSettingsBase, http: httpx2.AsyncClient) -> VendorClient:

@@ -32,9 +32,9 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx2
-import stamina
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from parts_mcp import retries
 from parts_mcp.domain import LookupResult, Order, OrderItem, OrderStatus, OrderSummary, Part, Preview
 from parts_mcp.redact import SecretFinder, finder
 from parts_mcp.telemetry import VendorCall, vendor_call
@@ -541,7 +541,7 @@ class VendorHttp:
 
         try:
             with anyio.fail_after(policy.deadline):
-                async for attempt in stamina.retry_context(
+                async for attempt in retries.retry_context(
                     on=backoff,
                     attempts=attempts,
                     timeout=None,  # the deadline above bounds the whole call, waits included

@@ -12,9 +12,8 @@ Money is JSON floats in major units; error bodies come in two shapes (`{error, d
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -47,6 +46,7 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
+from parts_mcp.vendors._together import each
 from parts_mcp.vendors._wire import (
     Id,
     Integer,
@@ -84,7 +84,9 @@ from parts_mcp.vendors.registry import VendorKind
 
 PAGE = 100  # orders per list call; the API documents no maximum, the simulator allows 100
 SEARCH_LIMIT = 100  # parts / inventory records per search
-CONCURRENCY = 4  # parallel look-up calls, to stay clear of the (undocumented) rate limit
+# Requests in flight at once, to stay clear of the (undocumented) rate limit; a few part numbers' searches
+# and stock go together.
+CONCURRENCY = 8
 MAX_PAGES = 200  # a vendor that ignores `offset` must not keep us paging forever
 PRIORITIES = ("low", "normal", "high", "urgent", "critical")
 OPTION_NAMES = (
@@ -224,6 +226,9 @@ class StockRow(_Camel):
     site: Text = None
     quantity: Maybe[Integer] = None
     min_stock_level: Maybe[Integer] = None
+
+
+_Stock = Sequence[StockRow] | VendorError  # an inventory search's records, or why there are none
 
 
 class Listing(_Camel, Generic[R]):
@@ -403,6 +408,7 @@ class FactoryAIClient:
         self._site = site
         self._currency = currency
         self._today = today or (lambda: datetime.now(UTC).date())
+        self._cap = anyio.CapacityLimiter(CONCURRENCY)
         self._http = VendorHttp(
             key,
             http,
@@ -416,9 +422,10 @@ class FactoryAIClient:
     # ------------------------------------------------------------------------------------ look-up
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
-        searched = await self._search({q: q for q in queries})
+        # A part number's stock is asked for together with its search: a number found exactly is the part's.
+        searched, stock = await self._search({q: q for q in queries}, stock_ahead=True)
         matches = {q: _exact_or_all(q, rows) for q, rows in searched.items()}
-        parts = await self._with_stock(row for q in queries for row in matches.get(q, []))
+        parts = await self._with_stock((row for q in queries for row in matches.get(q, [])), stock)
         not_found = [clean_text(q, 120) for q in queries if not matches.get(q)]
         return LookupResult(parts=parts, not_found=not_found)
 
@@ -426,51 +433,73 @@ class FactoryAIClient:
         # `search` matches text (how is undocumented): a name goes as its most selective word and a part
         # number as its first two thirds, one call each; what comes back is judged here.
         terms = {q: number_prefix(q) if is_part_number(q) else next(iter(search_words(q)), None) for q in queries}
-        searched = await self._search({q: term for q, term in terms.items() if term})
+        searched, _ = await self._search({q: term for q, term in terms.items() if term}, stock_ahead=False)
         judged = judge(self.key, {q: searched.get(q, []) for q in queries}, _described)
-        parts = await self._with_stock(row for hits in judged.found.values() for row in hits)
+        parts = await self._with_stock((row for hits in judged.found.values() for row in hits), {})
         return LookupResult(parts=parts, not_found=judged.not_found, suggestions=judged.suggestions)
 
-    async def _search(self, terms: Mapping[str, str]) -> dict[str, list[PartRow]]:
-        """GET /parts?search=<term> for each query: the usable part records, by query."""
+    async def _search(
+        self, terms: Mapping[str, str], *, stock_ahead: bool
+    ) -> tuple[dict[str, list[PartRow]], dict[str, _Stock]]:
+        """GET /parts?search=<term> for each query: the usable part records, by query.
+
+        With `stock_ahead`, GET /inventory?search=<term> at the same time for each term that is a part
+        number: the very call `_with_stock` makes for a part of that number, answered (or failed) by number.
+        """
+        ahead = sorted({term for term in terms.values() if is_part_number(term)}) if stock_ahead else []
         found: dict[str, list[PartRow]] = {}
+        stock: dict[str, _Stock] = {}
 
-        async def search(query: str, term: str) -> None:
-            # Reads write nothing: safe to retry.
-            _, data = await self._http.request(
-                "GET", "/parts", params={"search": term, "limit": SEARCH_LIMIT}, retry=True
-            )
+        async def one(key: tuple[str, str]) -> None:
+            path, text = key
+            if path == "/inventory":
+                try:
+                    stock[text] = await self._inventory(text)
+                except VendorError as exc:
+                    stock[text] = exc  # raised only if a part of this number is found: else nobody needed it
+                return
+            async with self._cap:
+                # Reads write nothing: safe to retry.
+                _, data = await self._http.request(
+                    "GET", "/parts", params={"search": terms[text], "limit": SEARCH_LIMIT}, retry=True
+                )
             rows = read(Listing[PartRow], data, self.key, "parts list").rows
-            found[query] = [row for row in rows if self._at_site(row.site)]
+            found[text] = [row for row in rows if self._at_site(row.site)]
 
-        await _gather([functools.partial(search, q, term) for q, term in terms.items()])
-        return found
+        await each([*(("/parts", q) for q in terms), *(("/inventory", n) for n in ahead)], one)
+        return found, stock
 
-    async def _with_stock(self, rows: Iterable[PartRow]) -> list[Part]:
+    async def _with_stock(self, rows: Iterable[PartRow], ahead: Mapping[str, _Stock]) -> list[Part]:
         found: dict[str, PartRow] = {}
         for row in rows:
             found.setdefault(row.part_id, row)
-        stock = await self._stock(found.values())
+        stock = await self._stock(found.values(), ahead)
         return [self._part(row.part_id, row.part_number, row, stock.get(part_id)) for part_id, row in found.items()]
 
-    async def _stock(self, parts: Iterable[PartRow]) -> dict[str, list[StockRow]]:
-        """Inventory records per partId, looked up by each part's number and joined on partId."""
-        records: dict[str, list[StockRow]] = {}
+    async def _stock(self, parts: Iterable[PartRow], ahead: Mapping[str, _Stock]) -> dict[str, list[StockRow]]:
+        """Inventory records per partId, looked up by each part's number (unless asked `ahead`) and joined on partId."""
         wanted = {part.part_id: part.part_number for part in parts}
-
-        async def inventory(number: str) -> None:
-            _, data = await self._http.request(
-                "GET", "/inventory", params={"search": number, "limit": SEARCH_LIMIT}, retry=True
-            )
-            for row in read(Listing[StockRow], data, self.key, "inventory list").rows:
+        numbers = sorted(set(wanted.values()))
+        answers = {**ahead, **await each([n for n in numbers if n not in ahead], self._inventory)}
+        records: dict[str, list[StockRow]] = {}
+        for number in numbers:
+            answer = answers[number]
+            if isinstance(answer, VendorError):
+                raise answer
+            for row in answer:
                 if row.part_id not in wanted or not self._at_site(row.site):
                     continue
                 bucket = records.setdefault(row.part_id, [])
                 if row not in bucket:
                     bucket.append(row)
-
-        await _gather([functools.partial(inventory, n) for n in sorted(set(wanted.values()))])
         return records
+
+    async def _inventory(self, number: str) -> Sequence[StockRow]:
+        async with self._cap:
+            _, data = await self._http.request(
+                "GET", "/inventory", params={"search": number, "limit": SEARCH_LIMIT}, retry=True
+            )
+        return read(Listing[StockRow], data, self.key, "inventory list").rows
 
     def _at_site(self, site: str | None) -> bool:
         # A record without a site belongs to every site.
@@ -568,7 +597,8 @@ class FactoryAIClient:
 
         async def fetch(part_id: str) -> None:
             try:
-                _, data = await self._http.request("GET", f"/parts/{quote(part_id, safe='')}", retry=True)
+                async with self._cap:
+                    _, data = await self._http.request("GET", f"/parts/{quote(part_id, safe='')}", retry=True)
             except VendorNotFound:
                 return
             try:
@@ -578,7 +608,7 @@ class FactoryAIClient:
             if record.part_id in (None, part_id):
                 fresh[part_id] = record
 
-        await _gather([functools.partial(fetch, p) for p in dict.fromkeys(part_ids)])
+        await each(part_ids, fetch)
         return fresh
 
     def _resolve_options(self, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -733,7 +763,10 @@ class FactoryAIClient:
         return self._order(read(OrderAnswer, data, self.key, "part order").order)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
-        params: dict[str, Any] = {"limit": PAGE}
+        # A listing page needs only a few orders; but where the filter here drops some (several statuses,
+        # `search` matching more than the PO), whole pages keep the round trips few.
+        exact = not query.po_number and (query.statuses is None or query.status in _ONE_TO_ONE)
+        params: dict[str, Any] = {"limit": min(PAGE, max_orders) if exact else PAGE}
         if query.status is not None and query.status in _ONE_TO_ONE:
             params["status"] = _ONE_TO_ONE[query.status]
         if query.po_number:
@@ -1005,27 +1038,6 @@ def _described(row: PartRow) -> tuple[str, str, str]:
     # What Factory AI's search looks at: number, name, description and manufacturer.
     text = " ".join(field or "" for field in (row.part_number, row.name, row.description, row.manufacturer))
     return number, name, text
-
-
-async def _gather(calls: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    """Run `calls` a few at a time; the first VendorError is raised as itself (not inside an ExceptionGroup)."""
-    limiter = anyio.CapacityLimiter(CONCURRENCY)
-    errors: list[VendorError] = []
-
-    async def run(call: Callable[[], Awaitable[None]]) -> None:
-        async with limiter:
-            if errors:
-                return  # one failure fails the whole call: skip the rest
-            try:
-                await call()
-            except VendorError as exc:
-                errors.append(exc)
-
-    async with anyio.create_task_group() as group:
-        for call in calls:
-            group.start_soon(run, call)
-    if errors:
-        raise errors[0]
 
 
 def create(key: str, settings: FactoryAISettings, http: httpx2.AsyncClient) -> FactoryAIClient:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
@@ -23,7 +23,6 @@ from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
-import stamina
 from pydantic import (
     AliasChoices,
     AliasGenerator,
@@ -41,6 +40,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from parts_mcp import retries
 from parts_mcp.domain import (
     LookupResult,
     Money,
@@ -56,6 +56,7 @@ from parts_mcp.domain import (
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, number_variants, suggest
+from parts_mcp.vendors._together import Once, each
 from parts_mcp.vendors._wire import (
     Amount,
     Id,
@@ -129,7 +130,7 @@ LINE_STATUSES: dict[str, OrderStatus] = {
 }
 OPTIONS = ("order_type", "vehicle_references", "contact", "delivery_address")
 
-_CONCURRENCY = 8  # parallel search and price-availability calls per look-up
+_CONCURRENCY = 8  # requests in flight at once (rate limits undocumented)
 _MAX_BRAND_FANOUT = 12  # brands to try one by one when a search without a brand is refused
 _MAX_PARTS_PER_QUERY = 20
 _MAX_VARIANTS = 2  # near part codes tried per not-found query: each is a search of its own (or one per brand)
@@ -705,6 +706,7 @@ class KeyloopClient:
         self._brands: dict[str, str] | None = None
         self._brands_until = 0.0
         self._brands_lock = anyio.Lock()
+        self._cap = anyio.CapacityLimiter(_CONCURRENCY)
         # partId -> (brandCode, partCode) as Keyloop spelled them, to send all three as the seed's example does.
         self._codes: dict[str, tuple[str, str | int]] = {}
 
@@ -721,14 +723,22 @@ class KeyloopClient:
         )
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
-        brands = await self._brand_names()
-        found = await self._search_all(queries, brands)
+        offer = Once(self._offer)
+
+        async def find(query: str) -> list[_SearchPart]:
+            found = await self._search(query)
+            # Priced as soon as its own search answers: no query waits for another's search.
+            await each([raw.identity for raw in found], offer)
+            return found
+
+        found = await each(queries, find)
         raws: dict[str, _SearchPart] = {}
         for query in queries:
             for raw in found.get(query, []):
                 raws.setdefault(raw.identity, raw)
                 self._remember_codes(raw)
-        offers = await self._price_availabilities(list(raws))
+        offers = await self._answered(list(raws), offer)
+        brands = await self._brand_names()  # fetched by the searches: no call here
         parts = [self._part(raw, offers.get(part_id), brands) for part_id, raw in raws.items()]
         not_found = [clean_text(q, 120) for q in queries if not found.get(q)]
         return LookupResult(parts=parts, not_found=not_found)
@@ -736,10 +746,9 @@ class KeyloopClient:
     async def look_again(self, queries: Sequence[str]) -> LookupResult:
         # The search takes exact part codes only: a few near codes per query are tried (a name cannot be
         # searched at all), and what exists is only suggested, never taken for the part asked for.
-        brands = await self._brand_names()
         codes = {q: "".join(q.split()) for q in queries}
         variants = {q: number_variants(c, _MAX_VARIANTS) if is_part_number(c) else [] for q, c in codes.items()}
-        seen = await self._search_all([v for vs in variants.values() for v in vs], brands)
+        seen = await each([v for vs in variants.values() for v in vs], self._search)
         suggestions = [
             # Ranked on the code as searched ("1K0 698 151 B" is 1K0698151B), reported for the query as asked.
             near.model_copy(update={"query": q})
@@ -750,33 +759,14 @@ class KeyloopClient:
         ]
         return LookupResult(parts=[], not_found=list(queries), suggestions=suggestions)
 
-    async def _search_all(self, queries: Iterable[str], brands: Mapping[str, str]) -> dict[str, list[_SearchPart]]:
-        """The search for each query, a few at a time; the first vendor error is raised."""
-        limiter = anyio.CapacityLimiter(_CONCURRENCY)
-        found: dict[str, list[_SearchPart]] = {}
-        failures: list[VendorError] = []
-
-        async def search(query: str) -> None:
-            async with limiter:
-                try:
-                    found[query] = await self._search(query, brands)
-                except VendorError as exc:
-                    failures.append(exc)
-
-        async with anyio.create_task_group() as group:
-            for query in dict.fromkeys(queries):
-                group.start_soon(search, query)
-        if failures:
-            raise failures[0]
-        return found
-
     async def _brand_names(self) -> dict[str, str]:
         """Brand code -> name, cached: brands change rarely, and every look-up needs them."""
         async with self._brands_lock:
             if self._brands is not None and self._clock() < self._brands_until:
                 return self._brands
             try:
-                _, data = await self._http.request("GET", BRANDS_PATH, retry=True)
+                async with self._cap:
+                    _, data = await self._http.request("GET", BRANDS_PATH, retry=True)
             except VendorAuthError:
                 raise
             except VendorError as exc:
@@ -792,68 +782,79 @@ class KeyloopClient:
             self._brands, self._brands_until = brands, self._clock() + _BRANDS_TTL
             return brands
 
-    async def _search(self, query: str, brands: Mapping[str, str]) -> list[_SearchPart]:
+    async def _search(self, query: str) -> list[_SearchPart]:
         # Dealers show part codes with spaces ("1K0 698 151 A"); the DMS stores them without.
         code = "".join(query.split())
         if not code or not any(ch.isdigit() for ch in code):
             return []  # the search takes part codes only, and every part code has a digit
-        attempts: list[tuple[str | None, str]] = []
-        # A partId is brand code + part code ("S7654321"): try that split first, longest brand first.
-        for brand in sorted(brands, key=len, reverse=True):
-            if code.upper().startswith(brand.upper()) and len(code) > len(brand):
-                attempts.append((brand, code[len(brand) :]))
-        attempts.append((None, code))
-        for brand, part_code in attempts:
-            parts = await self._search_parts(brand, part_code, brands)
-            if parts:
-                return parts[:_MAX_PARTS_PER_QUERY]
-        return []
 
-    async def _search_parts(self, brand: str | None, part_code: str, brands: Mapping[str, str]) -> list[_SearchPart]:
+        async def by_brand() -> list[_SearchPart] | None:
+            # A partId is brand code + part code ("S7654321"): that split wins, longest brand first.
+            brands = await self._brand_names()
+            splits = [
+                (brand, code[len(brand) :])
+                for brand in sorted(brands, key=len, reverse=True)
+                if code.upper().startswith(brand.upper()) and len(code) > len(brand)
+            ]
+            found = await each(splits, self._search_split)
+            nothing: list[_SearchPart] = []
+            return next((parts for split in splits if (parts := found[split])), nothing)
+
+        async def as_is() -> list[_SearchPart] | None:
+            return await self._search_parts(None, code)
+
+        # Every reading of the code goes at once; the code as it is does not wait for the brands.
+        split, whole = (await each([by_brand, as_is], lambda read: read())).values()
+        parts = split or whole
+        if parts is None:
+            # The search insists on a brand: ask each of the dealer's brands instead.
+            brands = list(await self._brand_names())[:_MAX_BRAND_FANOUT]
+            each_brand = await each([(brand, code) for brand in brands], self._search_split)
+            parts = [part for found in each_brand.values() for part in found]
+        return parts[:_MAX_PARTS_PER_QUERY]
+
+    async def _search_split(self, split: tuple[str, str]) -> list[_SearchPart]:
+        return await self._search_parts(*split) or []
+
+    async def _search_parts(self, brand: str | None, part_code: str) -> list[_SearchPart] | None:
+        """The parts found; None when a search without a brand was refused (the API may insist on one)."""
         try:
-            _, data = await self._http.request(
-                "GET", SEARCH_PATH, params={"brandCode": brand, "partCode": part_code}, retry=True
-            )
+            async with self._cap:
+                _, data = await self._http.request(
+                    "GET", SEARCH_PATH, params={"brandCode": brand, "partCode": part_code}, retry=True
+                )
         except VendorNotFound:
             return []  # a third-party client reads 404 as "no parts found"
         except VendorInvalidRequest:
-            if brand is not None:
-                return []
-            # The search may insist on a brand: ask each of the dealer's brands instead.
-            found: list[_SearchPart] = []
-            for code in list(brands)[:_MAX_BRAND_FANOUT]:
-                found += await self._search_parts(code, part_code, brands)
-            return found
+            return [] if brand is not None else None
         return [part for part in read(_SearchAnswer, data, self.key, "parts search answer").parts if part.identity]
 
     async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, _Offer | VendorError]:
-        limiter = anyio.CapacityLimiter(_CONCURRENCY)
-        results: dict[str, _Offer | VendorError] = {}
-        params = {"customerId": self._customer_id} if "customerId" in PRICE_AVAILABILITY_PARAMS else {}
-
-        async def fetch(part_id: str) -> None:
-            async with limiter:
-                try:
-                    _, data = await self._http.request(
-                        "GET",
-                        PRICE_AVAILABILITY_PATH.format(part_id=quote(part_id, safe="")),
-                        params=params,
-                        retry=True,
-                    )
-                except VendorError as exc:
-                    results[part_id] = exc
-                    return
-                offer = read(_Offer, data, self.key, "price-availability answer")
+        offers = await self._answered(part_ids, self._offer)
+        for offer in offers.values():
+            if isinstance(offer, _Offer):
                 self._remember_codes(offer)
-                results[part_id] = offer
+        return offers
 
-        async with anyio.create_task_group() as group:
-            for part_id in dict.fromkeys(part_ids):
-                group.start_soon(fetch, part_id)
-        for outcome in results.values():
+    async def _answered(
+        self, part_ids: Sequence[str], offer: Callable[[str], Awaitable[_Offer | VendorError]]
+    ) -> dict[str, _Offer | VendorError]:
+        """Each part's price-availability (or why there is none); a refused token fails them all."""
+        offers = await each(part_ids, offer)
+        for outcome in offers.values():
             if isinstance(outcome, VendorAuthError):
                 raise outcome
-        return results
+        return offers
+
+    async def _offer(self, part_id: str) -> _Offer | VendorError:
+        params = {"customerId": self._customer_id} if "customerId" in PRICE_AVAILABILITY_PARAMS else {}
+        path = PRICE_AVAILABILITY_PATH.format(part_id=quote(part_id, safe=""))
+        try:
+            async with self._cap:
+                _, data = await self._http.request("GET", path, params=params, retry=True)
+        except VendorError as exc:
+            return exc
+        return read(_Offer, data, self.key, "price-availability answer")
 
     def _remember_codes(self, raw: _Coded) -> None:
         codes = raw.codes
@@ -1139,7 +1140,7 @@ class KeyloopClient:
         path = f"{ORDERS_PATH}/{quote(order_id, safe='')}"
         try:
             with anyio.fail_after(policy.deadline):
-                async for attempt in stamina.retry_context(
+                async for attempt in retries.retry_context(
                     on=_NotReadableYet,
                     attempts=self._poll_attempts,
                     timeout=None,

@@ -54,6 +54,7 @@ from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus,
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
+from parts_mcp.vendors._together import Once, each
 from parts_mcp.vendors._wire import (
     Integer,
     JsonMoney,
@@ -95,7 +96,7 @@ NOTES_LIMIT = 200
 SEARCH_PAGE = 100  # GET search endpoints take limit 1..100
 CATALOG_PAGE = 20
 PRODUCTS_PER_QUERY = 5  # detail calls per name query; an exact part-number match takes all its products
-CONCURRENT_CALLS = 4
+CONCURRENT_CALLS = 8  # requests in flight at once: far below the documented 1,000 a second
 ID_LIMIT = 99_999_999
 OPTIONS = ("shipping_method", "use_shipping_account", "required_fields")
 _STATUSES = {
@@ -512,6 +513,7 @@ class PartsSourceClient:
         self._currency = currency
         self._shipping_methods = tuple(m.strip().upper() for m in shipping_methods) if shipping_methods else None
         self._list_window = list_window
+        self._cap = anyio.CapacityLimiter(CONCURRENT_CALLS)
         self.tokens = ClientCredentials(
             key, http, token_url, client_id, client_secret, scope=scope, auth_style="basic", policy=policy
         )
@@ -530,8 +532,14 @@ class PartsSourceClient:
 
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         unique = list(dict.fromkeys(queries))
-        searched = await self._each(unique, self._catalog_search)
-        offers = await self._offers({q: _exact_or_first(q, hits) for q, hits in searched.items()})
+        detail = Once(self._detail)
+        now = datetime.now(UTC)
+
+        async def find(query: str) -> list[Part]:
+            # A query's details follow its own search at once: no query waits for another's search.
+            return await self._offered(_exact_or_first(query, await self._catalog_search(query)), detail, now)
+
+        offers = await each(unique, find)
         parts = {part.part_id: part for q in unique for part in offers[q]}
         not_found = [clean_text(q, 120) for q in unique if not offers[q]]
         return LookupResult(parts=list(parts.values()), not_found=not_found)
@@ -540,9 +548,12 @@ class PartsSourceClient:
         # The catalog search takes keywords and also matches inside part numbers: a name goes as its singular
         # words, a part number as its first two thirds, one call each; what comes back is judged here.
         terms = {q: number_prefix(q) if is_part_number(q) else " ".join(search_words(q)) for q in queries}
-        searched = await self._each([q for q in queries if terms[q]], lambda q: self._catalog_search(terms[q] or ""))
+        searched = await each([q for q in queries if terms[q]], lambda q: self._catalog_search(terms[q] or ""))
         judged = judge(self.key, {q: searched.get(q, []) for q in queries}, _described)
-        offers = await self._offers({q: hits[:PRODUCTS_PER_QUERY] for q, hits in judged.found.items()})
+        detail, now = Once(self._detail), datetime.now(UTC)
+        offers = await each(
+            list(judged.found), lambda q: self._offered(judged.found[q][:PRODUCTS_PER_QUERY], detail, now)
+        )
         parts = {part.part_id: part for found in offers.values() for part in found}
         # A product whose every option has lapsed is as good as not found.
         not_found = judged.not_found + [q for q, found in offers.items() if not found]
@@ -550,30 +561,34 @@ class PartsSourceClient:
 
     async def _catalog_search(self, keywords: str) -> list[_Product]:
         body = {"keywords": keywords, "pagination": {"limit": CATALOG_PAGE, "offset": 0}}
-        _, data = await self._http.request("POST", "/catalog/search", json_body=body, retry=True)
+        async with self._cap:
+            _, data = await self._http.request("POST", "/catalog/search", json_body=body, retry=True)
         page = read(_Page[_Product], self._payload(data), self.key, "catalog search")
         return [hit for hit in page.items if hit.product_id is not None]
 
-    async def _offers(self, chosen: Mapping[str, Sequence[_Product]]) -> dict[str, list[Part]]:
-        """Every price option of each query's chosen catalog items, as parts, by query (one detail call per product)."""
-        ids = {q: [hit.product_id for hit in hits if hit.product_id is not None] for q, hits in chosen.items()}
-        products = await self._each(list(dict.fromkeys(i for found in ids.values() for i in found)), self._detail)
-        now = datetime.now(UTC)
-        return {q: [part for i in found for part in self._parts(products.get(i), now)] for q, found in ids.items()}
+    async def _offered(
+        self, chosen: Sequence[_Product], detail: Callable[[str], Awaitable[_Product | None]], now: datetime
+    ) -> list[Part]:
+        """Every price option of the chosen catalog items, as parts (one detail call per product, all at once)."""
+        ids = [hit.product_id for hit in chosen if hit.product_id is not None]
+        products = await each(ids, detail)
+        return [part for i in ids for part in self._parts(products.get(i), now)]
 
     async def _detail(self, product_id: str) -> _Product | None:
         params = {"productId": product_id, "requesterId": self.account.requester_id}
         try:
-            _, data = await self._http.request("GET", "/catalog/detail", params=params, retry=True)
+            async with self._cap:
+                _, data = await self._http.request("GET", "/catalog/detail", params=params, retry=True)
         except VendorNotFound:
             return None
         except VendorError as exc:
             if exc.status != 405:
                 raise
             # The documents do not say which method /catalog/detail takes; a POST is the other reading.
-            _, data = await self._http.request(
-                "POST", "/catalog/detail", json_body={**params, "productId": _wire_id(product_id)}, retry=True
-            )
+            async with self._cap:
+                _, data = await self._http.request(
+                    "POST", "/catalog/detail", json_body={**params, "productId": _wire_id(product_id)}, retry=True
+                )
         detail = self._payload(data)
         # An answer that is no object offers nothing, like a product withdrawn.
         return read(_Product, detail, self.key, "product detail") if is_object(detail) else None
@@ -625,7 +640,7 @@ class PartsSourceClient:
 
     async def resolve_parts(self, ids: Sequence[str]) -> dict[str, Part]:
         wanted = {part_id: ref for part_id in ids if (ref := decode_part_id(part_id)) is not None}
-        products = await self._each(list(dict.fromkeys(ref.product_id for ref in wanted.values())), self._detail)
+        products = await each([ref.product_id for ref in wanted.values()], self._detail)
         now = datetime.now(UTC)
         # Matched decoded, so an id spelled with needless escapes still finds its option.
         found = {part_id: self._match(products.get(ref.product_id), ref, now) for part_id, ref in wanted.items()}
@@ -647,7 +662,7 @@ class PartsSourceClient:
         refs = self._refs(request, parts)
         # Find each option again in a fresh detail answer, whatever priceOptionId it carries now: one withdrawn
         # cannot be ordered, and a changed price shows up here (and so needs a new confirmation).
-        products = await self._each(list(dict.fromkeys(ref.product_id for ref in refs)), self._detail)
+        products = await each([ref.product_id for ref in refs], self._detail)
         now = datetime.now(UTC)
         quoted: list[_Quoted] = []
         for index, (item, ref) in enumerate(zip(request.items, refs, strict=True)):
@@ -993,28 +1008,6 @@ class PartsSourceClient:
 
     def _money(self, price: JsonMoney | None) -> Money | None:
         return price.money(self._currency) if price is not None else None
-
-    async def _each(self, keys: Sequence[K], call: Callable[[K], Awaitable[V]]) -> dict[K, V]:
-        """``call`` for every key, a few at a time; the first vendor error is raised, as itself."""
-        results: dict[K, V] = {}
-        errors: list[VendorError] = []
-        limiter = anyio.CapacityLimiter(CONCURRENT_CALLS)
-
-        async def one(key: K) -> None:
-            async with limiter:
-                if errors:
-                    return
-                try:
-                    results[key] = await call(key)
-                except VendorError as exc:
-                    errors.append(exc)
-
-        async with anyio.create_task_group() as group:
-            for key in keys:
-                group.start_soon(one, key)
-        if errors:
-            raise errors[0]
-        return results
 
     # ---------------------------------------------------------------------------------------- errors
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from urllib.parse import quote
@@ -496,7 +496,7 @@ class ShopmonkeyClient:
         # Integrators report result sets that shift between identical calls: dedupe by id, and stop on a page
         # that brings nothing new rather than trusting hasMore forever.
         while len(found) < max_orders:
-            params: dict[str, Any] = {"limit": PAGE, "skip": skip}
+            params: dict[str, Any] = {"limit": min(PAGE, max_orders), "skip": skip}
             if where:
                 params["where"] = json.dumps(where, separators=(",", ":"))
             _, body = await self._http.request("GET", "/purchase_order", params=params, retry=True)
@@ -530,7 +530,8 @@ class ShopmonkeyClient:
         if query.created_after is not None:
             created["gte"] = _iso_z(query.created_after)
         if query.created_before is not None:
-            created["lte"] = _iso_z(query.created_before)  # inclusive here, exclusive in the service's re-check
+            # Inclusive here, exclusive in the service's re-check; rounded up to the API's milliseconds.
+            created["lte"] = _iso_z(query.created_before + timedelta(microseconds=999))
         if created:
             where["createdDate"] = created  # bare gte/lte: the API drops Mongo's $gte silently
         return where

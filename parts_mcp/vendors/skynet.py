@@ -17,12 +17,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal, NamedTuple
 
+import anyio
 import httpx2
 from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._search import is_part_number, judge, number_variants, search_words
+from parts_mcp.vendors._together import each
 from parts_mcp.vendors._wire import (
     Amount,
     Id,
@@ -59,6 +61,7 @@ from parts_mcp.vendors.base import (
 from parts_mcp.vendors.registry import VendorKind
 
 BATCH = 50  # the documented maximum entries per catalog call
+CONCURRENCY = 4  # catalog calls in flight at once (no documented rate limit)
 # Skynet's own part tokens (valid about an hour): an old-style id that this process forgot names nothing.
 _TOKEN_PREFIX = "skynet_part_"  # noqa: S105 - a public id prefix, not a secret
 _FIELD_IN_MESSAGE = re.compile(
@@ -227,6 +230,7 @@ class SkynetClient:
         self, key: str, *, base_url: str, api_key: str, http: httpx2.AsyncClient, policy: HttpPolicy | None = None
     ) -> None:
         self.key = key
+        self._cap = anyio.CapacityLimiter(CONCURRENCY)
         self._http = VendorHttp(
             key,
             http,
@@ -260,18 +264,20 @@ class SkynetClient:
 
     async def _catalog(self, entries: Sequence[tuple[str, str]]) -> tuple[list[_Offer], list[str]]:
         """Ask /catalog for (part_numbers | part_names, text) entries, 50 a call: what it has, and what it lacked."""
-        offers: list[_Offer] = []
-        not_found: list[str] = []
-        for start in range(0, len(entries), BATCH):
+
+        async def batch(start: int) -> _Catalog:
             body: dict[str, list[str]] = {}
             for field, text in entries[start : start + BATCH]:
                 body.setdefault(field, []).append(text)
-            # Catalog look-ups write nothing: safe to retry.
-            _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
-            answer = read(_Catalog, data, self.key, "catalog answer")
-            offers.extend(_Offer(self._part(found), found.token) for found in answer.found_parts)
-            not_found.extend(clean_text(query, 120) for query in answer.not_found)
-        return offers, not_found
+            async with self._cap:
+                # Catalog look-ups write nothing: safe to retry.
+                _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
+            return read(_Catalog, data, self.key, "catalog answer")
+
+        # The batches go together, their answers kept in the order asked.
+        answers = (await each(range(0, len(entries), BATCH), batch)).values()
+        offers = [_Offer(self._part(found), found.token) for answer in answers for found in answer.found_parts]
+        return offers, [clean_text(query, 120) for answer in answers for query in answer.not_found]
 
     def _part(self, found: _CatalogPart) -> Part:
         number = clean_text(found.part_number, 80)

@@ -1,0 +1,41 @@
+"""A person on the far side of an approval link, for tests: the webhook that receives links, and a
+page opened and decided over plain HTTP (the browser test drives the real thing)."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+import httpx2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
+
+
+class Receiver:
+    """An approvers' webhook on loopback: records every POST, answers with the statuses given, in turn."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.posts: list[dict[str, Any]] = []
+        self.app = Starlette(routes=[Route("/hook", self.hook, methods=["POST"])])
+
+    async def hook(self, request: Request) -> Response:
+        self.posts.append(await request.json())
+        status = self.statuses.pop(0) if self.statuses else 200
+        return JSONResponse({"ok": status == 200}, status_code=status)
+
+
+async def open_page(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
+    """What a person sees first: the page behind the link, with its decision form."""
+    page = await http.get(url)
+    assert page.status_code == 200, page.text
+    return {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
+
+
+async def decide(http: httpx2.AsyncClient, url: str, form: dict[str, str], decision: str) -> httpx2.Response:
+    return await http.post(url.split("?")[0], data={**form, "decision": decision})
