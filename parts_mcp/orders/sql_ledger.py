@@ -23,8 +23,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from parts_mcp.orders import decisions, states
-from parts_mcp.orders.billing import counted
+from parts_mcp.orders import decisions, sql_queries, states
 from parts_mcp.orders.ledger import (
     AuditEvent,
     AuditReport,
@@ -34,7 +33,7 @@ from parts_mcp.orders.ledger import (
     LedgerTampered,
     owner_alive,
 )
-from parts_mcp.orders.listing import Position, created_key
+from parts_mcp.orders.listing import Position
 from parts_mcp.orders.sql_chain import TAMPERED, AuditChain, IntentSeals, audit_event
 from parts_mcp.orders.sql_schema import Dialect, listing_columns, migrate
 from parts_mcp.orders.sql_store import Db
@@ -46,17 +45,6 @@ T = TypeVar("T")
 _BATCH = 1000
 logger = logging.getLogger(__name__)
 
-# PO numbers compare without case: "PO-77" and "po-77" are one purchase order, so one order.
-_BY_PO = "SELECT * FROM intents WHERE vendor = ? AND lower(po_number) = lower(?)"
-
-# An intent recorded for this (vendor, PO) whose row is gone, though no claim replaced it: deleted by hand.
-# (Its PO changed by hand counts as gone: the row would no longer hold the PO.)
-_VANISHED = """SELECT 1 AS found FROM audit a
-WHERE a.event = 'intent_recorded' AND a.vendor = ? AND lower(a.po_number) = lower(?)
-AND NOT EXISTS (SELECT 1 FROM intents i WHERE i.id = a.intent_id AND lower(i.po_number) = lower(a.po_number))
-AND NOT EXISTS (SELECT 1 FROM audit r WHERE r.event = 'intent_replaced' AND r.vendor = a.vendor
-                AND lower(r.po_number) = lower(a.po_number) AND r.intent_id = a.intent_id) LIMIT 1"""
-
 
 class SqlLedger(ABC):
     """The `Ledger` on a SQL store; a store gives it connections (`_call`) and keeps the key outside the database."""
@@ -64,7 +52,7 @@ class SqlLedger(ABC):
     def __init__(self, key: bytes, key_source: str, dialect: Dialect, *, clock: Callable[[], datetime] | None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._chain = AuditChain(key, key_source)
-        self._seals = IntentSeals(key, _intent)
+        self._seals = IntentSeals(key, sql_queries.intent_of)
         self._dialect: Dialect = dialect
 
     def _open(self) -> None:
@@ -128,11 +116,11 @@ class SqlLedger(ABC):
     ) -> tuple[ClaimResult, Intent | None]:
         def do(db: Db) -> tuple[ClaimResult, Intent | None]:
             with db.transaction():
-                existing = self._one_sealed(db, _BY_PO, intent.vendor, intent.po_number)
+                existing = self._one_sealed(db, sql_queries.BY_PO, intent.vendor, intent.po_number)
                 if existing is not None and existing.state is not IntentState.REJECTED:
                     return ClaimResult.EXISTS, existing
                 self._may_record(db, intent, existing, budget)
-                over = _over_budget(db, intent.vendor, budget) if budget is not None else None
+                over = sql_queries.over_budget(db, intent.vendor, budget) if budget is not None else None
                 if over is not None:
                     return over, None
                 if token_id is not None:
@@ -163,7 +151,7 @@ class SqlLedger(ABC):
     def _may_record(self, db: Db, intent: Intent, existing: Intent | None, budget: Budget | None) -> None:
         """Raises LedgerTampered where a new intent would build on a ledger changed by hand."""
         self._chain.require_intact(db, intent.vendor, intent.po_number)
-        if existing is None and db.row(_VANISHED, intent.vendor, intent.po_number):
+        if existing is None and db.row(sql_queries.VANISHED, intent.vendor, intent.po_number):
             # Deleting the row of a placed order would otherwise free its PO for a second order.
             raise _tampered(intent, "an intent recorded under this PO is gone from the ledger: its row was deleted")
         if budget is not None:
@@ -249,7 +237,7 @@ class SqlLedger(ABC):
         await self._run(do)
 
     async def get(self, vendor: str, po_number: str) -> Intent | None:
-        return await self._run(lambda db: self._one_sealed(db, _BY_PO, vendor, po_number))
+        return await self._run(lambda db: self._one_sealed(db, sql_queries.BY_PO, vendor, po_number))
 
     async def intent(self, intent_id: str) -> Intent | None:
         return await self._run(lambda db: self._one_sealed(db, "SELECT * FROM intents WHERE id = ?", intent_id))
@@ -341,7 +329,7 @@ class SqlLedger(ABC):
     async def placed_page(
         self, vendors: Collection[str], query: OrderQuery, after: Position | None, limit: int
     ) -> list[Intent]:
-        sql, args = _page_sql(vendors, query, after, limit)
+        sql, args = sql_queries.page_sql(vendors, query, after, limit)
         return await self._run(lambda db: self._list(db, sql, *args))
 
     async def recent(self, vendor: str, since: datetime) -> list[Intent]:
@@ -350,14 +338,14 @@ class SqlLedger(ABC):
 
     async def unsettled(self) -> list[Intent]:
         # Whatever the state table lets move on is unsettled; values are bound, the SQL text is constant.
-        sql = f"SELECT * FROM intents WHERE state IN ({_marks(states.UNSETTLED)}) ORDER BY created_at"  # noqa: S608
+        sql = f"SELECT * FROM intents WHERE state IN ({sql_queries.marks(states.UNSETTLED)}) ORDER BY created_at"  # noqa: S608
         return await self._run(lambda db: self._list(db, sql, *sorted(states.UNSETTLED)))
 
     async def spent(self, vendor: str, since: datetime, currency: str) -> Decimal:
-        return await self._run(lambda db: _spent(db, vendor, since, currency))
+        return await self._run(lambda db: sql_queries.spent(db, vendor, since, currency))
 
     async def spent_by(self, principal: str, since: datetime, currency: str) -> Decimal:
-        return await self._run(lambda db: _spent_where(db, db.principal, principal, since, currency))
+        return await self._run(lambda db: sql_queries.spent_where(db, db.principal, principal, since, currency))
 
     async def audit(self, event: str, *, actor: str, intent: Intent | None = None, **detail: Any) -> None:
         def do(db: Db) -> None:
@@ -406,97 +394,6 @@ class SqlLedger(ABC):
         return [audit_event(row) for row in reversed(rows)]
 
 
-def _over_budget(db: Db, vendor: str, budget: Budget) -> ClaimResult | None:
-    """Which daily limit this intent would break, if any: the vendor's, then the person's."""
-    if budget.limit is not None and _spent(db, vendor, budget.since, budget.currency) + budget.amount > budget.limit:
-        return ClaimResult.OVER_BUDGET
-    if budget.principal is not None and budget.principal_limit is not None:
-        spent = _spent_where(db, db.principal, budget.principal, budget.since, budget.currency)
-        if spent + budget.amount > budget.principal_limit:
-            return ClaimResult.OVER_PRINCIPAL_BUDGET
-    return None
-
-
-def _spent(db: Db, vendor: str, since: datetime, currency: str) -> Decimal:
-    return _spent_where(db, "vendor", vendor, since, currency)
-
-
-def _spent_where(db: Db, whose: str, who: str, since: datetime, currency: str) -> Decimal:
-    """What the intents since `since` add up to in `currency`: every one not refused, as `counted`.
-
-    `whose` is the column (or the store's expression for the principal) a budget counts by.
-    """
-    rows = db.rows(
-        "SELECT preview, order_json, confirmed_total FROM intents "  # noqa: S608 - `whose` is a constant
-        f"WHERE {whose} = ? AND state != 'rejected' AND created_at >= ?",
-        who,
-        since.isoformat(),
-    )
-    return sum(
-        (
-            counted(
-                json.loads(r["preview"]),
-                json.loads(r["order_json"]) if r["order_json"] else None,
-                str(r["confirmed_total"]),
-                currency,
-            )
-            for r in rows
-        ),
-        Decimal(0),
-    )
-
-
-def _marks(values: Collection[Any]) -> str:
-    return ", ".join("?" * len(values))
-
-
-def _page_sql(vendors: Collection[str], query: OrderQuery, after: Position | None, limit: int) -> tuple[str, list[Any]]:
-    """A keyset page of placed orders, newest first by (order created, vendor, order id): `intents_listing`."""
-    where, args = ["state = 'placed'", f"vendor IN ({_marks(vendors)})"], list[Any](sorted(vendors))
-    if query.statuses is not None:
-        where.append(f"order_status IN ({_marks(query.statuses)})")
-        args += sorted(s.value for s in query.statuses)
-    if query.po_number is not None:
-        where.append("lower(po_number) = lower(?)")
-        args.append(query.po_number)
-    # An order without a date ("") passes no date filter, as `OrderQuery.matches` has it.
-    if query.created_after is not None:
-        where.append("listed_at != '' AND listed_at >= ?")
-        args.append(created_key(query.created_after))
-    if query.created_before is not None:
-        where.append("listed_at != '' AND listed_at < ?")
-        args.append(created_key(query.created_before))
-    if after is not None:
-        where.append("(listed_at, vendor, order_id) < (?, ?, ?)")
-        args += after
-    sql = (
-        f"SELECT * FROM intents WHERE {' AND '.join(where)} "  # noqa: S608 - constant clauses; values bound
-        f"ORDER BY listed_at DESC, vendor DESC, order_id DESC LIMIT {int(limit)}"
-    )
-    return sql, args
-
-
 def _tampered(intent: Intent, reason: str) -> LedgerTampered:
     logger.error("ledger: %s PO %r: %s", intent.vendor, intent.po_number, reason)
     return LedgerTampered(intent.vendor, intent.po_number, reason)
-
-
-def _intent(row: Any) -> Intent:
-    return Intent(
-        id=row["id"],
-        vendor=row["vendor"],
-        po_number=row["po_number"],
-        content_hash=row["content_hash"],
-        attempt=row["attempt"],
-        idempotency_key=row["idempotency_key"],
-        state=IntentState(row["state"]),
-        request=json.loads(row["request"]),
-        preview=json.loads(row["preview"]),
-        confirmed_total=row["confirmed_total"],
-        confirmed_by=row["confirmed_by"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        order_id=row["order_id"],
-        order=json.loads(row["order_json"]) if row["order_json"] else None,
-        error=json.loads(row["error"]) if row["error"] else None,
-    )
