@@ -36,9 +36,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     XDG_DATA_HOME=/data
 COPY --from=wheel /wheels /tmp/wheels
-# The wheel is this build's own; its dependencies resolve within pyproject.toml's ranges.
+# The wheel is this build's own; its dependencies resolve within pyproject.toml's ranges. With the
+# PostgreSQL driver: containers are how replicas usually run ([store] url).
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir /tmp/wheels/*.whl \
+RUN wheel=$(ls /tmp/wheels/*.whl) && pip install --no-cache-dir "${wheel}[postgres]" \
     && rm -rf /tmp/wheels \
     && groupadd --system --gid 10001 parts \
     && useradd --system --uid 10001 --gid parts --no-create-home --home-dir /data parts \

@@ -138,7 +138,8 @@ async def _throughput(urls: list[str], orders: int, concurrency: int) -> float:
     async def worker(w: int) -> None:
         nonlocal calls
         for i in next_order:
-            calls += await _order(urls[(w + i) % len(urls)], f"PO-BENCH-{i:05d}")
+            made = await _order(urls[(w + i) % len(urls)], f"PO-BENCH-{i:05d}")
+            calls += made  # after the await: `calls += await ...` would read `calls` before it
 
     began = time.perf_counter()
     async with anyio.create_task_group() as group:

@@ -1,5 +1,6 @@
-"""A person on the far side of an approval link, for tests: the webhook that receives links, and a
-page opened and decided over plain HTTP (the browser test drives the real thing)."""
+"""People, for tests: one who accepts every form, and one on the far side of an approval link (the
+webhook that receives links, and a page opened and decided over plain HTTP; the browser test drives
+the real thing)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,24 @@ import re
 from typing import Any
 
 import httpx2
+from mcp.types import ElicitRequestFormParams, ElicitResult
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+
+class Human:
+    """Accepts every form it is shown (to place the order), and counts them."""
+
+    def __init__(self) -> None:
+        self.forms = 0
+
+    async def __call__(self, context: Any, params: Any) -> ElicitResult:
+        assert isinstance(params, ElicitRequestFormParams)
+        self.forms += 1
+        return ElicitResult(action="accept", content={"place_order": True})
+
 
 HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 

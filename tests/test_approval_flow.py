@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 from mcp import Client
-from mcp.types import CallToolResult, ElicitRequestFormParams, ElicitResult
+from mcp.types import CallToolResult
 from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +27,7 @@ from parts_mcp.config import ApprovalSettings, load
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
+from approvers import Human
 from conftest import BOTH_STORES, World, error_text, part_ids, serve, structured
 
 # The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
@@ -59,16 +60,6 @@ def world_for(tmp_path: Path, hook: str, **guard: Any) -> World:
     world = World(tmp_path, **guard)
     approvals = ApprovalSettings(open_browser=False, webhook_url=SecretStr(f"{hook}/hook"))
     return world.reconfigured(approvals=approvals)
-
-
-class Human:
-    def __init__(self) -> None:
-        self.forms = 0
-
-    async def __call__(self, context: Any, params: Any) -> ElicitResult:
-        assert isinstance(params, ElicitRequestFormParams)
-        self.forms += 1
-        return ElicitResult(action="accept", content={"place_order": True})
 
 
 async def order(client: Client, po: str, quantity: int = 2) -> CallToolResult:

@@ -26,13 +26,12 @@ import httpx2
 import pytest
 from anyio.abc import Process
 from mcp import Client
-from mcp.types import ElicitRequestFormParams, ElicitResult
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.postgres import Postgres
 from parts_mcp.sandbox import Sandbox
 
-from approvers import Receiver, decide, open_page
+from approvers import Human, Receiver, decide, open_page
 from conftest import POSTGRES_KEY, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
@@ -102,18 +101,6 @@ class RoundRobin:
         passed.append((b"content-length", str(len(answer.content)).encode()))
         await send({"type": "http.response.start", "status": answer.status_code, "headers": passed})
         await send({"type": "http.response.body", "body": answer.content})
-
-
-class Human:
-    """Accepts every form it is shown, and counts them."""
-
-    def __init__(self) -> None:
-        self.forms = 0
-
-    async def __call__(self, context: Any, params: Any) -> ElicitResult:
-        assert isinstance(params, ElicitRequestFormParams)
-        self.forms += 1
-        return ElicitResult(action="accept", content={"place_order": True})
 
 
 @dataclass

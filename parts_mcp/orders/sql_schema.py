@@ -99,6 +99,8 @@ _V2 = [
     "CREATE INDEX IF NOT EXISTS intents_listing ON intents (state, listed_at, vendor, order_id)",
     "CREATE INDEX IF NOT EXISTS intents_created ON intents (created_at)",  # a person's day, every vendor
     "CREATE INDEX IF NOT EXISTS intents_vendor_created ON intents (vendor, created_at)",  # a vendor's day
+    # The few rows leased right now: each process renews its own every 20 s.
+    "CREATE INDEX IF NOT EXISTS intents_leased ON intents (lease_owner) WHERE lease_owner IS NOT NULL",
 ]
 
 LATEST = 2
