@@ -165,6 +165,8 @@ def main() -> None:
     if args.serve is None:
         measure()
         return
+    # SIGTERM (a supervisor, `timeout`) stops everything as Ctrl-C does: the replicas, the simulators, the database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with cluster(args.serve, confirmation=args.confirmation, quiet=False) as urls:
         print("replicas sharing one PostgreSQL ledger (send any call to any of them):")
         for url in urls:

@@ -18,6 +18,7 @@ import functools
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from parts_mcp.orders.ledger import LedgerUnavailable
 from parts_mcp.orders.sql_ledger import SqlLedger
@@ -50,8 +51,12 @@ def _reachable(url: str) -> None:
 
     try:
         psycopg.connect(url, connect_timeout=10).close()
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:
         reason = " ".join(str(exc).split())
+        # A URL libpq cannot parse may be quoted back in part: never with its password.
+        password = urlsplit(url).password
+        if password:
+            reason = reason.replace(password, "***").replace(unquote(password), "***")
         raise PostgresUnavailable(f"store.url: cannot open the PostgreSQL ledger: {reason}") from None
 
 
