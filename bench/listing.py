@@ -132,7 +132,7 @@ async def fill(ledger: Ledger, size: int) -> None:
 def deep_cursor(size: int) -> str:
     """A cursor in the middle of the ledger's orders, as the tool would issue it after half the pages."""
     position = listing.sort_key(OrderSummary.of(order_at(size // 2)))
-    return listing.cursor_at(position, VENDOR, OrderQuery())
+    return listing.encode_cursor(position, listing.fingerprint_of(VENDOR, OrderQuery()))
 
 
 async def measure(ledger: Ledger, size: int) -> dict[str, Any]:

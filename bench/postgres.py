@@ -34,10 +34,11 @@ def binaries() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free right now (for the tests' and benchmarks' own servers too)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,7 +82,7 @@ def running() -> Iterator[Postgres]:
         account = pwd.getpwnam("postgres")
         os.chown(workdir, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
-    server = Postgres(_free_port(), "parts", secrets.token_urlsafe(18))
+    server = Postgres(free_port(), "parts", secrets.token_urlsafe(18))
     pwfile = workdir / "pw"
     pwfile.write_text(server.password)
     if as_user:

@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,13 +29,7 @@ import anyio
 import httpx2
 from mcp import Client
 
-from bench.postgres import running
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.postgres import free_port, running
 
 
 def _toml(value: Any) -> str:
@@ -90,7 +83,7 @@ def cluster(n: int, *, confirmation: str = "token", quiet: bool = True) -> Itera
             stack.callback(process.send_signal, signal.SIGTERM)
             return process
 
-        port = _free_port()
+        port = free_port()
         simulators = f"http://127.0.0.1:{port}"
         sandbox = start([sys.executable, "-m", "parts_mcp", "sandbox", "--port", str(port)])
         _wait_for(simulators + "/", sandbox, "the vendor simulators")
@@ -103,7 +96,7 @@ def cluster(n: int, *, confirmation: str = "token", quiet: bool = True) -> Itera
         }
         urls: list[str] = []
         for _ in range(n):
-            port = _free_port()
+            port = free_port()
             replica = start(
                 [sys.executable, "-m", "parts_mcp", "serve", "--config", str(config), "--port", str(port)], env
             )

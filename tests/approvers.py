@@ -44,12 +44,29 @@ class Receiver:
         status = self.statuses.pop(0) if self.statuses else 200
         return JSONResponse({"ok": status == 200}, status_code=status)
 
+    @property
+    def links(self) -> list[str]:
+        """The approval links received, newest last."""
+        return [post["url"] for post in self.posts]
+
+    async def decide(self, decision: str, link: str | None = None) -> httpx2.Response:
+        """What a person does with a link (the newest by default): open the page, press a button, whatever
+        the page said (a lapsed one shows no form: the decision is sent without one)."""
+        url = link or self.links[-1]
+        async with httpx2.AsyncClient() as http:
+            return await decide(http, url, form_of((await http.get(url)).text), decision)
+
+
+def form_of(page: str) -> dict[str, str]:
+    """The decision form's hidden fields in an approval page."""
+    return {name: html.unescape(value) for name, value in HIDDEN.findall(page)}
+
 
 async def open_page(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
     """What a person sees first: the page behind the link, with its decision form."""
     page = await http.get(url)
     assert page.status_code == 200, page.text
-    return {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
+    return form_of(page.text)
 
 
 async def decide(http: httpx2.AsyncClient, url: str, form: dict[str, str], decision: str) -> httpx2.Response:

@@ -21,7 +21,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bench.postgres import Postgres, running
+from bench.postgres import Postgres, free_port, running
+
+__all__ = ["free_port"]  # the one loopback-port helper, for the tests' own servers
 from parts_mcp.config import GuardSettings, Settings
 from parts_mcp.orders.ledger import Ledger
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger

@@ -37,7 +37,7 @@ from parts_mcp.orders.approvals import ApprovalLink, ApprovalRequest, new_secret
 from parts_mcp.sandbox import Sandbox
 
 from approvers import HIDDEN, Receiver, decide, open_page
-from conftest import World, part_ids, serve, structured
+from conftest import World, free_port, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 
@@ -402,12 +402,6 @@ async def test_a_legacy_client_with_url_elicitation_shows_the_link_to_the_user(t
             decided = await decide(http, params.url, await open_page(http, params.url), "approve")
     assert decided.status_code == 200 and len(world.skynet_orders) == 1
     world.ledger.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def until_serving(base: str) -> None:

@@ -6,8 +6,6 @@ result. The simulator's record of orders is the ground truth.
 
 from __future__ import annotations
 
-import html
-import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,42 +16,16 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from parts_mcp.config import ApprovalSettings, load
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
-from approvers import Human
+from approvers import Human, Receiver
 from conftest import BOTH_STORES, World, error_text, part_ids, serve, structured
 
 # The ledger's guarantees hold on both stores: each test runs on SQLite and on a real PostgreSQL.
 pytestmark = [pytest.mark.asyncio, BOTH_STORES]
-
-HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
-
-
-class Approvers:
-    """The approvers' webhook: the links a person would get, newest last."""
-
-    def __init__(self) -> None:
-        self.links: list[str] = []
-        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-
-    async def _hook(self, request: Request) -> Response:
-        self.links.append((await request.json())["url"])
-        return JSONResponse({"ok": True})
-
-    async def decide(self, decision: str, link: str | None = None) -> httpx2.Response:
-        """What a person does with the link: open the page, press a button."""
-        url = link or self.links[-1]
-        async with httpx2.AsyncClient() as http:
-            page = await http.get(url)
-            form = {name: html.unescape(value) for name, value in HIDDEN.findall(page.text)}
-            return await http.post(url.split("?")[0], data={**form, "decision": decision})
 
 
 def world_for(tmp_path: Path, hook: str, **guard: Any) -> World:
@@ -85,7 +57,7 @@ def everything(result: CallToolResult) -> str:
     ],
 )
 async def test_each_mode_with_each_client_kind(tmp_path: Path, era: str, mode: str, forms: bool, expected: str) -> None:
-    approvers, human = Approvers(), Human()
+    approvers, human = Receiver(), Human()
     with serve(approvers.app) as hook:
         world = world_for(tmp_path, hook, confirmation=mode)
         kwargs: dict[str, Any] = {"elicitation_callback": human} if forms else {}
@@ -102,7 +74,7 @@ async def test_each_mode_with_each_client_kind(tmp_path: Path, era: str, mode: s
 
 
 async def test_nothing_the_model_receives_can_approve_and_the_person_places_it_once(tmp_path: Path) -> None:
-    approvers = Approvers()
+    approvers = Receiver()
     with serve(approvers.app) as hook:
         world = world_for(tmp_path, hook, confirmation="approval")
         async with Client(world.server) as client:
@@ -146,7 +118,7 @@ async def test_nothing_the_model_receives_can_approve_and_the_person_places_it_o
 
 
 async def test_a_declined_request_orders_nothing_and_stays_declined(tmp_path: Path) -> None:
-    approvers = Approvers()
+    approvers = Receiver()
     with serve(approvers.app) as hook:
         world = world_for(tmp_path, hook, confirmation="approval")
         async with Client(world.server) as client:
@@ -164,7 +136,7 @@ async def test_a_declined_request_orders_nothing_and_stays_declined(tmp_path: Pa
 
 
 async def test_an_expired_request_orders_nothing_and_a_new_call_sends_a_new_one(tmp_path: Path) -> None:
-    approvers = Approvers()
+    approvers = Receiver()
     with serve(approvers.app) as hook:
         world = world_for(tmp_path, hook, confirmation="approval", approval_ttl_seconds=600)
         async with Client(world.server) as client:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from parts_mcp.config import AuthSettings
 from parts_mcp.sandbox import Sandbox
 
-from conftest import confirm_and_place, error_text, part_ids, serve
+from conftest import confirm_and_place, error_text, free_port, part_ids, serve
 from issuer import DROP, Issuer, new_rsa
 
 pytestmark = pytest.mark.asyncio
@@ -67,12 +66,6 @@ class Running:
 
     def log(self) -> str:
         return self.stderr.read_text()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def write_config(path: Path, issuer: Issuer, port: int, vendor_url: str, **auth: Any) -> Path:

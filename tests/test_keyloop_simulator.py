@@ -204,7 +204,7 @@ async def test_one_token_fetch_for_many_concurrent_calls(http: httpx2.AsyncClien
     async with anyio.create_task_group() as group:
         for query in ("S7654321", "1K0698151A", "5E0698451", "8W0698151AB", "04C115561J"):
             group.start_soon(client.lookup, [query])
-    assert len(simulator.tokens_issued) == 1 and client.tokens.fetches == 1
+    assert len(simulator.tokens_issued) == 1  # the simulator saw one token request: the ground truth
 
 
 @pytest.mark.asyncio

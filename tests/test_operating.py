@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -41,7 +40,7 @@ from parts_mcp.config import ApprovalSettings, AuthSettings, ServerSettings
 from parts_mcp.sandbox import Sandbox
 from parts_mcp.server.app import build_server
 
-from conftest import World, confirm_and_place, error_text, part_ids, serve, structured
+from conftest import World, confirm_and_place, error_text, free_port, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 
@@ -241,12 +240,6 @@ async def test_log_level_warning_after_the_subcommand_wins_over_the_environment(
     lines = await run_stdio(["serve", "--log-level", "warning"], tmp_path, {logs.ENV_LEVEL: "debug"})
     assert lines, "the sandbox's warning is still written"
     assert not [line for line in lines if " INFO " in line or " DEBUG " in line], lines
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_verbose_http_logs_no_tool_results_even_to_a_legacy_sse_client(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +31,7 @@ from bench.postgres import Postgres
 from parts_mcp.sandbox import Sandbox
 
 from approvers import Human, Receiver, decide, open_page
-from conftest import POSTGRES_KEY, part_ids, serve, structured
+from conftest import POSTGRES_KEY, free_port, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 
@@ -120,12 +119,6 @@ def vendor() -> Iterator[Vendor]:
     gate = Gate(sandbox.asgi_app())
     with serve(gate) as base:
         yield Vendor(sandbox, gate, f"{base}/skynet/api/b2b")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(tmp_path: Path, vendor: Vendor, confirmation: str) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,7 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from parts_mcp.orders.sqlite_ledger import SQLiteLedger
 from parts_mcp.sandbox import Sandbox
 
-from conftest import part_ids, serve, structured
+from conftest import free_port, part_ids, serve, structured
 
 pytestmark = pytest.mark.asyncio
 VENDOR_KEY = "SKYNET_SHUTDOWN_TEST_KEY"
@@ -71,12 +70,6 @@ def vendor() -> Iterator[Vendor]:
     arrivals = Arrivals(sandbox.asgi_app(), "/catalog")
     with serve(arrivals) as base:
         yield Vendor(sandbox, arrivals, f"{base}/skynet/api/b2b")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def write_config(tmp_path: Path, vendor: Vendor, *, transport: str, grace: float, port: int = 0) -> Path:

@@ -86,11 +86,6 @@ def fingerprint_of(vendor: str | None, query: OrderQuery) -> str:
     return hashlib.sha256(json.dumps(filters, default=str, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cursor_at(position: Position, vendor: str | None, query: OrderQuery) -> str:
-    """The cursor a listing with these filters issues after the order at `position`."""
-    return encode_cursor(position, fingerprint_of(vendor, query))
-
-
 def encode_cursor(position: Position, fingerprint: str) -> str:
     return base64.urlsafe_b64encode(json.dumps({"p": position, "f": fingerprint}).encode()).decode().rstrip("=")
 

@@ -153,7 +153,10 @@ class SqlLedger(ABC):
         self._chain.require_intact(db, intent.vendor, intent.po_number)
         if existing is None and db.row(sql_queries.VANISHED, intent.vendor, intent.po_number):
             # Deleting the row of a placed order would otherwise free its PO for a second order.
-            raise _tampered(intent, "an intent recorded under this PO is gone from the ledger: its row was deleted")
+            raise _tampered(
+                intent,
+                "an intent recorded under this PO is gone from the ledger: its row was deleted or its PO changed",
+            )
         if budget is not None:
             window = "SELECT * FROM intents WHERE vendor = ? AND created_at >= ?"
             if any(i.tampered for i in self._list(db, window, intent.vendor, budget.since.isoformat())):

@@ -59,12 +59,6 @@ _FAMILIES = {
 _FETCH_TIMEOUT = 5.0
 
 
-class VerifiedToken(AccessToken):
-    """The SDK's AccessToken plus who it is: `principal` is the configured name claim (else `sub`)."""
-
-    principal: str
-
-
 @dataclass(frozen=True)
 class SigningKey:
     jwk: jwt.PyJWK
@@ -142,7 +136,7 @@ class JWTVerifier:
             clock=clock,
         )
 
-    async def verify_token(self, token: str) -> VerifiedToken | None:
+    async def verify_token(self, token: str) -> AccessToken | None:
         import jwt  # deferred: see the TYPE_CHECKING import
 
         try:
@@ -174,7 +168,7 @@ class JWTVerifier:
             options={"require": ["exp", "iss", "aud", "sub"], "strict_aud": False},
         )
 
-    def _access_token(self, token: str, claims: dict[str, Any]) -> VerifiedToken | None:
+    def _access_token(self, token: str, claims: dict[str, Any]) -> AccessToken | None:
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             logger.info("bearer token refused: no subject")
@@ -182,7 +176,8 @@ class JWTVerifier:
         name = claims.get(self._settings.name_claim)
         principal = name.strip() if isinstance(name, str) and name.strip() else subject
         client = claims.get("client_id") or claims.get("azp") or subject
-        return VerifiedToken(
+        # Who it is travels in `claims` (the configured name claim, else `sub`): tools read it there.
+        return AccessToken(
             token=token,
             client_id=str(client),
             scopes=_scopes(claims),
@@ -190,7 +185,6 @@ class JWTVerifier:
             resource=self._settings.audience,  # checked above: it is in `aud`
             subject=subject,
             claims={"iss": claims["iss"], "principal": principal},  # the SDK keys sessions on iss + sub
-            principal=principal,
         )
 
 
@@ -210,21 +204,6 @@ def sdk_auth(settings: AuthSettings) -> SDKAuthSettings:
         required_scopes=[READ],
         validate_token_resource=True,
     )
-
-
-# --- in tools ------------------------------------------------------------------------------------
-
-
-def current_token() -> VerifiedToken | None:
-    """The verified token of the request being served; None on stdio and in-memory (no OAuth there)."""
-    token = get_access_token()
-    return token if isinstance(token, VerifiedToken) else None
-
-
-def principal_of() -> str | None:
-    """Who the verified bearer token names (`name_claim`, else `sub`); None without OAuth (stdio)."""
-    token = current_token()
-    return token.principal if token is not None else None
 
 
 def missing_scope(tool: str) -> CallToolResult | None:

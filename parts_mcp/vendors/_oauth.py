@@ -62,7 +62,6 @@ class ClientCredentials:
         self._token: str | None = None
         self._expires = 0.0
         self._lock = anyio.Lock()
-        self.fetches = 0  # how many tokens were fetched: observable in tests and benchmarks
 
     @property
     def secrets(self) -> list[str]:
@@ -116,7 +115,6 @@ class ClientCredentials:
             raise VendorConnectionError(
                 self._vendor, f"could not reach {self._vendor}'s token endpoint", sent=False
             ) from exc
-        self.fetches += 1
         if response.status_code in (400, 401, 403):
             raise VendorAuthError(
                 self._vendor,

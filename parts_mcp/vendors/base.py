@@ -50,8 +50,6 @@ logger = logging.getLogger(__name__)
 
 
 MESSAGE_LIMIT = 1000
-# Secrets this long are blanked wherever a vendor's answer echoes them; no honest id or PO number holds one.
-ECHO_MIN_LENGTH = 12
 
 
 class VendorError(Exception):
