@@ -35,10 +35,9 @@ from parts_mcp.vendors.keyloop import (
     ORDER_STATUSES,
     KeyloopClient,
     KeyloopSettings,
-    _order_prices,
-    _reference_types,
     api_urls,
 )
+from parts_mcp.vendors.wire.keyloop import order_prices, reference_types
 
 HOST = "http://keyloop.test"
 API = f"/{SANDBOX_ENTERPRISE_ID}/{SANDBOX_STORE_ID}/v1"
@@ -282,16 +281,16 @@ async def test_the_seeds_400_envelope_maps_to_an_invalid_request_naming_our_fiel
 
 def test_price_availability_shapes_are_read_tolerantly() -> None:
     price = {"netValue": 10.5, "grossValue": 12.6, "taxValue": 2.1, "taxRate": 20, "currencyCode": "EUR"}
-    listed = _order_prices([{"orderType": "STK", "orderPrice": price}])
-    single = _order_prices({"orderType": "stk", "orderPrice": price})
-    mapped = _order_prices({"STK": price})
+    listed = order_prices([{"orderType": "STK", "orderPrice": price}])
+    single = order_prices({"orderType": "stk", "orderPrice": price})
+    mapped = order_prices({"STK": price})
     assert listed.keys() == single.keys() == mapped.keys() == {"STK"}
     assert str(listed["STK"].net) == "10.50 EUR" and str(listed["STK"].gross) == "12.60 EUR"
-    no_gross = _order_prices({"STK": {"netValue": 10, "taxValue": 2, "currencyCode": "EUR"}})
+    no_gross = order_prices({"STK": {"netValue": 10, "taxValue": 2, "currencyCode": "EUR"}})
     assert str(no_gross["STK"].gross) == "12.00 EUR"
-    assert _reference_types([{"type": "VIN"}, {"type": "keynumber"}]) == ("VIN", "KEYNUMBER")
-    assert _reference_types("VIN, KEYNUMBER") == ("VIN", "KEYNUMBER")
-    assert _reference_types(["VIN"]) == ("VIN",) and _reference_types(None) == ()
+    assert reference_types([{"type": "VIN"}, {"type": "keynumber"}]) == ("VIN", "KEYNUMBER")
+    assert reference_types("VIN, KEYNUMBER") == ("VIN", "KEYNUMBER")
+    assert reference_types(["VIN"]) == ("VIN",) and reference_types(None) == ()
 
 
 def test_base_url_is_the_host_root_and_the_servers_template_is_tolerated() -> None:

@@ -16,21 +16,12 @@ import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import quote
 
 import anyio
 import httpx2
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    JsonValue,
-    SecretStr,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, SecretStr
 from pydantic.alias_generators import to_camel
 
 from parts_mcp.domain import (
@@ -47,20 +38,6 @@ from parts_mcp.domain import (
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors._together import each
-from parts_mcp.vendors._wire import (
-    Id,
-    Integer,
-    JsonMoney,
-    Label,
-    Maybe,
-    Rows,
-    Text,
-    Timestamp,
-    Wire,
-    is_array,
-    is_object,
-    read,
-)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -81,6 +58,12 @@ from parts_mcp.vendors.base import (
     retry_after_seconds,
 )
 from parts_mcp.vendors.registry import VendorKind
+from parts_mcp.vendors.wire import JsonMoney, LazyModule, is_object, read
+
+if TYPE_CHECKING:
+    from parts_mcp.vendors.wire import factoryai as wire
+else:
+    wire = LazyModule("parts_mcp.vendors.wire.factoryai")
 
 PAGE = 100  # orders per list call; the API documents no maximum, the simulator allows 100
 SEARCH_LIMIT = 100  # parts / inventory records per search
@@ -137,210 +120,8 @@ _WIRE_FIELDS = {
     "notes": "notes",
     "items": "items",
 }
-_DETAIL_KEYS = (
-    "orderNumber",
-    "priority",
-    "supplierId",
-    "supplierName",
-    "supplierContact",
-    "requestedBy",
-    "requestedByName",
-    "approvedBy",
-    "approvedByName",
-    "orderDate",
-    "approvedDate",
-    "sentDate",
-    "requestedDeliveryDate",
-    "expectedDeliveryDate",
-    "actualDeliveryDate",
-    "trackingNumber",
-    "invoiceNumber",
-    "paymentTerms",
-    "shippingMethod",
-    "shippingAddress",
-    "requiresApproval",
-    "approvalRequired",
-    "justification",
-    "statusHistory",
-    "attachments",
-)
-_ENVELOPES = ("parts", "inventory", "items", "data", "results")  # tolerated around a documented bare array
 _DAWN = datetime.min.replace(tzinfo=UTC)  # sorts an order without a date first, as its empty date text did
-
-# ------------------------------------------------------------------------------------ wire models
-# Factory AI's answers as read. The client is tolerant where the documents leave room: a field in a
-# shape we cannot read counts as absent (`Maybe`), and a row that cannot be used is skipped (`Rows`)
-# rather than failing its neighbours. Text stays as sent here; it is cleaned where it becomes ours.
-
-R = TypeVar("R", bound=BaseModel)
-
-
-def _object(value: Any) -> Any:
-    return value if is_object(value) else {}
-
-
-Object = Annotated[dict[str, JsonValue], BeforeValidator(_object)]
-"""A JSON object as sent; anything else reads as empty."""
-
-
-class _Camel(Wire):
-    model_config = ConfigDict(alias_generator=to_camel)
-
-
-class _PartFields(_Camel):
-    name: Text = None
-    description: Text = None
-    manufacturer: Text = None
-    unit: Text = None
-    cost: Maybe[JsonMoney] = None  # the plant's stored cost, major units
-    site: Text = None
-
-
-class PartRow(_PartFields):
-    """A part record of GET /parts; usable only with its partId and partNumber."""
-
-    part_id: Id
-    part_number: Label
-
-
-class FetchedPart(_PartFields):
-    """GET /parts/{partId}: the record, bare as documented or in a `part`/`data` envelope."""
-
-    part_id: Maybe[Id] = None
-    part_number: Text = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unwrap(cls, data: Any) -> Any:
-        return _unwrap(data, "part")
-
-
-class StockRow(_Camel):
-    """An inventory record of GET /inventory, joined to its part on partId."""
-
-    # Everything it carries is kept: two searches may return the same record, and a record equal in
-    # all of it is that same record (not a second stock of the part).
-    model_config = ConfigDict(extra="allow")
-
-    part_id: Id
-    site: Text = None
-    quantity: Maybe[Integer] = None
-    min_stock_level: Maybe[Integer] = None
-
-
-_Stock = Sequence[StockRow] | VendorError  # an inventory search's records, or why there are none
-
-
-class Listing(_Camel, Generic[R]):
-    """GET /parts or /inventory: a bare array as documented; an enveloped one is tolerated."""
-
-    rows: Rows[R]
-
-    @model_validator(mode="before")
-    @classmethod
-    def _envelope(cls, data: Any) -> Any:
-        if is_object(data):
-            return {"rows": next((data[k] for k in _ENVELOPES if is_array(data.get(k))), None)}
-        return {"rows": data}
-
-
-class Totals(_Camel):
-    empty_if_not_object = True
-
-    subtotal: Maybe[JsonMoney] = None
-    tax: Maybe[JsonMoney] = None
-    shipping: Maybe[JsonMoney] = None
-    total: Maybe[JsonMoney] = None
-
-
-class ItemRow(_Camel):
-    """A line of a part order."""
-
-    part_id: Maybe[Id] = None
-    part_number: Text = None
-    part_name: Text = None
-    quantity: Maybe[Integer] = None
-    unit_cost: Maybe[JsonMoney] = None
-    total_cost: Maybe[JsonMoney] = None
-    status: Text = None
-    received_quantity: Maybe[Integer] = None
-
-
-class PartOrder(_Camel):
-    """A part order as created, got or listed (the list's rows carry fewer fields)."""
-
-    id: Id
-    order_number: Text = None
-    status: Text = None
-    notes: Text = None
-    currency: Text = None
-    totals: Totals = Field(default_factory=Totals)
-    items: Rows[ItemRow] = ()
-    created_at: Maybe[Timestamp] = None
-    order_date: Maybe[Timestamp] = None
-    updated_at: Maybe[Timestamp] = None
-    details: Object = Field(default_factory=dict)
-    """The documented extras (_DETAIL_KEYS) that carry something, as sent."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _details(cls, data: Any) -> Any:
-        if not is_object(data):
-            return data
-        return {**data, "details": {k: data[k] for k in _DETAIL_KEYS if data.get(k) not in (None, [])}}
-
-    @property
-    def created(self) -> datetime | None:
-        return self.created_at or self.order_date
-
-
-class OrderAnswer(_Camel):
-    """POST or GET of one part order: the order, bare as documented or in a `partOrder`/`data` envelope."""
-
-    order: PartOrder
-
-    @model_validator(mode="before")
-    @classmethod
-    def _envelope(cls, data: Any) -> Any:
-        return {"order": _unwrap(data, "partOrder")}
-
-
-class Pagination(_Camel):
-    has_more: Maybe[bool] = None
-
-
-class OrderPage(_Camel):
-    """GET /part-orders: `{partOrders, pagination}` as documented; `data` or a bare array tolerated."""
-
-    empty_if_not_object = True
-
-    orders: Rows[PartOrder] = Field((), validation_alias=AliasChoices("partOrders", "data"))
-    pagination: Maybe[Pagination] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, data: Any) -> Any:
-        return {"partOrders": data} if is_array(data) else data
-
-
-class ErrorBody(_Camel):
-    """An error answer: `{error, details}` (400), `{error, orderId}` (404), `{error, reason}` (403, 409) on the
-    order endpoints, `{error, code, timestamp}` elsewhere; a body that is not an object reads as empty."""
-
-    empty_if_not_object = True
-
-    error: Text = Field(default=None, validation_alias=AliasChoices("error", "message"))
-    reason: Text = None  # 403 / 409 on the order endpoints
-    details: Object = Field(default_factory=dict)  # 400: {field: message}
-    code: Text = None  # the overview's generic shape
-    which: Text = Field(default=None, validation_alias=AliasChoices("orderId", "partId"))  # 404
-
-
-def _unwrap(data: Any, key: str) -> Any:
-    # The record itself when it has an id; otherwise the one in `key` or `data`, if any.
-    if is_object(data) and "id" not in data and "partId" not in data:
-        return next((data[name] for name in (key, "data") if is_object(data.get(name))), data)
-    return data
+_Stock: TypeAlias = "Sequence[wire.StockRow] | VendorError"  # an inventory search's records, or why there are none
 
 
 class ShippingAddress(BaseModel):
@@ -440,14 +221,14 @@ class FactoryAIClient:
 
     async def _search(
         self, terms: Mapping[str, str], *, stock_ahead: bool
-    ) -> tuple[dict[str, list[PartRow]], dict[str, _Stock]]:
+    ) -> tuple[dict[str, list[wire.PartRow]], dict[str, _Stock]]:
         """GET /parts?search=<term> for each query: the usable part records, by query.
 
         With `stock_ahead`, GET /inventory?search=<term> at the same time for each term that is a part
         number: the very call `_with_stock` makes for a part of that number, answered (or failed) by number.
         """
         ahead = sorted({term for term in terms.values() if is_part_number(term)}) if stock_ahead else []
-        found: dict[str, list[PartRow]] = {}
+        found: dict[str, list[wire.PartRow]] = {}
         stock: dict[str, _Stock] = {}
 
         async def one(key: tuple[str, str]) -> None:
@@ -463,25 +244,27 @@ class FactoryAIClient:
                 _, data = await self._http.request(
                     "GET", "/parts", params={"search": terms[text], "limit": SEARCH_LIMIT}, retry=True
                 )
-            rows = read(Listing[PartRow], data, self.key, "parts list").rows
+            rows = read(wire.Listing[wire.PartRow], data, self.key, "parts list").rows
             found[text] = [row for row in rows if self._at_site(row.site)]
 
         await each([*(("/parts", q) for q in terms), *(("/inventory", n) for n in ahead)], one)
         return found, stock
 
-    async def _with_stock(self, rows: Iterable[PartRow], ahead: Mapping[str, _Stock]) -> list[Part]:
-        found: dict[str, PartRow] = {}
+    async def _with_stock(self, rows: Iterable[wire.PartRow], ahead: Mapping[str, _Stock]) -> list[Part]:
+        found: dict[str, wire.PartRow] = {}
         for row in rows:
             found.setdefault(row.part_id, row)
         stock = await self._stock(found.values(), ahead)
         return [self._part(row.part_id, row.part_number, row, stock.get(part_id)) for part_id, row in found.items()]
 
-    async def _stock(self, parts: Iterable[PartRow], ahead: Mapping[str, _Stock]) -> dict[str, list[StockRow]]:
+    async def _stock(
+        self, parts: Iterable[wire.PartRow], ahead: Mapping[str, _Stock]
+    ) -> dict[str, list[wire.StockRow]]:
         """Inventory records per partId, looked up by each part's number (unless asked `ahead`) and joined on partId."""
         wanted = {part.part_id: part.part_number for part in parts}
         numbers = sorted(set(wanted.values()))
         answers = {**ahead, **await each([n for n in numbers if n not in ahead], self._inventory)}
-        records: dict[str, list[StockRow]] = {}
+        records: dict[str, list[wire.StockRow]] = {}
         for number in numbers:
             answer = answers[number]
             if isinstance(answer, VendorError):
@@ -494,18 +277,18 @@ class FactoryAIClient:
                     bucket.append(row)
         return records
 
-    async def _inventory(self, number: str) -> Sequence[StockRow]:
+    async def _inventory(self, number: str) -> Sequence[wire.StockRow]:
         async with self._cap:
             _, data = await self._http.request(
                 "GET", "/inventory", params={"search": number, "limit": SEARCH_LIMIT}, retry=True
             )
-        return read(Listing[StockRow], data, self.key, "inventory list").rows
+        return read(wire.Listing[wire.StockRow], data, self.key, "inventory list").rows
 
     def _at_site(self, site: str | None) -> bool:
         # A record without a site belongs to every site.
         return not self._site or site in (None, self._site)
 
-    def _part(self, part_id: str, number: str, record: _PartFields, stock: Sequence[StockRow] | None) -> Part:
+    def _part(self, part_id: str, number: str, record: wire.PartFields, stock: Sequence[wire.StockRow] | None) -> Part:
         quantities = [row.quantity for row in stock or []]
         available = sum(q for q in quantities if q is not None) if stock and None not in quantities else None
         notes = [
@@ -560,7 +343,7 @@ class FactoryAIClient:
             for index, (item, part) in enumerate(zip(request.items, known, strict=True))
         ]
 
-    def _priced(self, index: int, known: Part, record: FetchedPart | None, quantity: int) -> OrderLine:
+    def _priced(self, index: int, known: Part, record: wire.FetchedPart | None, quantity: int) -> OrderLine:
         if record is None:
             raise VendorInvalidRequest(
                 self.key,
@@ -592,8 +375,8 @@ class FactoryAIClient:
             if record.part_number and self._at_site(record.site)
         }
 
-    async def _fetch_parts(self, part_ids: Sequence[str]) -> dict[str, FetchedPart]:
-        fresh: dict[str, FetchedPart] = {}
+    async def _fetch_parts(self, part_ids: Sequence[str]) -> dict[str, wire.FetchedPart]:
+        fresh: dict[str, wire.FetchedPart] = {}
 
         async def fetch(part_id: str) -> None:
             try:
@@ -602,7 +385,7 @@ class FactoryAIClient:
             except VendorNotFound:
                 return
             try:
-                record = read(FetchedPart, data, self.key, "part record")
+                record = read(wire.FetchedPart, data, self.key, "part record")
             except VendorBadResponse:
                 return  # an answer that is no record at all reads, like a 404, as a part no longer there
             if record.part_id in (None, part_id):
@@ -717,7 +500,7 @@ class FactoryAIClient:
         # answer the service looks the order up by PO (find_order_by_po) instead of resending.
         body = self._order_body(request, preview)
         _, data = await self._http.request("POST", "/part-orders", json_body=body, retry=False)
-        return self._order(read(OrderAnswer, data, self.key, "created part order").order, request.po_number)
+        return self._order(read(wire.OrderAnswer, data, self.key, "created part order").order, request.po_number)
 
     def _order_body(self, request: OrderRequest, preview: Preview) -> dict[str, Any]:
         # The preview's options are the resolved ones the human confirmed, defaults included.
@@ -756,11 +539,11 @@ class FactoryAIClient:
             _, data = await self._http.request("PUT", path, json_body=body, retry=True)
         except VendorConflict:
             return await self.get_order(order_id)
-        return self._order(read(OrderAnswer, data, self.key, "status update").order)
+        return self._order(read(wire.OrderAnswer, data, self.key, "status update").order)
 
     async def get_order(self, order_id: str) -> Order:
         _, data = await self._http.request("GET", f"/part-orders/{quote(order_id, safe='')}", retry=True)
-        return self._order(read(OrderAnswer, data, self.key, "part order").order)
+        return self._order(read(wire.OrderAnswer, data, self.key, "part order").order)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         # A listing page needs only a few orders; but where the filter here drops some (several statuses,
@@ -799,12 +582,12 @@ class FactoryAIClient:
         except (VendorUnavailable, VendorRateLimited, VendorBadResponse):
             return self._order(first)
 
-    async def _pages(self, params: dict[str, Any]) -> AsyncGenerator[PartOrder, None]:
+    async def _pages(self, params: dict[str, Any]) -> AsyncGenerator[wire.PartOrder, None]:
         offset = 0
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
             _, data = await self._http.request("GET", "/part-orders", params={**params, "offset": offset}, retry=True)
-            page = read(OrderPage, data, self.key, "part order list")
+            page = read(wire.OrderPage, data, self.key, "part order list")
             fresh = [order for order in page.orders if order.id not in seen]
             for order in fresh:
                 seen.add(order.id)
@@ -816,7 +599,7 @@ class FactoryAIClient:
                 return
             offset += len(page.orders)
 
-    def _summary(self, order: PartOrder) -> OrderSummary:
+    def _summary(self, order: wire.PartOrder) -> OrderSummary:
         currency = order.currency or self._currency
         vendor_status = _clean(order.status, 40)
         return OrderSummary(
@@ -829,13 +612,13 @@ class FactoryAIClient:
             created_at=order.created,
         )
 
-    def _po_number(self, order: PartOrder, fallback: str | None = None) -> str | None:
+    def _po_number(self, order: wire.PartOrder, fallback: str | None = None) -> str | None:
         # Our PO when the notes carry our marker (orders this server placed); otherwise Factory AI's own
         # orderNumber ("PO-2024-002"), which is the plant's purchase order number for orders made in its UI.
         po, _ = split_po_note(order.notes)
         return po or fallback or _clean(order.order_number, 100)
 
-    def _order(self, order: PartOrder, po_number: str | None = None) -> Order:
+    def _order(self, order: wire.PartOrder, po_number: str | None = None) -> Order:
         currency = order.currency or self._currency
         totals = order.totals
         vendor_status = _clean(order.status, 40)
@@ -864,7 +647,7 @@ class FactoryAIClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        body = read(ErrorBody, data, self.key, "error answer")
+        body = read(wire.ErrorBody, data, self.key, "error answer")
         status = response.status_code
         error = clean_text(body.error or response.reason_phrase or "no message", 200)
         reason = _clean(body.reason, 300)
@@ -965,7 +748,7 @@ def _caveats(*, requires_approval: bool) -> list[str]:
     ]
 
 
-def _line(item: ItemRow, currency: str) -> OrderLine:
+def _line(item: wire.ItemRow, currency: str) -> OrderLine:
     return OrderLine(
         part_id=item.part_id,
         part_number=clean_text(item.part_number or item.part_id or "?", 80),
@@ -994,17 +777,17 @@ def _iso(moment: datetime) -> str:
     return _aware(moment).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _our_field(wire: str) -> str:
-    match = _ITEM_FIELD.match(wire)
+def _our_field(sent: str) -> str:
+    match = _ITEM_FIELD.match(sent)
     if match:
         index, sub = match.groups()
         if sub == "partId":
             return f"items[{index}].part_id"
         return f"items[{index}]" + (f".{_snake(sub)}" if sub else "")
-    head, _, rest = wire.partition(".")
+    head, _, rest = sent.partition(".")
     mapped = _WIRE_FIELDS.get(head)
     if mapped is None:
-        return clean_text(wire, 60)
+        return clean_text(sent, 60)
     return mapped + (f".{_snake(rest)}" if rest else "")
 
 
@@ -1025,14 +808,14 @@ def _safe(value: JsonValue, depth: int = 0) -> JsonValue:
     return [_safe(v, depth + 1) for v in value[:50]]
 
 
-def _exact_or_all(query: str, rows: list[PartRow]) -> list[PartRow]:
+def _exact_or_all(query: str, rows: list[wire.PartRow]) -> list[wire.PartRow]:
     # A part number (or id) that matches exactly is what was meant; otherwise every search hit is.
     needle = query.strip().casefold()
     exact = [row for row in rows if needle in (row.part_number.casefold(), row.part_id.casefold())]
     return exact or rows
 
 
-def _described(row: PartRow) -> tuple[str, str, str]:
+def _described(row: wire.PartRow) -> tuple[str, str, str]:
     number = clean_text(row.part_number, 80)
     name = clean_text(row.name or number, 200)
     # What Factory AI's search looks at: number, name, description and manufacturer.

@@ -17,28 +17,12 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Annotated, Any, ClassVar, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import quote, urlsplit
 
 import anyio
 import httpx2
-from pydantic import (
-    AliasChoices,
-    AliasGenerator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    SecretStr,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    model_validator,
-)
-from pydantic.alias_generators import to_camel
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from parts_mcp import retries
 from parts_mcp.domain import (
@@ -57,19 +41,6 @@ from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, number_variants, suggest
 from parts_mcp.vendors._together import Once, each
-from parts_mcp.vendors._wire import (
-    Amount,
-    Id,
-    Integer,
-    Maybe,
-    Record,
-    Rows,
-    Text,
-    Timestamp,
-    is_array,
-    is_object,
-    read,
-)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -89,6 +60,12 @@ from parts_mcp.vendors.base import (
     error_for_status,
 )
 from parts_mcp.vendors.registry import VendorKind
+from parts_mcp.vendors.wire import LazyModule, read
+
+if TYPE_CHECKING:
+    from parts_mcp.vendors.wire import keyloop as wire
+else:
+    wire = LazyModule("parts_mcp.vendors.wire.keyloop")
 
 logger = logging.getLogger(__name__)
 
@@ -187,41 +164,10 @@ class KeyloopSettings(VendorSettingsBase):
 
 
 # ------------------------------------------------------------------------------------------- prices
+# Keyloop's answers, and the Price read from them, are in parts_mcp.vendors.wire.keyloop.
 
 
-@dataclass(frozen=True)
-class _Price:
-    """Keyloop's Price {netValue, grossValue, taxValue, taxRate, currencyCode}, per unit, as exact Money."""
-
-    net: Money
-    tax: Money | None
-    gross: Money | None
-    rate: Decimal | None
-
-    def describe(self) -> str:
-        if self.gross is None:
-            return f"{self.net} net"
-        rate = f" {format(self.rate.normalize(), 'f')}%" if self.rate is not None else ""
-        return f"{self.net} net ({self.gross} incl.{rate} tax)"
-
-
-def _money(amount: Decimal | None, currency: str) -> Money | None:
-    """To the currency's minor unit when that changes no digit: 58.4 -> 58.40, but 0.125 stays."""
-    if amount is None:
-        return None
-    try:
-        value = Money(amount=amount, currency=currency)
-    except ValueError:  # not a finite amount, or not an ISO currency: no price rather than a wrong one
-        return None
-    rounded = value.rounded()
-    return rounded if rounded == value else value
-
-
-def _money_diff(a: Money, b: Money) -> Money:
-    return Money(amount=a.amount - b.amount, currency=a.currency)
-
-
-def _gross_total(billed: Iterable[tuple[_Price, int]], currency: str) -> Money | None:
+def _gross_total(billed: Iterable[tuple[wire.Price, int]], currency: str) -> Money | None:
     """The gross total of (unit price, quantity) pairs; None unless every price states its gross."""
     amounts: list[Money] = []
     for price, quantity in billed:
@@ -229,276 +175,6 @@ def _gross_total(billed: Iterable[tuple[_Price, int]], currency: str) -> Money |
             return None
         amounts.append(price.gross * quantity)
     return Money.total(amounts, currency)
-
-
-# ------------------------------------------------------------------------------------------- wire
-# Keyloop's answers as read, tolerant where the documents leave the shape open (vendors.md section 3):
-# an optional field that cannot be read is absent (a price without a currency is no price, an
-# availableStock of "n/a" is unknown stock), a list entry that cannot be read is skipped, and an answer
-# that is no object reads as an empty one, so each caller decides what a missing field means.
-
-T = TypeVar("T")
-
-_Code = StrictStr | StrictInt
-"""partCode as Keyloop spelled it (an integer in the seed's example), so it is sent back the same way."""
-
-
-def _one_as_many(value: Any) -> Any:
-    return [value] if is_object(value) else value
-
-
-_OneOrRows = Annotated[Rows[T], BeforeValidator(_one_as_many)]
-"""`Rows`, where one object stands for a list of one (the seed's order answer has `parts` as one object)."""
-
-
-def _scalars(value: Any) -> Any:
-    return {k: str(v) for k, v in value.items() if isinstance(v, str | int)} if is_object(value) else value
-
-
-_Flat = Annotated[dict[str, str], BeforeValidator(_scalars)]
-"""An object's text and number fields as text (deliveryAddress: postalCode is an integer in the seed)."""
-
-
-class _Answer(Record):
-    """Keyloop's camelCase fields under snake_case names; a null field is one not sent."""
-
-    model_config = ConfigDict(alias_generator=AliasGenerator(validation_alias=to_camel))
-
-
-class _PriceWire(_Answer):
-    currency: Maybe[StrictStr] = Field(default=None, validation_alias=AliasChoices("currencyCode", "currency"))
-    net_value: Maybe[Amount] = None
-    gross_value: Maybe[Amount] = None
-    tax_value: Maybe[Amount] = None
-    tax_rate: Maybe[Amount] = None  # a percent: 20
-
-    def price(self) -> _Price | None:
-        """Any two of net, tax and gross give the third; without a currency or a net there is no price."""
-        if self.currency is None:
-            return None
-        net, gross, tax = (_money(v, self.currency) for v in (self.net_value, self.gross_value, self.tax_value))
-        if net is None and gross is not None and tax is not None:
-            net = _money_diff(gross, tax)
-        if net is None:
-            return None
-        if tax is None and gross is not None:
-            tax = _money_diff(gross, net)
-        if gross is None and tax is not None:
-            gross = net + tax
-        rate = self.tax_rate if self.tax_rate is not None and self.tax_rate.is_finite() else None
-        return _Price(net=net, tax=tax, gross=gross, rate=rate)
-
-
-def _read_price(raw: Any) -> _Price | None:
-    try:
-        return _PriceWire.model_validate(raw).price()
-    except ValidationError:
-        return None
-
-
-_PriceField = Annotated[_Price | None, PlainValidator(_read_price)]
-"""A Price object, read once into exact Money; None when it cannot be."""
-
-
-class _OrderPrice(_Answer):
-    """An entry of orderPrices: {orderType, orderPrice}, or the Price's own fields beside orderType."""
-
-    order_type: StrictStr
-    order_price: _PriceField = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _flat(cls, data: Any) -> Any:
-        if is_object(data) and not is_object(data.get("orderPrice")):
-            return {**data, "orderPrice": data}
-        return data
-
-
-def _by_order_type(value: Any) -> Any:
-    # orderPrices may also be a map by order type: {"STK": Price, "VOR": Price}.
-    if is_object(value) and "orderType" not in value:
-        return [{"orderType": k, "orderPrice": v} for k, v in value.items()]
-    return value
-
-
-class _Reference(_Answer):
-    """A vehicle reference type a part demands: {"type": "VIN"}, or just "VIN"."""
-
-    kind: StrictStr = Field(validation_alias="type")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, data: Any) -> Any:
-        return {"type": data} if isinstance(data, str) else data
-
-
-def _listed_types(value: Any) -> Any:
-    # A third-party client reads mandatoryVehicleReferences as text: "VIN,KEYNUMBER".
-    return re.split(r"[,;\s]+", value) if isinstance(value, str) else value
-
-
-class _Coded(_Answer):
-    """A part as Keyloop names it: partId, which is brandCode + partCode ("S" + 7654321)."""
-
-    part_id: Maybe[Id] = None
-    brand_code: Text = None
-    part_code: Maybe[_Code] = None
-
-    @property
-    def identity(self) -> str:
-        """partId, else brandCode + partCode; "" when the answer names no part."""
-        if self.part_id is not None and self.part_id.strip():
-            return clean_text(self.part_id, 80)
-        # partCode is an integer in the seed's example, but real part codes are alphanumeric.
-        if self.brand_code and self.part_code is not None:
-            return clean_text(f"{self.brand_code}{self.part_code}", 80)
-        return ""
-
-    @property
-    def codes(self) -> tuple[str, str | int] | None:
-        """(brandCode, partCode) as Keyloop spelled them, when both name the part."""
-        if not self.identity or self.brand_code is None or self.part_code is None:
-            return None
-        return self.brand_code, self.part_code
-
-
-class _Alternatives(_Answer):
-    alternative_type: Text = None
-    supersession_date: Maybe[Timestamp] = None
-    parts: Rows[_Coded] = ()
-
-    def notes(self) -> list[str]:
-        ids = [part.identity for part in self.parts if part.identity]
-        if not ids:
-            return []
-        kind = clean_text(self.alternative_type or "alternative", 40).lower()
-        since = f" since {self.supersession_date.date().isoformat()}" if self.supersession_date else ""
-        return [f"Alternative parts ({kind}{since}): {', '.join(ids)}."]
-
-
-class _SearchPart(_Coded):
-    description: Text = None
-    alternative_parts: Maybe[_Alternatives] = None
-
-    @property
-    def name(self) -> str:
-        return clean_text(self.description or self.identity, 200)
-
-
-class _Listing(_Answer):
-    """A list answer {<listed>: [...], totalItems, ...}; third-party clients also read a bare list."""
-
-    empty_if_not_object = True
-    listed: ClassVar[str]  # the field that holds the list
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, data: Any) -> Any:
-        return {cls.listed: data} if is_array(data) else data
-
-
-class _SearchAnswer(_Listing):
-    listed = "parts"
-    parts: Rows[_SearchPart] = ()
-
-
-class _Brand(_Answer):
-    brand_code: Maybe[StrictStr] = None
-    description: Text = None
-
-
-class _BrandsAnswer(_Listing):
-    listed = "brands"
-    brands: Rows[_Brand] = ()
-
-
-class _OrderPrices(_Answer):
-    entries: Annotated[_OneOrRows[_OrderPrice], BeforeValidator(_by_order_type)] = ()
-
-
-def _order_prices(raw: Any) -> dict[str, _Price]:
-    """orderPrices as a list of {orderType, orderPrice}, one such object, or a map by order type."""
-    entries = _OrderPrices(entries=raw).entries
-    return {e.order_type.strip().upper(): e.order_price for e in entries if e.order_price is not None}
-
-
-class _References(_Answer):
-    entries: Annotated[_OneOrRows[_Reference], BeforeValidator(_listed_types)] = ()
-
-
-def _reference_types(raw: Any) -> tuple[str, ...]:
-    """mandatoryVehicleReferences as [{type}], ["VIN"], or "VIN,KEYNUMBER"."""
-    kinds = (clean_text(r.kind, 40).upper() for r in _References(entries=raw).entries if r.kind.strip())
-    return tuple(dict.fromkeys(kinds))
-
-
-class _Offer(_Coded):
-    """A part's price-availability (shape from a third-party client, vendors.md section 3)."""
-
-    empty_if_not_object = True
-
-    list_price: _PriceField = None
-    surcharge: _PriceField = None
-    order_prices: Annotated[dict[str, _Price], PlainValidator(_order_prices)] = Field(default_factory=dict[str, _Price])
-    available_stock: Maybe[Integer] = None
-    lead_time_in_days: Maybe[Integer] = None
-    is_available_for_back_order: Maybe[StrictBool] = None
-    sales_blocked: Maybe[StrictBool] = None
-    sales_blocked_description: Text = None
-    mandatory_vehicle_references: Annotated[tuple[str, ...], PlainValidator(_reference_types)] = ()
-
-
-class _PartsOrderLine(_Answer):
-    part_id: Maybe[Id] = None
-    part: Maybe[_Coded] = None
-    quantity: Maybe[Integer] = None
-    order_price: _PriceField = None
-    parts_order_line_status: Maybe[StrictStr] = None
-    order_line_id: Text = None
-
-    @property
-    def identity(self) -> str:
-        part = self.part or _Coded()
-        return self.part_id or part.part_id or part.identity or "?"
-
-    @property
-    def status(self) -> str | None:
-        status = self.parts_order_line_status
-        return clean_text(status, 40).upper() if status else None
-
-
-class _PartsOrder(_Answer):
-    """A PartsOrder (seeds/002): the 201 answer and GET /parts-orders/{id}; a 202 holds only the id."""
-
-    empty_if_not_object = True
-
-    parts_order_id: Maybe[Id] = None
-    parts_order_date_time: Maybe[Timestamp] = None
-    order_status: Maybe[StrictStr] = None
-    order_type: Maybe[StrictStr] = None
-    order_reference: Maybe[StrictStr] = None
-    delivery_address: Maybe[_Flat] = None
-    order_contact: Maybe[_Flat] = None
-    parts: _OneOrRows[_PartsOrderLine] = ()
-
-
-class _Issue(_Answer):
-    field: Text = None
-    issue: Text = None
-
-    @property
-    def text(self) -> str:
-        return f"{self.field}: {self.issue}" if self.field else self.issue or ""
-
-
-class _Problem(_Answer):
-    """Keyloop's error envelope (seeds/002): {correlationId, message, details: [{field, value, issue}], links}."""
-
-    empty_if_not_object = True
-
-    correlation_id: Maybe[StrictStr] = None
-    message: Text = None
-    details: Rows[_Issue] = ()
 
 
 # ------------------------------------------------------------------------------------------- options
@@ -522,7 +198,7 @@ class _Priced:
 
     part_id: str
     line: OrderLine
-    price: _Price
+    price: wire.Price
     list_priced: bool  # the dealer gave no order prices at all
     references: list[dict[str, str]]  # the line's mandatoryVehicleReferences, when the part demands some
     lacking: tuple[str, ...]  # reference types the part demands that the options do not give
@@ -568,13 +244,13 @@ def _contact(vendor: str, value: Any, field: str) -> dict[str, str]:
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise _refuse(vendor, field, f"{field} takes name, phone, email and company_name, not {', '.join(unknown)}.")
-    wire = {
+    spelled = {
         "name": _pick(raw, "name"),
         "phone": _pick(raw, "phone"),
         "email": _pick(raw, "email"),
         "companyName": _pick(raw, "company_name", "companyName"),
     }
-    contact = {k: _text_option(vendor, f"{field}.{k}", v) for k, v in wire.items() if v is not None}
+    contact = {k: _text_option(vendor, f"{field}.{k}", v) for k, v in spelled.items() if v is not None}
     if not contact:
         raise _refuse(vendor, field, f"{field} is empty; give at least a name or phone.")
     return contact
@@ -597,12 +273,12 @@ def _address(vendor: str, value: Any) -> dict[str, str]:
             vendor, field, f"{field} takes street_name, postal_code, city and country_code, not {', '.join(unknown)}."
         )
     address: dict[str, str] = {}
-    for wire, spellings in names.items():
+    for name, spellings in names.items():
         value = _pick(raw, *spellings)
         if value is None:
             raise _refuse(vendor, f"{field}.{spellings[0]}", f"{field}.{spellings[0]} is required.")
         # Postal codes are strings (UK, NL): the seed's integer example would lose leading zeros.
-        address[wire] = _text_option(vendor, f"{field}.{spellings[0]}", value)
+        address[name] = _text_option(vendor, f"{field}.{spellings[0]}", value)
     if not re.fullmatch(r"[A-Za-z]{2}", address["countryCode"]):
         raise _refuse(vendor, f"{field}.country_code", f"{field}.country_code must be an ISO 3166 code such as GB.")
     address["countryCode"] = address["countryCode"].upper()
@@ -725,14 +401,14 @@ class KeyloopClient:
     async def lookup(self, queries: Sequence[str]) -> LookupResult:
         offer = Once(self._offer)
 
-        async def find(query: str) -> list[_SearchPart]:
+        async def find(query: str) -> list[wire.SearchPart]:
             found = await self._search(query)
             # Priced as soon as its own search answers: no query waits for another's search.
             await each([raw.identity for raw in found], offer)
             return found
 
         found = await each(queries, find)
-        raws: dict[str, _SearchPart] = {}
+        raws: dict[str, wire.SearchPart] = {}
         for query in queries:
             for raw in found.get(query, []):
                 raws.setdefault(raw.identity, raw)
@@ -775,20 +451,20 @@ class KeyloopClient:
                 self._brands, self._brands_until = {}, self._clock() + 60
                 return {}
             brands: dict[str, str] = {}
-            for entry in read(_BrandsAnswer, data, self.key, "brands answer").brands:
+            for entry in read(wire.BrandsAnswer, data, self.key, "brands answer").brands:
                 if entry.brand_code:
                     code = clean_text(entry.brand_code, 20)
                     brands[code] = clean_text(entry.description or code, 80)
             self._brands, self._brands_until = brands, self._clock() + _BRANDS_TTL
             return brands
 
-    async def _search(self, query: str) -> list[_SearchPart]:
+    async def _search(self, query: str) -> list[wire.SearchPart]:
         # Dealers show part codes with spaces ("1K0 698 151 A"); the DMS stores them without.
         code = "".join(query.split())
         if not code or not any(ch.isdigit() for ch in code):
             return []  # the search takes part codes only, and every part code has a digit
 
-        async def by_brand() -> list[_SearchPart] | None:
+        async def by_brand() -> list[wire.SearchPart] | None:
             # A partId is brand code + part code ("S7654321"): that split wins, longest brand first.
             brands = await self._brand_names()
             splits = [
@@ -797,10 +473,10 @@ class KeyloopClient:
                 if code.upper().startswith(brand.upper()) and len(code) > len(brand)
             ]
             found = await each(splits, self._search_split)
-            nothing: list[_SearchPart] = []
+            nothing: list[wire.SearchPart] = []
             return next((parts for split in splits if (parts := found[split])), nothing)
 
-        async def as_is() -> list[_SearchPart] | None:
+        async def as_is() -> list[wire.SearchPart] | None:
             return await self._search_parts(None, code)
 
         # Every reading of the code goes at once; the code as it is does not wait for the brands.
@@ -813,10 +489,10 @@ class KeyloopClient:
             parts = [part for found in each_brand.values() for part in found]
         return parts[:_MAX_PARTS_PER_QUERY]
 
-    async def _search_split(self, split: tuple[str, str]) -> list[_SearchPart]:
+    async def _search_split(self, split: tuple[str, str]) -> list[wire.SearchPart]:
         return await self._search_parts(*split) or []
 
-    async def _search_parts(self, brand: str | None, part_code: str) -> list[_SearchPart] | None:
+    async def _search_parts(self, brand: str | None, part_code: str) -> list[wire.SearchPart] | None:
         """The parts found; None when a search without a brand was refused (the API may insist on one)."""
         try:
             async with self._cap:
@@ -827,18 +503,18 @@ class KeyloopClient:
             return []  # a third-party client reads 404 as "no parts found"
         except VendorInvalidRequest:
             return [] if brand is not None else None
-        return [part for part in read(_SearchAnswer, data, self.key, "parts search answer").parts if part.identity]
+        return [part for part in read(wire.SearchAnswer, data, self.key, "parts search answer").parts if part.identity]
 
-    async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, _Offer | VendorError]:
+    async def _price_availabilities(self, part_ids: Sequence[str]) -> dict[str, wire.Offer | VendorError]:
         offers = await self._answered(part_ids, self._offer)
         for offer in offers.values():
-            if isinstance(offer, _Offer):
+            if isinstance(offer, wire.Offer):
                 self._remember_codes(offer)
         return offers
 
     async def _answered(
-        self, part_ids: Sequence[str], offer: Callable[[str], Awaitable[_Offer | VendorError]]
-    ) -> dict[str, _Offer | VendorError]:
+        self, part_ids: Sequence[str], offer: Callable[[str], Awaitable[wire.Offer | VendorError]]
+    ) -> dict[str, wire.Offer | VendorError]:
         """Each part's price-availability (or why there is none); a refused token fails them all."""
         offers = await each(part_ids, offer)
         for outcome in offers.values():
@@ -846,7 +522,7 @@ class KeyloopClient:
                 raise outcome
         return offers
 
-    async def _offer(self, part_id: str) -> _Offer | VendorError:
+    async def _offer(self, part_id: str) -> wire.Offer | VendorError:
         params = {"customerId": self._customer_id} if "customerId" in PRICE_AVAILABILITY_PARAMS else {}
         path = PRICE_AVAILABILITY_PATH.format(part_id=quote(part_id, safe=""))
         try:
@@ -854,9 +530,9 @@ class KeyloopClient:
                 _, data = await self._http.request("GET", path, params=params, retry=True)
         except VendorError as exc:
             return exc
-        return read(_Offer, data, self.key, "price-availability answer")
+        return read(wire.Offer, data, self.key, "price-availability answer")
 
-    def _remember_codes(self, raw: _Coded) -> None:
+    def _remember_codes(self, raw: wire.Coded) -> None:
         codes = raw.codes
         if codes is None:
             return
@@ -864,8 +540,8 @@ class KeyloopClient:
             self._codes.clear()  # a bound, not a cache policy: the preview refills what an order needs
         self._codes[raw.identity] = codes
 
-    def _part(self, raw: _SearchPart, offer: _Offer | VendorError | None, brands: Mapping[str, str]) -> Part:
-        priced = offer if isinstance(offer, _Offer) else None
+    def _part(self, raw: wire.SearchPart, offer: wire.Offer | VendorError | None, brands: Mapping[str, str]) -> Part:
+        priced = offer if isinstance(offer, wire.Offer) else None
         unit_price: Money | None = None
         basis = PriceBasis.CONTRACT
         if priced is not None:
@@ -891,7 +567,7 @@ class KeyloopClient:
             notes=notes,
         )
 
-    def _offer_prices(self, offer: _Offer) -> tuple[Money | None, PriceBasis, list[str]]:
+    def _offer_prices(self, offer: wire.Offer) -> tuple[Money | None, PriceBasis, list[str]]:
         """The unit price a look-up shows (the configured order type's, else the list price) and every price's note."""
         prices = offer.order_prices
         chosen = prices.get(self._order_type)
@@ -989,7 +665,7 @@ class KeyloopClient:
         )
 
     def _priced(
-        self, where: str, item: OrderItem, known: Part, offer: _Offer | VendorError | None, options: _Options
+        self, where: str, item: OrderItem, known: Part, offer: wire.Offer | VendorError | None, options: _Options
     ) -> _Priced:
         offer = self._orderable(where, item.part_id, offer)
         price, list_priced = self._unit_price(where, item.part_id, offer, options.order_type)
@@ -1012,7 +688,7 @@ class KeyloopClient:
             surcharge=_surcharge_exclude(item.part_id, offer),
         )
 
-    def _orderable(self, where: str, part_id: str, offer: _Offer | VendorError | None) -> _Offer:
+    def _orderable(self, where: str, part_id: str, offer: wire.Offer | VendorError | None) -> wire.Offer:
         """The part's fresh price-availability, unless the dealer no longer knows it or blocks its sale."""
         if isinstance(offer, VendorNotFound):
             raise VendorInvalidRequest(
@@ -1020,7 +696,7 @@ class KeyloopClient:
             )
         if isinstance(offer, VendorError):
             raise offer
-        offer = offer if offer is not None else _Offer()
+        offer = offer if offer is not None else wire.Offer()
         if offer.sales_blocked:
             why = offer.sales_blocked_description
             raise VendorInvalidRequest(
@@ -1032,7 +708,7 @@ class KeyloopClient:
             )
         return offer
 
-    def _unit_price(self, where: str, part_id: str, offer: _Offer, order_type: str) -> tuple[_Price, bool]:
+    def _unit_price(self, where: str, part_id: str, offer: wire.Offer, order_type: str) -> tuple[wire.Price, bool]:
         """The order type's price; the list price (and True) when the dealer gives no order prices at all."""
         prices = offer.order_prices
         price = prices.get(order_type)
@@ -1077,7 +753,9 @@ class KeyloopClient:
         if total is None:
             return _Totals(subtotal, subtotal, f"{terms}.", ["tax (VAT): the dealer did not state it"])
         rates = sorted({format(p.price.rate.normalize(), "f") for p in priced if p.price.rate is not None})
-        tax = f"the total includes {_money_diff(total, subtotal)} tax" + (f" ({', '.join(rates)}%)" if rates else "")
+        tax = f"the total includes {wire.money_diff(total, subtotal)} tax" + (
+            f" ({', '.join(rates)}%)" if rates else ""
+        )
         return _Totals(subtotal, total, f"{terms}; {tax}.", [])
 
     def _order_body(self, request: OrderRequest, preview: Preview) -> dict[str, Any]:
@@ -1121,7 +799,7 @@ class KeyloopClient:
                     f"{request.po_number!r}: check there before ordering again."
                 )
             raise
-        answer = read(_PartsOrder, data, self.key, "order answer")
+        answer = read(wire.PartsOrder, data, self.key, "order answer")
         order_id = answer.parts_order_id
         if order_id is None or not order_id.strip():
             raise VendorBadResponse(
@@ -1153,7 +831,7 @@ class KeyloopClient:
                             _, data = await self._http.request("GET", path, retry=True)
                         except VendorNotFound as exc:
                             raise _NotReadableYet from exc
-                        answer = read(_PartsOrder, data, self.key, "order")
+                        answer = read(wire.PartsOrder, data, self.key, "order")
                         if not answer.parts:
                             raise _NotReadableYet
                         return self._to_order(answer, po_number)
@@ -1170,9 +848,9 @@ class KeyloopClient:
 
     def _order(self, data: Any, po_number: str | None) -> Order:
         """An order answer (201, or GET /parts-orders/{id}) as an Order."""
-        return self._to_order(read(_PartsOrder, data, self.key, "order"), po_number)
+        return self._to_order(read(wire.PartsOrder, data, self.key, "order"), po_number)
 
-    def _to_order(self, raw: _PartsOrder, po_number: str | None) -> Order:
+    def _to_order(self, raw: wire.PartsOrder, po_number: str | None) -> Order:
         if raw.parts_order_id is None:
             raise VendorBadResponse(self.key, "Keyloop sent an order without a partsOrderId")
         lines = [_order_line(line) for line in raw.parts]
@@ -1183,9 +861,9 @@ class KeyloopClient:
         if vendor_status == "CLOSED" and lines and all(line.vendor_status == "CANCELLED" for line in lines):
             status = OrderStatus.CANCELLED
         billed = [
-            (wire.order_price, line.quantity)
-            for wire, line in zip(raw.parts, lines, strict=True)
-            if wire.order_price is not None and line.vendor_status != "CANCELLED"
+            (raw_line.order_price, line.quantity)
+            for raw_line, line in zip(raw.parts, lines, strict=True)
+            if raw_line.order_price is not None and line.vendor_status != "CANCELLED"
         ]
         subtotal, tax, total = _billed_totals(billed)
         return Order(
@@ -1229,7 +907,7 @@ class KeyloopClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        problem = read(_Problem, data, self.key, "error answer")
+        problem = read(wire.Problem, data, self.key, "error answer")
         status = response.status_code
         message = clean_text(problem.message or response.reason_phrase or "no message", 200)
         issues = "; ".join(clean_text(d.text, 200) for d in problem.details[:5])
@@ -1269,7 +947,7 @@ def api_urls(base_url: str, enterprise_id: str, store_id: str) -> tuple[str, str
     return base, base + suffix
 
 
-def _availability_notes(offer: _Offer) -> list[str]:
+def _availability_notes(offer: wire.Offer) -> list[str]:
     """What a look-up says about lead time, back orders, a sales block and the vehicle references demanded."""
     notes: list[str] = []
     if offer.lead_time_in_days is not None:
@@ -1289,7 +967,7 @@ def _availability_notes(offer: _Offer) -> list[str]:
     return notes
 
 
-def _stock_caveat(part_id: str, quantity: int, offer: _Offer) -> str | None:
+def _stock_caveat(part_id: str, quantity: int, offer: wire.Offer) -> str | None:
     stock = offer.available_stock
     if stock is None or stock >= quantity:
         return None
@@ -1304,7 +982,7 @@ def _stock_caveat(part_id: str, quantity: int, offer: _Offer) -> str | None:
     )
 
 
-def _surcharge_exclude(part_id: str, offer: _Offer) -> str | None:
+def _surcharge_exclude(part_id: str, offer: wire.Offer) -> str | None:
     surcharge = offer.surcharge
     if surcharge is None or not surcharge.net.amount:
         return None
@@ -1342,7 +1020,7 @@ def _shown_options(options: _Options, priced: Sequence[_Priced]) -> dict[str, An
     return shown
 
 
-def _order_line(line: _PartsOrderLine) -> OrderLine:
+def _order_line(line: wire.PartsOrderLine) -> OrderLine:
     price = line.order_price
     quantity = line.quantity or 0
     return OrderLine(
@@ -1355,7 +1033,7 @@ def _order_line(line: _PartsOrderLine) -> OrderLine:
     )
 
 
-def _billed_totals(billed: Sequence[tuple[_Price, int]]) -> tuple[Money | None, Money | None, Money | None]:
+def _billed_totals(billed: Sequence[tuple[wire.Price, int]]) -> tuple[Money | None, Money | None, Money | None]:
     """(subtotal, tax, total) of the billed lines when they share a currency; tax and total need every gross."""
     currencies = {price.net.currency for price, _ in billed}
     if len(currencies) != 1:
@@ -1363,19 +1041,19 @@ def _billed_totals(billed: Sequence[tuple[_Price, int]]) -> tuple[Money | None, 
     currency = currencies.pop()
     subtotal = Money.total((price.net * quantity for price, quantity in billed), currency)
     total = _gross_total(billed, currency)
-    return subtotal, (_money_diff(total, subtotal) if total is not None else None), total
+    return subtotal, (wire.money_diff(total, subtotal) if total is not None else None), total
 
 
-def _order_details(raw: _PartsOrder, lines: Sequence[OrderLine]) -> dict[str, Any]:
+def _order_details(raw: wire.PartsOrder, lines: Sequence[OrderLine]) -> dict[str, Any]:
     details: dict[str, Any] = {
         "lines": [
             {
-                "part_id": wire.identity,
-                "order_line_id": clean_text(wire.order_line_id, 80) if wire.order_line_id else None,
-                "status": wire.status,
-                "normalized_status": LINE_STATUSES.get(wire.status or "", OrderStatus.UNKNOWN).value,
+                "part_id": raw_line.identity,
+                "order_line_id": clean_text(raw_line.order_line_id, 80) if raw_line.order_line_id else None,
+                "status": raw_line.status,
+                "normalized_status": LINE_STATUSES.get(raw_line.status or "", OrderStatus.UNKNOWN).value,
             }
-            for wire in raw.parts
+            for raw_line in raw.parts
         ]
     }
     if raw.order_type is not None:

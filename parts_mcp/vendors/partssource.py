@@ -35,40 +35,17 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 import anyio
 import httpx2
-from pydantic import (
-    AliasChoices,
-    BeforeValidator,
-    Field,
-    SecretStr,
-    StrictBool,
-    StrictInt,
-    StrictStr,
-    model_validator,
-)
+from pydantic import Field, SecretStr
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._oauth import ClientCredentials
 from parts_mcp.vendors._search import is_part_number, judge, number_prefix, search_words
 from parts_mcp.vendors._together import Once, each
-from parts_mcp.vendors._wire import (
-    Integer,
-    JsonMoney,
-    Label,
-    Maybe,
-    Record,
-    Rows,
-    Text,
-    Timestamp,
-    Wire,
-    is_array,
-    is_object,
-    read,
-)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -90,6 +67,12 @@ from parts_mcp.vendors.base import (
     retry_after_seconds,
 )
 from parts_mcp.vendors.registry import VendorKind
+from parts_mcp.vendors.wire import JsonMoney, LazyModule, is_object, read
+
+if TYPE_CHECKING:
+    from parts_mcp.vendors.wire import partssource as wire
+else:
+    wire = LazyModule("parts_mcp.vendors.wire.partssource")
 
 QUOTE_VALIDITY = timedelta(days=30)
 NOTES_LIMIT = 200
@@ -141,205 +124,6 @@ _FIELDS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"\bpoNumber\b", re.I), lambda m: "po_number"),
 )
 _IN_FLIGHT = re.compile(r"in progress|being processed|still processing|concurrent|in flight", re.I)
-
-
-# ------------------------------------------------------------------------------------------ wire models
-# What PartsSource answers. Its documents give the wrappers and the catalog detail's option fields; the
-# rest (search hits, orders) is undocumented, so every field is optional, several spellings are read, a
-# null or a value of the wrong kind counts as absent and a list entry that cannot be read is skipped: an
-# odd field never sinks an answer. Only an order answer that is not an object at all is refused.
-
-T = TypeVar("T")
-
-
-def _listed(value: Any) -> Any:
-    return value if is_array(value) else [value]
-
-
-def _named(value: Any) -> Any:
-    # requiredFields' schema is undocumented: an entry may be the field's name itself.
-    return [{"name": entry} if isinstance(entry, str) else entry for entry in value] if is_array(value) else value
-
-
-Scalar = Maybe[StrictStr | StrictInt | StrictBool]
-"""A plain value kept as it was sent (an order's extra details)."""
-
-
-class _Envelope(Wire):
-    """The documented wrapper of every answer: ``{success, data, errors, correlationId, timestamp}``; any other
-    body is a bare payload."""
-
-    empty_if_not_object = True
-
-    success: Maybe[StrictBool] = None
-    data: Any = None
-    correlation_id: Any = Field(None, validation_alias="correlationId")
-
-    def wraps(self) -> bool:
-        """Whether this is the wrapper, not a bare payload that happens to have a ``data`` field."""
-        return "data" in self.model_fields_set and bool({"success", "correlation_id"} & self.model_fields_set)
-
-
-class _FieldError(Record):
-    field: Text = Field(None, validation_alias=AliasChoices("field", "propertyName", "name"))
-    message: Text = Field(None, validation_alias=AliasChoices("message", "detail", "error"))
-
-    def said(self) -> str:
-        return f"{self.field}: {self.message or ''}" if self.field else self.message or ""
-
-
-class _Problem(Record):
-    """Any error body: the controller's ``{success: false, errors: [text]}``, RFC 7807 ``{title, detail, errors}``,
-    ASP.NET's errors by field, a gateway's ``{message}`` or Cognito's ``{error, error_description}``. It is read
-    for its words only: a body of any other shape has none."""
-
-    empty_if_not_object = True
-
-    errors: Maybe[
-        tuple[Maybe[_FieldError | Label], ...] | dict[str, Annotated[Rows[Label], BeforeValidator(_listed)]]
-    ] = None
-    detail: Text = Field(
-        None, validation_alias=AliasChoices("detail", "message", "error_description", "error", "title")
-    )
-
-    def text(self) -> str:
-        """The vendor's words, each once."""
-        if isinstance(self.errors, dict):
-            found = [f"{where}: {one}" for where, said in self.errors.items() for one in said]
-        else:
-            found = [e if isinstance(e, str) else e.said() for e in self.errors or () if e is not None]
-        if self.detail is not None and not any(self.detail in entry for entry in found):
-            found.insert(0, self.detail)
-        return "; ".join(dict.fromkeys(s.strip().rstrip(".") for s in found if s.strip()))
-
-
-class _Pagination(Record):
-    has_more: Maybe[StrictBool] = Field(None, validation_alias="hasMore")
-
-
-class _Page(Record, Generic[T]):
-    """A search answer, documented as ``{items, pagination}``; a bare list, or items under another name, read too."""
-
-    empty_if_not_object = True
-
-    items: Rows[T] = Field((), validation_alias=AliasChoices("items", "results", "orders", "products"))
-    pagination: Maybe[_Pagination] = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _bare(cls, value: Any) -> Any:
-        return {"items": value} if is_array(value) else value
-
-
-class _RequiredField(Record):
-    name: Text = Field(None, validation_alias=AliasChoices("name", "fieldName", "key"))
-    required: Maybe[StrictBool] = True
-
-
-class _Option(Record):
-    """One price option of a product: a quote, valid 30 days, whose price an order must repeat exactly."""
-
-    price_option_id: Text = Field(None, validation_alias=AliasChoices("priceOptionId", "priceOptionID"))
-    price: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
-    condition: Text = None
-    warranty: Text = None
-    purchase_choice: Text = Field(None, validation_alias=AliasChoices("purchaseChoice", "purchaseType"))
-    supplier: Text = Field(None, validation_alias=AliasChoices("vendorName", "vendor", "supplier"))
-    expires_at: Maybe[Timestamp] = Field(
-        None, validation_alias=AliasChoices("expiresAt", "expirationDate", "expiration", "validUntil")
-    )
-    quantity_available: Maybe[Integer] = Field(
-        None, validation_alias=AliasChoices("quantityAvailable", "availableQuantity")
-    )
-    required_fields: Annotated[Rows[_RequiredField], BeforeValidator(_named)] = Field(
-        (), validation_alias="requiredFields"
-    )
-
-    def key(self) -> str:
-        """What this option is, whatever quote PartsSource issued for it this time."""
-        return option_key(self.condition, self.purchase_choice, self.warranty, self.supplier)
-
-    def shown_condition(self) -> str:
-        return clean_text(self.condition or "unstated", 60)
-
-    def shown_choice(self) -> str:
-        return clean_text(self.purchase_choice or "Buy", 40)
-
-    def is_repair(self) -> bool:
-        return "flat rate repair" in (self.condition or "").casefold()
-
-    def required_names(self) -> list[str]:
-        """The fields a flat-rate repair line must carry, as PartsSource names them."""
-        return [clean_text(f.name, 60) for f in self.required_fields if f.name is not None and f.required is not False]
-
-
-class _Product(Record):
-    """A catalog product: a search hit (no options) or the answer of /catalog/detail (with them)."""
-
-    product_id: Text = Field(None, validation_alias=AliasChoices("productId", "id"))
-    part_number: Text = Field(None, validation_alias=AliasChoices("partNumber", "oemPartNumber", "requestedPartNumber"))
-    description: Text = Field(None, validation_alias=AliasChoices("description", "name", "title"))
-    manufacturer: Text = Field(None, validation_alias=AliasChoices("manufacturer", "manufacturerName"))
-    options: Rows[_Option] = ()
-
-
-class _Line(Record):
-    product_id: Text = Field(None, validation_alias="productId")
-    price_option_id: Text = Field(None, validation_alias="priceOptionId")
-    part_number: Text = Field(
-        None, validation_alias=AliasChoices("partNumber", "requestedPartNumber", "replacementPartNumber")
-    )
-    description: Text = None
-    quantity: Maybe[Integer] = Field(None, validation_alias=AliasChoices("quantity", "qty"))
-    price: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("price", "unitPrice"))
-    total: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("extendedPrice", "lineTotal", "total"))
-    status: Text = Field(None, validation_alias=AliasChoices("status", "lineStatus"))
-    condition: Text = None
-    warranty: Text = None
-    purchase_choice: Text = Field(None, validation_alias=AliasChoices("purchaseChoice", "purchaseType"))
-    supplier: Text = Field(None, validation_alias=AliasChoices("vendorName", "vendor", "supplier"))
-
-    def part_id(self) -> str | None:
-        """The line as the option it ordered, when PartsSource names all of it; else as its quote (an id
-        that finds the option only while detail still lists that quote)."""
-        if self.product_id is None or self.price_option_id is None:
-            return None
-        named = (self.condition, self.purchase_choice, self.warranty, self.supplier)
-        if any(value is None for value in named):
-            return encode_part_id(self.product_id, self.price_option_id)
-        return encode_quote_id(self.product_id, option_key(*named), self.price_option_id)
-
-
-class _Order(Record):
-    """An order as POST /orders, GET /orders/{orderId} or the order search answers it (fields undocumented)."""
-
-    order_id: Text = Field(None, validation_alias=AliasChoices("orderId", "id", "orderNumber"))
-    po_number: Text = Field(None, validation_alias=AliasChoices("poNumber", "purchaseOrderNumber", "po"))
-    status: Text = Field(None, validation_alias=AliasChoices("status", "orderStatus"))
-    lines: Rows[_Line] = Field((), validation_alias=AliasChoices("lineItems", "lines", "items", "quoteItems"))
-    total: Maybe[JsonMoney] = Field(None, validation_alias=AliasChoices("total", "orderTotal", "grandTotal"))
-    subtotal: Maybe[JsonMoney] = None
-    created_at: Maybe[Timestamp] = Field(
-        None, validation_alias=AliasChoices("createdDate", "createdAt", "orderDate", "created")
-    )
-    updated_at: Maybe[Timestamp] = Field(
-        None, validation_alias=AliasChoices("updatedDate", "updatedAt", "lastModifiedDate")
-    )
-    notes: Text = None
-    shipping_method: Scalar = Field(None, validation_alias="shippingMethod")
-    facility_id: Scalar = Field(None, validation_alias="facilityId")
-    requester_id: Scalar = Field(None, validation_alias="requesterId")
-    use_shipping_account: Scalar = Field(None, validation_alias="useShippingAccount")
-
-    def details(self) -> dict[str, str | int | bool]:
-        """The account fields PartsSource echoes, under its names."""
-        given = {
-            "shippingMethod": self.shipping_method,
-            "facilityId": self.facility_id,
-            "requesterId": self.requester_id,
-            "useShippingAccount": self.use_shipping_account,
-        }
-        return {name: value for name, value in given.items() if value is not None}
 
 
 class PartsSourceSettings(VendorSettingsBase):
@@ -401,7 +185,7 @@ class _Options:
 class _Quoted:
     """An order line as priced by its current quote, with the quote's option (for caveats and required fields)."""
 
-    option: _Option
+    option: wire.Option
     line: OrderLine
     expires_at: datetime | None
     was: Money | None = None  # the price the part was known at, when PartsSource now quotes another
@@ -457,6 +241,22 @@ def decode_part_id(part_id: str) -> OptionRef | None:
         if fields is not None:
             return OptionRef(fields[0], fields[1], fields[2] if count == 3 else None)
     return None
+
+
+def _key(option: wire.Option) -> str:
+    """What this option is, whatever quote PartsSource issued for it this time."""
+    return option_key(option.condition, option.purchase_choice, option.warranty, option.supplier)
+
+
+def _ordered_part_id(line: wire.Line) -> str | None:
+    """The line as the option it ordered, when PartsSource names all of it; else as its quote (an id
+    that finds the option only while detail still lists that quote)."""
+    if line.product_id is None or line.price_option_id is None:
+        return None
+    named = (line.condition, line.purchase_choice, line.warranty, line.supplier)
+    if any(value is None for value in named):
+        return encode_part_id(line.product_id, line.price_option_id)
+    return encode_quote_id(line.product_id, option_key(*named), line.price_option_id)
 
 
 K = TypeVar("K", bound=Hashable)
@@ -559,22 +359,22 @@ class PartsSourceClient:
         not_found = judged.not_found + [q for q, found in offers.items() if not found]
         return LookupResult(parts=list(parts.values()), not_found=not_found, suggestions=judged.suggestions)
 
-    async def _catalog_search(self, keywords: str) -> list[_Product]:
+    async def _catalog_search(self, keywords: str) -> list[wire.Product]:
         body = {"keywords": keywords, "pagination": {"limit": CATALOG_PAGE, "offset": 0}}
         async with self._cap:
             _, data = await self._http.request("POST", "/catalog/search", json_body=body, retry=True)
-        page = read(_Page[_Product], self._payload(data), self.key, "catalog search")
+        page = read(wire.Page[wire.Product], self._payload(data), self.key, "catalog search")
         return [hit for hit in page.items if hit.product_id is not None]
 
     async def _offered(
-        self, chosen: Sequence[_Product], detail: Callable[[str], Awaitable[_Product | None]], now: datetime
+        self, chosen: Sequence[wire.Product], detail: Callable[[str], Awaitable[wire.Product | None]], now: datetime
     ) -> list[Part]:
         """Every price option of the chosen catalog items, as parts (one detail call per product, all at once)."""
         ids = [hit.product_id for hit in chosen if hit.product_id is not None]
         products = await each(ids, detail)
         return [part for i in ids for part in self._parts(products.get(i), now)]
 
-    async def _detail(self, product_id: str) -> _Product | None:
+    async def _detail(self, product_id: str) -> wire.Product | None:
         params = {"productId": product_id, "requesterId": self.account.requester_id}
         try:
             async with self._cap:
@@ -591,32 +391,32 @@ class PartsSourceClient:
                 )
         detail = self._payload(data)
         # An answer that is no object offers nothing, like a product withdrawn.
-        return read(_Product, detail, self.key, "product detail") if is_object(detail) else None
+        return read(wire.Product, detail, self.key, "product detail") if is_object(detail) else None
 
-    def _parts(self, product: _Product | None, now: datetime) -> list[Part]:
+    def _parts(self, product: wire.Product | None, now: datetime) -> list[Part]:
         """Each option of `product` once: were it quoted twice in one answer, by its cheaper quote."""
-        same: dict[str, list[tuple[_Option, Part]]] = {}
+        same: dict[str, list[tuple[wire.Option, Part]]] = {}
         for option, part in self._quotes(product, now):
             same.setdefault(part.part_id, []).append((option, part))
         return [picked[1] for quotes in same.values() if (picked := _pick(quotes)) is not None]
 
     def _match(
-        self, product: _Product | None, ref: OptionRef, now: datetime, seen: Money | None = None
-    ) -> tuple[_Option, Part] | None:
+        self, product: wire.Product | None, ref: OptionRef, now: datetime, seen: Money | None = None
+    ) -> tuple[wire.Option, Part] | None:
         """The option `ref` names as `product` offers it now, by key (or, for an older id, by its quote)."""
         return _pick(
-            [(o, p) for o, p in self._quotes(product, now) if ref.option in (o.key(), o.price_option_id)],
+            [(o, p) for o, p in self._quotes(product, now) if ref.option in (_key(o), o.price_option_id)],
             seen,
             ref.quote,
         )
 
-    def _quotes(self, product: _Product | None, now: datetime) -> list[tuple[_Option, Part]]:
+    def _quotes(self, product: wire.Product | None, now: datetime) -> list[tuple[wire.Option, Part]]:
         """Each price option of `product` with the Part it is offered as."""
         if product is None:
             return []
         return [(option, part) for option in product.options if (part := self._part(product, option, now)) is not None]
 
-    def _part(self, product: _Product, option: _Option, now: datetime) -> Part | None:
+    def _part(self, product: wire.Product, option: wire.Option, now: datetime) -> Part | None:
         """The price option as a Part; None for a product or option without the ids an order needs."""
         if product.product_id is None or product.part_number is None or option.price_option_id is None:
             return None
@@ -626,7 +426,7 @@ class PartsSourceClient:
         description = clean_text(product.description or product.part_number, 160)
         return Part(
             vendor=self.key,
-            part_id=encode_part_id(product.product_id, option.key()),
+            part_id=encode_part_id(product.product_id, _key(option)),
             part_number=clean_text(product.part_number, 80),
             name=clean_text(f"{description} ({option.shown_condition()}, {option.shown_choice()})", 200),
             manufacturer=clean_text(product.manufacturer, 120) if product.manufacturer else None,
@@ -711,7 +511,7 @@ class PartsSourceClient:
         return wanted
 
     def _current(
-        self, index: int, quantity: int, known: Part, product: _Product | None, ref: OptionRef, now: datetime
+        self, index: int, quantity: int, known: Part, product: wire.Product | None, ref: OptionRef, now: datetime
     ) -> _Quoted:
         """The item's option as PartsSource quotes it now, priced; `known` is the part as it was looked up."""
         option, part = self._match(product, ref, now, known.unit_price) or (None, None)
@@ -731,7 +531,7 @@ class PartsSourceClient:
         # PartsSource documents no way to read an older quote back, and nothing says whether a newer quote
         # supersedes an older one. The human approved this option at this price; a different price is shown
         # here, and the confirmation binds it.
-        quote_id = encode_quote_id(_product_id(part) or ref.product_id, option.key(), option.price_option_id or "")
+        quote_id = encode_quote_id(_product_id(part) or ref.product_id, _key(option), option.price_option_id or "")
         line = OrderLine.priced(
             part_id=quote_id, part_number=part.part_number, name=part.name, quantity=quantity, unit_price=price
         )
@@ -880,7 +680,7 @@ class PartsSourceClient:
         _, data = await self._http.request(
             "POST", "/orders", json_body=body, headers={"Idempotency-Key": _uuid_key(idempotency_key)}, retry=True
         )
-        answer = read(_Order, self._payload(data), self.key, "order confirmation")
+        answer = read(wire.Order, self._payload(data), self.key, "order confirmation")
         return self._order(answer, request.po_number, request.notes)
 
     async def get_order(self, order_id: str) -> Order:
@@ -889,7 +689,7 @@ class PartsSourceClient:
                 self.key, "order_id: PartsSource order ids are numbers, e.g. 10001.", field="order_id"
             )
         _, data = await self._http.request("GET", f"/orders/{order_id.strip()}", retry=True)
-        return self._order(read(_Order, self._payload(data), self.key, "order"))
+        return self._order(read(wire.Order, self._payload(data), self.key, "order"))
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         """Orders by status, PO and creation date, newest first as PartsSource returns them.
@@ -941,7 +741,7 @@ class PartsSourceClient:
             limit = max(1, min(SEARCH_PAGE, max_orders - len(orders)))
             params = {"q": q, "limit": limit, "offset": offset}
             _, data = await self._http.request("GET", "/orders/search", params=params, retry=True)
-            page = read(_Page[_Order], self._payload(data), self.key, "order search")
+            page = read(wire.Page[wire.Order], self._payload(data), self.key, "order search")
             orders.extend(self._order(hit) for hit in page.items if hit.order_id is not None)
             more = page.pagination.has_more if page.pagination is not None else None
             if not page.items or (more is False) or (more is None and len(page.items) < limit):
@@ -949,7 +749,7 @@ class PartsSourceClient:
             offset += len(page.items)
         return orders[:max_orders]
 
-    def _order(self, answer: _Order, po_number: str | None = None, notes: str | None = None) -> Order:
+    def _order(self, answer: wire.Order, po_number: str | None = None, notes: str | None = None) -> Order:
         if answer.order_id is None:
             raise VendorBadResponse(self.key, "PartsSource sent an order without an orderId")
         lines = [self._line(line) for line in answer.lines]
@@ -975,11 +775,11 @@ class PartsSourceClient:
             details=answer.details(),
         )
 
-    def _line(self, line: _Line) -> OrderLine:
+    def _line(self, line: wire.Line) -> OrderLine:
         unit = self._money(line.price)
         quantity = line.quantity or 0
         return OrderLine(
-            part_id=line.part_id(),
+            part_id=_ordered_part_id(line),
             part_number=clean_text(line.part_number or "?", 80),
             name=clean_text(line.description, 200) if line.description else None,
             quantity=quantity,
@@ -995,14 +795,14 @@ class PartsSourceClient:
 
     def _payload(self, body: Any) -> Any:
         """What the documented wrapper carries as ``data``; a body without the wrapper is its own payload."""
-        envelope = _Envelope.model_validate(body)
+        envelope = wire.Envelope.model_validate(body)
         if not envelope.wraps():
             return body
         if envelope.success is False:
             raise VendorBadResponse(
                 self.key,
                 "PartsSource answered 2xx but reported a failure: "
-                + (_Problem.model_validate(body).text() or "no message"),
+                + (wire.Problem.model_validate(body).text() or "no message"),
             )
         return envelope.data
 
@@ -1014,7 +814,7 @@ class PartsSourceClient:
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
         status = response.status_code
         is_post = response.request.method == "POST" and response.request.url.path.endswith("/orders")
-        message = clean_text(_Problem.model_validate(data).text() or response.reason_phrase or "no message", 400)
+        message = clean_text(wire.Problem.model_validate(data).text() or response.reason_phrase or "no message", 400)
         kw: dict[str, Any] = {"code": f"HTTP_{status}", "status": status}
         if status == 429:
             return VendorRateLimited(
@@ -1086,7 +886,7 @@ class PartsSourceClient:
 # ------------------------------------------------------------------------------------------- helpers
 
 
-def _option_notes(option: _Option, option_id: str, expires: datetime) -> list[str]:
+def _option_notes(option: wire.Option, option_id: str, expires: datetime) -> list[str]:
     condition, choice = option.shown_condition(), option.shown_choice()
     warranty = clean_text(option.warranty or "unstated", 40)
     supplier = f"; supplied by {clean_text(option.supplier, 80)}" if option.supplier else ""
@@ -1133,12 +933,12 @@ def _caveats(quoted: Sequence[_Quoted], options: _Options) -> list[str]:
 
 
 def _pick(
-    quotes: Sequence[tuple[_Option, Part]], seen: Money | None = None, hint: str | None = None
-) -> tuple[_Option, Part] | None:
+    quotes: Sequence[tuple[wire.Option, Part]], seen: Money | None = None, hint: str | None = None
+) -> tuple[wire.Option, Part] | None:
     """The quote to take for one option: priced, at the price the human saw if one is, the quote named if it
     is among them, else the cheapest."""
 
-    def rank(quote: tuple[_Option, Part]) -> tuple[bool, bool, bool, Decimal]:
+    def rank(quote: tuple[wire.Option, Part]) -> tuple[bool, bool, bool, Decimal]:
         price = quote[1].unit_price
         amount = price.amount if price is not None else Decimal(0)
         return price is None, seen is not None and price != seen, quote[0].price_option_id != hint, amount
@@ -1179,13 +979,13 @@ def _retry_after(response: httpx2.Response) -> float | None:
     return max(0.0, value - time.time()) if value > 1e9 else max(0.0, value)
 
 
-def _exact_or_first(query: str, hits: list[_Product]) -> list[_Product]:
+def _exact_or_first(query: str, hits: list[wire.Product]) -> list[wire.Product]:
     # An exact part-number match takes all its products; otherwise the first few hits.
     exact = [hit for hit in hits if _squash(hit.part_number or "") == _squash(query)]
     return exact or hits[:PRODUCTS_PER_QUERY]
 
 
-def _described(hit: _Product) -> tuple[str, str, str]:
+def _described(hit: wire.Product) -> tuple[str, str, str]:
     number = clean_text(hit.part_number or "", 80)
     name = clean_text(hit.description or number, 200)
     # What the catalog search looks at: part number, description and manufacturer.

@@ -10,7 +10,7 @@ capability this vendor does not have; POs are made in Shopmonkey's web app and t
 
 The seed's example JSON and the schema disagree on names (``fullfiledDate``/``fulfilledDate``,
 ``totalPriceCents``/``totalCostCents``, ``number`` string/integer, flat ``items[]``/``parts``+
-``tires``): every one is read, by the wire models below.
+``tires``): every one is read, by the wire models in `parts_mcp.vendors.wire.shopmonkey`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx2
-from pydantic import AliasChoices, AliasPath, BeforeValidator, Field, SecretStr, StrictBool, model_validator
+from pydantic import Field, SecretStr
 
 from parts_mcp.domain import (
     LookupResult,
@@ -40,20 +40,6 @@ from parts_mcp.domain import (
 )
 from parts_mcp.vendors import _parse as parse
 from parts_mcp.vendors._search import MAX_SUGGESTED_QUERIES, name_matches, squash, suggest
-from parts_mcp.vendors._wire import (
-    Amount,
-    Id,
-    Integer,
-    Maybe,
-    Objects,
-    Record,
-    Text,
-    Timestamp,
-    Wire,
-    is_array,
-    is_object,
-    read,
-)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -71,8 +57,13 @@ from parts_mcp.vendors.base import (
     error_for_status,
 )
 from parts_mcp.vendors.registry import VendorKind
+from parts_mcp.vendors.wire import LazyModule, Wire, read
 
-PAGE = 100  # the API's silent cap on `limit`: asking for more returns 100 anyway
+if TYPE_CHECKING:
+    from parts_mcp.vendors.wire import shopmonkey as wire
+else:
+    wire = LazyModule("parts_mcp.vendors.wire.shopmonkey")
+
 MAX_INVENTORY_PAGES = 50  # 5,000 parts: a bound on one look-up's reads, far above a shop's stock list
 MAX_MATCHES_PER_QUERY = 25  # a broad name ("filter") should not flood the model with a whole shelf
 
@@ -99,233 +90,8 @@ _STATUSES = {
 # Fastify-style validation messages name the field as "<location>/<path> must ...".
 _FIELD_IN_MESSAGE = re.compile(r"\b(?:querystring|body|params|headers)[/.]([A-Za-z_][\w.\[\]/]*)")
 _ORDER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-# ------------------------------------------------------------------------------------ wire models
-
-
-def _integral_text(value: Any) -> Any:
-    # `number` is an integer in the schema and a string in older records; 1042.0 and "1042" are PO 1042.
-    number = parse.integer(value)
-    return str(number) if number is not None else value
-
-
-def _array(value: Any) -> Any:
-    # A page whose `data` is no array is not a page: refused, not read as an empty one.
-    if not is_array(value):
-        raise ValueError("not an array")
-    return value
-
-
-_PoNumber = Annotated[Text, BeforeValidator(_integral_text)]
-# The field an error names: a non-blank string, or nothing.
-_Name = Annotated[str | None, BeforeValidator(lambda v: v if isinstance(v, str) and v.strip() else None)]
+# A page's record model, as `_page` reads it.
 R = TypeVar("R", bound=Wire)
-
-
-def _money(cents: int | None, currency: str) -> Money | None:
-    # Shopmonkey sends integer cents with no currency: the shop's configured currency is theirs.
-    return Money.from_minor(cents, currency) if cents is not None else None
-
-
-class _Envelope(Wire):
-    """`{success, data, meta}`: a 2xx that says `success: false` is a refusal, with a message. A bare array
-    carries no envelope."""
-
-    empty_if_not_object = True
-
-    success: Maybe[StrictBool] = None
-    message: Text = None
-
-
-class _Meta(Wire):
-    empty_if_not_object = True  # a meta that is not an object says nothing
-
-    has_more: Maybe[StrictBool] = Field(default=None, validation_alias="hasMore")
-
-
-class _Page(Wire, Generic[R]):
-    """One page of a list call: `data[]` and `meta`, or a bare array (tolerated, with no word on more pages)."""
-
-    data: Annotated[Objects[R], BeforeValidator(_array)]
-    entries_sent: int = 0  # objects or not: a full page hints at another
-    meta: _Meta = Field(default_factory=_Meta)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _enveloped(cls, value: Any) -> Any:
-        body: Any = {"data": value} if is_array(value) else value
-        if is_object(body) and is_array(data := body.get("data")):
-            return {**body, "entries_sent": len(data)}
-        return body
-
-    @property
-    def more(self) -> bool:
-        # Without hasMore, a full page is the only hint that another may follow.
-        return self.meta.has_more if self.meta.has_more is not None else self.entries_sent >= PAGE
-
-
-class _One(Wire, Generic[R]):
-    data: R
-
-
-class _InventoryPart(Record):
-    """An `inventory_part`: the shop's own stock and stored prices (integer cents)."""
-
-    id: Maybe[Id] = None
-    number: Text = None
-    name: Text = None
-    deleted: Annotated[bool, BeforeValidator(bool)] = False
-    location_id: Maybe[Id] = Field(default=None, validation_alias="locationId")
-    wholesale_cost_cents: Integer | None = Field(default=None, validation_alias="wholesaleCostCents")
-    retail_cost_cents: Integer | None = Field(default=None, validation_alias="retailCostCents")
-    # Quantities are numbers in the schema (fluids by the quart): a fraction is no whole count of units.
-    available_quantity: Maybe[Integer] = Field(
-        default=None, validation_alias=AliasChoices("availableQuantity", "quantity")
-    )
-
-    def wholesale(self, currency: str) -> Money | None:
-        return _money(self.wholesale_cost_cents, currency)
-
-    def retail(self, currency: str) -> Money | None:
-        return _money(self.retail_cost_cents, currency)
-
-
-class _Line(Record):
-    """A purchase order's part (`parts[]`); tires and the older flat `items[]` differ in their id field."""
-
-    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryPartId")
-    number: Text = None
-    name: Text = None
-    cost_cents: Integer | None = Field(default=None, validation_alias="costCents")
-    quantity: Amount | None = None
-    status: Text = None
-    received_quantity: Maybe[Integer] = Field(default=None, validation_alias="receivedQuantity")
-
-    def unit_price(self, currency: str) -> Money | None:
-        return _money(self.cost_cents, currency)
-
-    def total(self, currency: str) -> Money | None:
-        unit = self.unit_price(currency)
-        if unit is None or self.quantity is None:
-            return None
-        return Money(amount=unit.amount * self.quantity, currency=unit.currency).rounded()
-
-
-class _TireLine(_Line):
-    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryTireId")
-
-
-class _Item(_Line):
-    """The seed's older shape: one flat `items[]` entry with a `type`, and extra charges of its own."""
-
-    inventory_id: Maybe[Id] = Field(default=None, validation_alias="inventoryItemId")
-    type: Text = None
-    shipping_charge_cents: Integer | None = Field(default=None, validation_alias="shippingChargeCents")
-    core_charges_cents: Integer | None = Field(default=None, validation_alias="coreChargesCents")
-    excise_tax_cents: Integer | None = Field(default=None, validation_alias="exciseTaxCents")
-
-    def charges(self, currency: str) -> list[Money]:
-        cents = (self.shipping_charge_cents, self.core_charges_cents, self.excise_tax_cents)
-        return [Money.from_minor(c, currency) for c in cents if c]
-
-
-class _Fee(Record):
-    """A charge that is not a part (shipping, core charge, disposal ...): no number, no quantity."""
-
-    name: Text = None
-    kind: Text = None
-    amount_cents: Integer | None = Field(default=None, validation_alias="amountCents")
-
-    def amount(self, currency: str) -> Money | None:
-        return _money(self.amount_cents, currency)
-
-
-class _Vendor(Record):
-    name: Text = None
-
-
-class _RepairOrder(Record):
-    """The repair order a purchase order is for."""
-
-    number: Text = None
-    name: Text = None
-    coalesced_name: Text = Field(default=None, validation_alias="coalescedName")
-
-
-class _PoHead(Record):
-    """What a listing reads of a purchase order."""
-
-    number: _PoNumber = None
-    status: Text = None
-    total_cents: Integer | None = Field(
-        default=None, validation_alias=AliasChoices("totalCostCents", "totalPriceCents")
-    )
-    created_date: Timestamp | None = Field(default=None, validation_alias="createdDate")
-    location_id: Maybe[Id] = Field(default=None, validation_alias="locationId")
-
-    def total(self, currency: str) -> Money | None:
-        return _money(self.total_cents, currency)
-
-
-class _Listed(_PoHead):
-    id: Maybe[Id] = None  # a listed record without an id names nothing, and is passed over
-
-
-class _PurchaseOrder(_PoHead):
-    """One purchase order, read whole: `parts[]` + `tires[]` + `fees[]`, or the older flat `items[]`."""
-
-    id: Id
-    parts: Objects[_Line] = ()
-    tires: Objects[_TireLine] = ()
-    items: Objects[_Item] = ()
-    fees: Objects[_Fee] = ()
-    vendor: Maybe[_Vendor] = None
-    order: Maybe[_RepairOrder] = None
-    vendor_id: Text = Field(default=None, validation_alias="vendorId")
-    provider: Text = None
-    invoice_number: Text = Field(default=None, validation_alias="invoiceNumber")
-    repair_order_id: Text = Field(default=None, validation_alias="orderId")
-    note: Text = None
-    updated_date: Timestamp | None = Field(default=None, validation_alias="updatedDate")
-    ordered_date: Timestamp | None = Field(default=None, validation_alias="orderedDate")
-    fulfilled_date: Timestamp | None = Field(
-        default=None, validation_alias=AliasChoices("fulfilledDate", "fullfiledDate")
-    )
-
-
-class _ErrorSource(Wire):
-    code: Text = None
-    message: Text = None
-
-
-class _ErrorData(Wire):
-    field: _Name = None
-    path: _Name = None
-    first_field: _Name = Field(default=None, validation_alias=AliasPath("fields", 0))
-
-
-class _ErrorEntry(Wire):
-    field: _Name = None
-    instance_path: _Name = Field(default=None, validation_alias="instancePath")
-
-
-class _ErrorBody(_ErrorSource):
-    """The documented `{success: false, code, message, data?}`, or an `error` object (older APIs, gateways).
-
-    Every field that does not fit is no word, so an error body always reads: the status still says what failed.
-    """
-
-    empty_if_not_object = True
-
-    error: Maybe[_ErrorSource | str] = None
-    data: Maybe[_ErrorData] = None
-    first_error: Maybe[_ErrorEntry] = Field(default=None, validation_alias=AliasPath("errors", 0))
-
-    def fields_named(self) -> list[str | None]:
-        """Where a refusal names its field: `data.field`, `data.path`, `data.fields[0]`, then `errors[0]`."""
-        data, first = self.data or _ErrorData(), self.first_error or _ErrorEntry()
-        return [data.field, data.path, data.first_field, first.field, first.instance_path]
 
 
 class ShopmonkeySettings(VendorSettingsBase):
@@ -407,17 +173,20 @@ class ShopmonkeyClient:
         # `lookup` already matched every name form and suggested from the whole inventory: nothing more to ask.
         return LookupResult(parts=[], not_found=list(queries))
 
-    async def _inventory(self) -> dict[str, _InventoryPart]:
+    async def _inventory(self) -> dict[str, wire.InventoryPart]:
         """The stocked (not deleted) parts at this location, by id."""
         where: dict[str, Any] = {"locationId": self.location_id} if self.location_id else {}
-        records: dict[str, _InventoryPart] = {}
+        records: dict[str, wire.InventoryPart] = {}
         skip = 0
         for _ in range(MAX_INVENTORY_PAGES):
             # A search writes nothing: safe to retry.
             _, body = await self._http.request(
-                "POST", "/inventory_part/search", json_body={"limit": PAGE, "skip": skip, "where": where}, retry=True
+                "POST",
+                "/inventory_part/search",
+                json_body={"limit": wire.PAGE, "skip": skip, "where": where},
+                retry=True,
             )
-            page = self._page(_Page[_InventoryPart], body, "inventory search")
+            page = self._page(wire.Page[wire.InventoryPart], body, "inventory search")
             for record in page.data:
                 if record.id is not None and not record.deleted and self._at_location(record.location_id):
                     records.setdefault(record.id, record)
@@ -426,7 +195,7 @@ class ShopmonkeyClient:
                 break
         return records
 
-    def _part(self, part_id: str, record: _InventoryPart) -> Part:
+    def _part(self, part_id: str, record: wire.InventoryPart) -> Part:
         # The inventory holds the shop's own stored prices, not a supplier's: the wholesale cost is what the
         # shop last paid (an estimate of the next purchase), the retail price is what it charges customers.
         # Neither is a quote; prefer the cost, and say which one it is.
@@ -484,7 +253,7 @@ class ShopmonkeyClient:
         except VendorNotFound as exc:
             raise VendorNotFound(self.key, hint, code=exc.code, status=exc.status) from exc
         self._check_success(body)
-        return self._order(read(_One[_PurchaseOrder], body, self.key, "purchase order").data)
+        return self._order(read(wire.One[wire.PurchaseOrder], body, self.key, "purchase order").data)
 
     async def list_orders(self, query: OrderQuery, max_orders: int) -> list[OrderSummary]:
         if query.status is not None and query.status not in _STATUSES.values():
@@ -496,11 +265,11 @@ class ShopmonkeyClient:
         # Integrators report result sets that shift between identical calls: dedupe by id, and stop on a page
         # that brings nothing new rather than trusting hasMore forever.
         while len(found) < max_orders:
-            params: dict[str, Any] = {"limit": min(PAGE, max_orders), "skip": skip}
+            params: dict[str, Any] = {"limit": min(wire.PAGE, max_orders), "skip": skip}
             if where:
                 params["where"] = json.dumps(where, separators=(",", ":"))
             _, body = await self._http.request("GET", "/purchase_order", params=params, retry=True)
-            page = self._page(_Page[_Listed], body, "purchase order list")
+            page = self._page(wire.Page[wire.Listed], body, "purchase order list")
             new = {po.id: po for po in page.data if po.id is not None and po.id not in seen}
             seen.update(new)
             for po_id, po in new.items():
@@ -536,7 +305,7 @@ class ShopmonkeyClient:
             where["createdDate"] = created  # bare gte/lte: the API drops Mongo's $gte silently
         return where
 
-    def _order(self, po: _PurchaseOrder) -> Order:
+    def _order(self, po: wire.PurchaseOrder) -> Order:
         lines = self._lines(po)
         priced = [line.line_total for line in lines if line.line_total is not None]
         subtotal = Money.total(priced, self.currency) if lines and len(priced) == len(lines) else None
@@ -557,14 +326,14 @@ class ShopmonkeyClient:
             details={**self._fees(po), **_about(po)},
         )
 
-    def _lines(self, po: _PurchaseOrder) -> list[OrderLine]:
+    def _lines(self, po: wire.PurchaseOrder) -> list[OrderLine]:
         return [
             *(self._line(line, "part") for line in po.parts),
             *(self._line(line, "tire") for line in po.tires),
             *(self._line(item, (item.type or "item").lower()) for item in po.items),
         ]
 
-    def _line(self, line: _Line, kind: str) -> OrderLine:
+    def _line(self, line: wire.Line, kind: str) -> OrderLine:
         quantity = line.quantity
         return OrderLine(
             part_id=line.inventory_id,
@@ -579,7 +348,7 @@ class ShopmonkeyClient:
             received_quantity=line.received_quantity,
         )
 
-    def _fees(self, po: _PurchaseOrder) -> dict[str, Any]:
+    def _fees(self, po: wire.PurchaseOrder) -> dict[str, Any]:
         # Fees (shipping, core charges, disposal ...) are not parts: no number, no quantity. They stay out of
         # `lines`, so the lines compare one to one with the parts and tires on the PO, and are listed in details
         # with their sum; the vendor's total includes them (and the older items' own extra charges).
@@ -600,7 +369,7 @@ class ShopmonkeyClient:
             details["fees_total"] = Money.total(charges, self.currency).model_dump(mode="json")
         return details
 
-    def _summary(self, order_id: str, po: _PoHead) -> OrderSummary:
+    def _summary(self, order_id: str, po: wire.PoHead) -> OrderSummary:
         return OrderSummary(
             vendor=self.key,
             order_id=order_id,
@@ -621,13 +390,13 @@ class ShopmonkeyClient:
         return self.location_id is None or location_id in (None, self.location_id)
 
     def _check_success(self, body: Any) -> None:
-        envelope = read(_Envelope, body, self.key, "answer")
+        envelope = read(wire.Envelope, body, self.key, "answer")
         if envelope.success is False:
             # A 2xx that says it failed: not something to build an answer from.
             message = clean_text(envelope.message or "no message", 200)
             raise VendorBadResponse(self.key, f"Shopmonkey answered success=false: {message}")
 
-    def _page(self, model: type[_Page[R]], body: Any, what: str) -> _Page[R]:
+    def _page(self, model: type[wire.Page[R]], body: Any, what: str) -> wire.Page[R]:
         """One list page's records, and whether the API says more follow."""
         self._check_success(body)
         return read(model, body, self.key, what)
@@ -635,9 +404,9 @@ class ShopmonkeyClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        body = read(_ErrorBody, data, self.key, "error")
+        body = read(wire.ErrorBody, data, self.key, "error")
         # The documented shape is flat; an `error` object (older APIs, gateways) is read as well.
-        source = body.error if isinstance(body.error, _ErrorSource) else body
+        source = body.error if isinstance(body.error, wire.ErrorSource) else body
         said = body.error if isinstance(body.error, str) else None
         code = source.code or f"HTTP_{response.status_code}"
         message = clean_text(source.message or said or response.reason_phrase or "no message", 300)
@@ -655,8 +424,8 @@ class ShopmonkeyClient:
         return error_for_status(self.key, "Shopmonkey", response, message, field=_field(body, message), code=code)
 
 
-def _field(body: _ErrorBody, message: str) -> str | None:
-    """The field a refusal names (see `_ErrorBody.fields_named`), else the one its message names."""
+def _field(body: wire.ErrorBody, message: str) -> str | None:
+    """The field a refusal names (see `wire.ErrorBody.fields_named`), else the one its message names."""
     named = next((name for name in body.fields_named() if name is not None), None)
     if named is not None:
         found = _FIELD_IN_MESSAGE.search(named)
@@ -665,7 +434,7 @@ def _field(body: _ErrorBody, message: str) -> str | None:
     return found.group(1) if found else None
 
 
-def _about(po: _PurchaseOrder) -> dict[str, str]:
+def _about(po: wire.PurchaseOrder) -> dict[str, str]:
     """The purchase order's vendor, provider, invoice, repair order and dates, as details."""
     texts = {
         "vendor_name": po.vendor.name if po.vendor else None,
@@ -693,7 +462,7 @@ def _iso_z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _match(inventory: Mapping[str, _InventoryPart], query: str) -> list[tuple[str, _InventoryPart]]:
+def _match(inventory: Mapping[str, wire.InventoryPart], query: str) -> list[tuple[str, wire.InventoryPart]]:
     """Inventory records (with their ids) for one query: the exact part number if there is one, else every word.
 
     Part numbers are compared without case, spaces or punctuation ("17d-1210ch" is 17D1210CH). A query
@@ -710,7 +479,7 @@ def _match(inventory: Mapping[str, _InventoryPart], query: str) -> list[tuple[st
     return [(i, r) for i, r in stock if name_matches(query, f"{r.name or ''} {r.number or ''}")]
 
 
-def _described(record: _InventoryPart) -> tuple[str, str]:
+def _described(record: wire.InventoryPart) -> tuple[str, str]:
     number = clean_text(record.number or "", 80)
     return number, clean_text(record.name or number, 200)
 

@@ -15,31 +15,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import anyio
 import httpx2
-from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import SecretStr
 
 from parts_mcp.domain import LookupResult, Money, Order, OrderLine, OrderStatus, OrderSummary, Part, Preview, PriceBasis
 from parts_mcp.vendors import part_ids
 from parts_mcp.vendors._search import is_part_number, judge, number_variants, search_words
 from parts_mcp.vendors._together import each
-from parts_mcp.vendors._wire import (
-    Amount,
-    Id,
-    Integer,
-    Label,
-    Maybe,
-    Record,
-    Rows,
-    Text,
-    Timestamp,
-    Wire,
-    is_array,
-    is_object,
-    read,
-)
 from parts_mcp.vendors.base import (
     Capabilities,
     HttpPolicy,
@@ -59,6 +44,12 @@ from parts_mcp.vendors.base import (
     error_for_status,
 )
 from parts_mcp.vendors.registry import VendorKind
+from parts_mcp.vendors.wire import LazyModule, read
+
+if TYPE_CHECKING:
+    from parts_mcp.vendors.wire import skynet as wire
+else:
+    wire = LazyModule("parts_mcp.vendors.wire.skynet")
 
 BATCH = 50  # the documented maximum entries per catalog call
 CONCURRENCY = 4  # catalog calls in flight at once (no documented rate limit)
@@ -68,135 +59,10 @@ _FIELD_IN_MESSAGE = re.compile(
     r"\b(items(?:\[\d+\])?(?:\.\w+)?|po_number|notes|part_numbers|part_names|Idempotency-Key)\b"
 )
 _NOTES_LIMIT = 500
-# INSUFFICIENT_INVENTORY's details are undocumented: the names a list of short items may come under.
-_SHORT_LISTS = ("items", "short_items", "insufficient", "parts")
 _LIST_PRICES = (
     "Prices are Skynet's list prices: the order is billed at your account's B2B price, which may be lower. "
     "The placed order reports the actual total."
 )
-
-# ------------------------------------------------------------------------------ wire models
-
-
-def _money(value: Any) -> Money:
-    price = _Price.model_validate(value)
-    return Money(amount=price.amount, currency=price.currency)
-
-
-Price = Annotated[Money, BeforeValidator(_money)]
-"""Domain money from Skynet's {"amount": "12.40", "currency": "USD"} (a JSON number amount too)."""
-
-
-class _Price(Wire):
-    amount: Amount
-    currency: str
-
-
-class _CatalogPart(Record):
-    """One of POST /catalog's found_parts."""
-
-    token: Id = Field(validation_alias="part_id")  # Skynet's part_id: new per look-up, valid about an hour
-    part_number: Label
-    title: Text = None
-    vendor: Text = None
-    price: Maybe[Price] = None  # the list price
-    available_stock: Maybe[Integer] = None
-    status: Text = None
-
-    def orderable(self) -> bool:
-        """Only ACTIVE is documented as orderable: a status sent as anything else (even unreadably) is not;
-        none at all says nothing against ordering."""
-        return self.status == "ACTIVE" or "status" not in self.model_fields_set
-
-
-class _Catalog(Record):
-    empty_if_not_object = True
-
-    found_parts: Rows[_CatalogPart] = ()
-    not_found: Rows[str] = ()  # the request's own strings, echoed
-
-
-class _Line(Record):
-    """A line of the placed order: its unit price is the account's B2B price, not the list price."""
-
-    part_number: Text = None
-    title: Text = None
-    quantity: Maybe[Integer] = None
-    unit_price: Maybe[Price] = None
-    line_total: Maybe[Price] = None
-
-
-class _Order(Record):
-    """POST /orders' order. The names of its total and timestamp are undocumented: the likely spellings."""
-
-    order_id: Id
-    status: Text = None
-    po_number: Text = None
-    line_items: Rows[_Line] = ()
-    total: Maybe[Price] = Field(
-        default=None, validation_alias=AliasChoices("total", "order_total", "total_amount", "grand_total", "subtotal")
-    )
-    created_at: Maybe[Timestamp] = Field(
-        default=None, validation_alias=AliasChoices("created_at", "createdAt", "created", "timestamp", "placed_at")
-    )
-
-    def amount(self) -> Money | None:
-        """The order's total, or else the sum of its lines when every line has one."""
-        if self.total is not None:
-            return self.total
-        totals = [line.line_total for line in self.line_items if line.line_total is not None]
-        if totals and len(totals) == len(self.line_items):
-            return Money.total(totals, totals[0].currency)
-        return None
-
-
-class _Placed(Record):
-    order: _Order
-
-
-class _ShortItem(Record):
-    """A line Skynet has too little stock for (its shape is undocumented: these are the likely names)."""
-
-    part_id: Text = None
-    part_number: Text = None
-    requested: Maybe[Integer] = None
-    available: Maybe[Integer] = None
-
-    def described(self) -> str:
-        named = clean_text(self.part_number or self.part_id, 80)
-        return f"{named}: requested {self.requested}, available {self.available}"
-
-
-class _Shortfall(Wire):
-    """INSUFFICIENT_INVENTORY's details: a list under one of the common names, or a {part: available} map."""
-
-    items: Rows[_ShortItem] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _listed(cls, data: Any) -> Any:
-        if not is_object(data):
-            return {}
-        listed = next((data[name] for name in _SHORT_LISTS if is_array(data.get(name))), None)
-        if listed is not None:
-            return {"items": listed}
-        return {"items": [{"part_number": name, "available": n} for name, n in data.items() if isinstance(n, int)]}
-
-
-class _Error(Record):
-    empty_if_not_object = True
-
-    code: Text = None
-    message: Text = None
-    details: _Shortfall = Field(default_factory=_Shortfall)
-
-
-class _ErrorBody(Record):
-    """Skynet's error envelope, {"success": false, "error": {"code", "message", "details"}}, read as far as it goes."""
-
-    empty_if_not_object = True
-
-    error: _Error = Field(default_factory=_Error)
 
 
 class _Offer(NamedTuple):
@@ -265,21 +131,21 @@ class SkynetClient:
     async def _catalog(self, entries: Sequence[tuple[str, str]]) -> tuple[list[_Offer], list[str]]:
         """Ask /catalog for (part_numbers | part_names, text) entries, 50 a call: what it has, and what it lacked."""
 
-        async def batch(start: int) -> _Catalog:
+        async def batch(start: int) -> wire.Catalog:
             body: dict[str, list[str]] = {}
             for field, text in entries[start : start + BATCH]:
                 body.setdefault(field, []).append(text)
             async with self._cap:
                 # Catalog look-ups write nothing: safe to retry.
                 _, data = await self._http.request("POST", "/catalog", json_body=body, retry=True)
-            return read(_Catalog, data, self.key, "catalog answer")
+            return read(wire.Catalog, data, self.key, "catalog answer")
 
         # The batches go together, their answers kept in the order asked.
         answers = (await each(range(0, len(entries), BATCH), batch)).values()
         offers = [_Offer(self._part(found), found.token) for answer in answers for found in answer.found_parts]
         return offers, [clean_text(query, 120) for answer in answers for query in answer.not_found]
 
-    def _part(self, found: _CatalogPart) -> Part:
+    def _part(self, found: wire.CatalogPart) -> Part:
         number = clean_text(found.part_number, 80)
         return Part(
             vendor=self.key,
@@ -396,7 +262,7 @@ class SkynetClient:
         return self._order(data, request)
 
     def _order(self, data: Any, request: OrderRequest) -> Order:
-        order = read(_Placed, data, self.key, "order confirmation").order
+        order = read(wire.Placed, data, self.key, "order confirmation").order
         total = order.amount()
         vendor_status = order.status or "draft"
         return Order(
@@ -429,7 +295,7 @@ class SkynetClient:
     # ------------------------------------------------------------------------------------- errors
 
     def _map_error(self, response: httpx2.Response, data: Any) -> VendorError:
-        error = read(_ErrorBody, data, self.key, "error answer").error
+        error = read(wire.ErrorBody, data, self.key, "error answer").error
         code = error.code or f"HTTP_{response.status_code}"
         message = clean_text(error.message or response.reason_phrase or "no message", 300)
         kw: dict[str, Any] = {"code": code, "status": response.status_code}
@@ -469,7 +335,7 @@ class SkynetClient:
             case _:
                 return error_for_status(self.key, "Skynet", response, message, code=code)
 
-    def _out_of_stock(self, shortfall: _Shortfall, kw: Mapping[str, Any]) -> VendorOutOfStock:
+    def _out_of_stock(self, shortfall: wire.Shortfall, kw: Mapping[str, Any]) -> VendorOutOfStock:
         listed = "; ".join(item.described() for item in shortfall.items)
         return VendorOutOfStock(
             self.key,
@@ -491,7 +357,7 @@ def _parts(offers: Iterable[_Offer]) -> list[Part]:
     return [offer.part for offer in _first_each(offers, lambda offer: offer.part.part_id).values()]
 
 
-def _order_line(line: _Line) -> OrderLine:
+def _order_line(line: wire.Line) -> OrderLine:
     return OrderLine(
         part_number=clean_text(line.part_number or "?", 80),
         name=clean_text(line.title, 200) if line.title else None,
