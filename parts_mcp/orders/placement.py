@@ -1,10 +1,11 @@
 """Guarded placement: record the confirmed intent durably, then send it once; finish what was interrupted.
 
-`place` claims the intent in one ledger transaction (the unique (vendor, PO) key, the single-use
-token, the daily budget) and only then calls the vendor. `resume` answers a repeated PO from the
-ledger or finishes its intent. What to do after a lost answer is decided by the pure functions of
-`reconcile`; `_drive` only gathers the evidence they ask for and carries their decision out.
-Within a process, same-PO calls queue on a lock; across processes sharing the ledger, a lease decides.
+`place` checks the human's confirmation (`confirming`), claims the intent in one ledger transaction
+(the unique (vendor, PO) key, the single-use token, the daily budget) and only then calls the vendor.
+`resume` answers a repeated PO from the ledger or finishes its intent. What to do after a lost answer
+is decided by the pure functions of `reconcile`; `_drive` only gathers the evidence they ask for and
+carries their decision out. Within a process, same-PO calls queue on a lock; across processes sharing
+the ledger, a lease decides.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import Literal
 from parts_mcp.domain import Money, Order, OrderStatus, Preview
 from parts_mcp.orders import billing, reconcile
 from parts_mcp.orders.billing import total_warnings
-from parts_mcp.orders.guard import ConfirmationTokens, GuardError, TokenError
+from parts_mcp.orders.confirming import Confirmations
+from parts_mcp.orders.guard import GuardError
 from parts_mcp.orders.ledger import ClaimResult, Intent, Ledger
 from parts_mcp.orders.preparing import Preparer
 from parts_mcp.orders.reconcile import Action, Decision, Facts, Look
@@ -36,7 +38,6 @@ from parts_mcp.orders.results import (
     AwaitingApproval,
     BilledAboveApproval,
     Clock,
-    ConfirmationRequired,
     GuardPolicy,
     NewOrder,
     Outcome,
@@ -58,7 +59,7 @@ class Placement:
         vendor: Callable[[str], VendorClient],
         ledger: Ledger,
         policy: GuardPolicy,
-        tokens: ConfirmationTokens,
+        confirmations: Confirmations,
         preparer: Preparer,
         *,
         accounts: dict[str, str],
@@ -68,27 +69,12 @@ class Placement:
     ) -> None:
         self._vendor = vendor
         self._ledger = ledger
-        self._policy = policy
-        self._tokens = tokens
+        self._confirmations = confirmations
         self._preparer = preparer
         self._owner = owner
         self._locks = locks
         self._clock = clock
         self.records = Recorder(ledger, policy, clock, accounts=accounts, owner=owner, locks=locks)
-
-    async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
-        """A preview and a token to confirm it with; nothing is written but an audit entry."""
-        confirmation = self._tokens.mint(order.request, order.content_hash, order.preview)
-        await self._ledger.audit(
-            "previewed",
-            actor=actor,
-            vendor=order.request.vendor,
-            po_number=order.request.po_number,
-            total=str(order.preview.total),
-            content_hash=order.content_hash,
-            token_id=confirmation.token_id,
-        )
-        return ConfirmationRequired(order.preview, confirmation.token, confirmation.expires_at)
 
     async def place(
         self,
@@ -107,10 +93,10 @@ class Placement:
             VendorError: the vendor definitively refused; nothing was ordered.
         """
         if confirmed_by == "token":
-            token_id = await self._verify(order, actor, confirmation_token, confirmed_total)
+            token_id = await self._confirmations.token(order, actor, confirmation_token, confirmed_total)
         else:
             # A form can stay open for minutes: the price the human saw must still hold when we send.
-            token_id, order = None, await self._still_priced(order, actor)
+            token_id, order = None, await self._confirmations.still_priced(order, actor)
         await self._preparer.check_limits(order.preview, order.principal)
         intent = self.records.intent(order, f"{confirmed_by}:{actor}")
         request = order.request
@@ -152,49 +138,6 @@ class Placement:
             # Another call may have finished this intent while we waited.
             current = await self._ledger.get(request.vendor, request.po_number) or repeat.existing
             return await self._finish(current, request, actor)
-
-    async def _still_priced(self, order: NewOrder, actor: str) -> NewOrder:
-        """The order at the vendor's price now, if no higher than what the human approved.
-
-        Raises:
-            GuardError: PRICE_CHANGED, a price rose (or the lines changed) since the human saw them.
-        """
-        approved = order.preview
-        now = await self._preparer.reprice(self._vendor(order.request.vendor), order)
-        rise = billing.price_rise(approved, now)
-        if rise is None:
-            # Send at today's price, held to the bound the human approved.
-            return replace(order, preview=now.model_copy(update={"approval_limit": approved.approval_limit}))
-        await self._ledger.audit(
-            "confirmation_refused",
-            actor=actor,
-            vendor=order.request.vendor,
-            po_number=order.request.po_number,
-            reason="PRICE_CHANGED",
-            approved=str(approved.total),
-            now=str(now.total),
-        )
-        raise GuardError(
-            f"{rise} since the user approved the order, so it was not sent; nothing was ordered. Call place_order "
-            "again with the same arguments: the user will see the new price and can approve it or not.",
-            field="items",
-            code="PRICE_CHANGED",
-        )
-
-    async def _verify(self, order: NewOrder, actor: str, token: str | None, confirmed_total: str | None) -> str:
-        if token is None:
-            raise TokenError("is required.", field="confirmation_token")
-        try:
-            return self._tokens.verify(token, order.request, order.content_hash, order.preview, confirmed_total)
-        except TokenError as exc:
-            await self._ledger.audit(
-                "confirmation_refused",
-                actor=actor,
-                vendor=order.request.vendor,
-                po_number=order.request.po_number,
-                reason=exc.code,
-            )
-            raise
 
     async def _finish(self, intent: Intent, request: OrderRequest, actor: str) -> Outcome:
         """Answer a settled intent, or drive an unsettled one under this process's lease."""

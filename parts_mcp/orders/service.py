@@ -4,6 +4,7 @@ Each tool makes one call here, and each call hands over to the module that does 
 
 - `lookup.Lookup`: every vendor at once, a second look for what nobody found.
 - `preparing.Preparer`: policy, parts, the vendor's price — a `NewOrder` or a `Repeat`; nothing written.
+- `confirming.Confirmations`: the preview's single-use token, and the checks that a confirmation holds.
 - `placement.Placement`: the confirmed intent recorded, then sent once; interrupted intents finished
   (the decisions are `reconcile`'s, the states and transitions `states`').
 - `reading.Reading`: one order, or a merged page of orders.
@@ -19,6 +20,7 @@ from typing import Any, Literal
 
 from parts_mcp.domain import OrderItem, OrderStatus
 from parts_mcp.orders.approvals import ApprovalDesk, ApprovalLink, ApprovalRequest
+from parts_mcp.orders.confirming import Confirmations
 from parts_mcp.orders.guard import ConfirmationTokens, GuardError
 from parts_mcp.orders.ledger import Ledger, lease_owner
 from parts_mcp.orders.lookup import MAX_LOOKED_AGAIN, MAX_SUGGESTIONS, Lookup
@@ -70,11 +72,12 @@ class OrdersService:
         self.parts = parts
         self._lookup = Lookup(parts, lookup_deadline)
         self._prepare = Preparer(ledger, policy, parts, clock)
+        self._confirmations = Confirmations(ledger, tokens, self._prepare, self.vendor)
         self._placement = Placement(
             self.vendor,
             ledger,
             policy,
-            tokens,
+            self._confirmations,
             self._prepare,
             accounts=dict(accounts or {}),
             owner=owner or lease_owner(),
@@ -120,7 +123,7 @@ class OrdersService:
         return await self._prepare(self.vendor(vendor), po_number, items, notes, options, principal)
 
     async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
-        return await self._placement.confirmation_required(order, actor)
+        return await self._confirmations.required(order, actor)
 
     async def place(
         self,
