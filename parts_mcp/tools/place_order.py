@@ -30,6 +30,7 @@ from parts_mcp.orders.results import (
     Prepared,
     Repeat,
 )
+from parts_mcp.orders.service import OrdersService
 from parts_mcp.tools import text
 from parts_mcp.tools.context import AppCtx, actor, app, principal, shows_forms, shows_links
 from parts_mcp.tools.options import OrderOptions
@@ -174,34 +175,9 @@ async def place_order(
     state = app(ctx)
     service = state.service
     who = actor(ctx)
-    human = answer.data if isinstance(answer, AcceptedElicitation) else None
-    if not isinstance(answer, AcceptedElicitation) or (isinstance(human, ConfirmOrder) and not human.place_order):
-        await service.ledger.audit(
-            "human_declined",
-            actor=who,
-            vendor=vendor,
-            po_number=prepared.request.po_number,
-            action=getattr(answer, "action", "decline"),
-        )
-        raise GuardError(
-            "the user did not approve this order, so nothing was ordered. Do not retry unless the user asks for a "
-            "changed order.",
-            field="confirmation",
-            code="DECLINED",
-        )
-    if (
-        confirmed_total is not None
-        and confirmation_token is None
-        and isinstance(prepared, NewOrder)
-        and human is None
-        and route(ctx, prepared) == "token"
-    ):
-        raise GuardError(
-            "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
-            "to get a preview and a token, show the preview to the user, then confirm with both.",
-            field="confirmed_total",
-            code="TOKEN_REQUIRED",
-        )
+    human = await _unless_declined(answer, service, who, vendor, prepared)
+    if confirmed_total is not None and confirmation_token is None and human is None:
+        _token_required(ctx, prepared)
 
     outcome: ConfirmationRequired | Outcome
     if isinstance(prepared, Repeat):
@@ -228,6 +204,43 @@ async def place_order(
             confirmed_total=confirmed_total,
         )
     return _result(outcome, prepared, state.sandbox, service.vendor(vendor).status_help)
+
+
+async def _unless_declined(
+    answer: ElicitationResult[ConfirmOrder], service: OrdersService, who: str, vendor: str, prepared: Prepared
+) -> ConfirmOrder | None:
+    """The human's answer to the form (None when no form was shown).
+
+    Raises:
+        GuardError: DECLINED, the user said no or closed the form; audited, nothing ordered.
+    """
+    human = answer.data if isinstance(answer, AcceptedElicitation) else None
+    if isinstance(answer, AcceptedElicitation) and not (isinstance(human, ConfirmOrder) and not human.place_order):
+        return human
+    await service.ledger.audit(
+        "human_declined",
+        actor=who,
+        vendor=vendor,
+        po_number=prepared.request.po_number,
+        action=getattr(answer, "action", "decline"),
+    )
+    raise GuardError(
+        "the user did not approve this order, so nothing was ordered. Do not retry unless the user asks for a "
+        "changed order.",
+        field="confirmation",
+        code="DECLINED",
+    )
+
+
+def _token_required(ctx: AppCtx, prepared: Prepared) -> None:
+    """A confirmed_total without its token, where a token is how this order is confirmed, is refused."""
+    if isinstance(prepared, NewOrder) and route(ctx, prepared) == "token":
+        raise GuardError(
+            "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
+            "to get a preview and a token, show the preview to the user, then confirm with both.",
+            field="confirmed_total",
+            code="TOKEN_REQUIRED",
+        )
 
 
 def _result(
