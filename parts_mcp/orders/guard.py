@@ -173,32 +173,37 @@ class ConfirmationTokens:
                 field="confirmation_token",
                 code="TOKEN_CONTENT_CHANGED",
             )
-        if confirmed_total is None:
-            raise TokenError(
-                f"confirmed_total is required with confirmation_token: the total the user confirmed, e.g. "
-                f'"{preview.total}".',
-                field="confirmed_total",
-                code="TOTAL_REQUIRED",
-            )
-        try:
-            confirmed = Money.parse(confirmed_total)
-        except ValueError as exc:
-            raise TokenError(
-                f'confirmed_total: {exc}. Pass the previewed total exactly, e.g. "{preview.total}".',
-                field="confirmed_total",
-                code="TOTAL_MALFORMED",
-            ) from exc
-        if confirmed != preview.total:
-            raise TokenError(
-                f"confirmed_total {confirmed_total!r} is not the previewed total {preview.total}. Nothing was "
-                "ordered. Show the preview to the user and confirm exactly that total.",
-                field="confirmed_total",
-                code="TOTAL_MISMATCH",
-            )
+        _check_total(confirmed_total, preview)
         return str(payload["id"])
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+
+
+def _check_total(confirmed_total: str | None, preview: Preview) -> None:
+    """The total the user confirmed is given, well formed and exactly the previewed total."""
+    if confirmed_total is None:
+        raise TokenError(
+            f"confirmed_total is required with confirmation_token: the total the user confirmed, e.g. "
+            f'"{preview.total}".',
+            field="confirmed_total",
+            code="TOTAL_REQUIRED",
+        )
+    try:
+        confirmed = Money.parse(confirmed_total)
+    except ValueError as exc:
+        raise TokenError(
+            f'confirmed_total: {exc}. Pass the previewed total exactly, e.g. "{preview.total}".',
+            field="confirmed_total",
+            code="TOTAL_MALFORMED",
+        ) from exc
+    if confirmed != preview.total:
+        raise TokenError(
+            f"confirmed_total {confirmed_total!r} is not the previewed total {preview.total}. Nothing was "
+            "ordered. Show the preview to the user and confirm exactly that total.",
+            field="confirmed_total",
+            code="TOTAL_MISMATCH",
+        )
 
 
 def _b64(raw: bytes) -> str:
