@@ -2,7 +2,8 @@
 
 A preview gets a single-use token bound to the exact request, content and total (`required`); a
 confirmed call's token is verified against the same (`token`); a form's approval is held to the
-vendor's price when it is sent (`still_priced`). Every refusal is audited; nothing here writes an intent.
+vendor's price when it is sent (`still_priced`). Every refusal of a given token or approved price is
+audited (a missing token is only refused); nothing here writes an intent.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Apigee (vendors.md). Not in the API: listing or searching orders and idempotency
 answer to an order is never resent; the user checks the DMS for the orderReference (our PO).
 
 The parts search and price-availability paths and shapes come from a third-party client, not from
-Keyloop: they live in the constants below, and their readers accept every shape seen or plausible.
+Keyloop: they live in the constants below, and their readers (`vendors.wire.keyloop`) accept every
+shape seen or plausible.
 """
 
 from __future__ import annotations

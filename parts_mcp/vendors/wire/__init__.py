@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
+from types import ModuleType
 from typing import Annotated, Any, ClassVar, TypeGuard, TypeVar
 
 from pydantic import (
@@ -47,14 +48,22 @@ class LazyModule:
     """Stands in for a module until an attribute is first read from it, which imports it.
 
     Not `importlib.util.LazyLoader`: on Python 3.11 two threads reading it first can both run the module
-    (gh-114763). Every read here goes through `importlib.import_module`, whose import lock runs it once.
+    (gh-114763). The first reads go through `importlib.import_module`, whose import lock runs it once and
+    returns only a module that has run to its end; that module is then kept. A mistake in a wire module
+    shows at its vendor's first answer, not at start: each vendor's tests read every answer model.
     """
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._module: ModuleType | None = None
 
     def __getattr__(self, attribute: str) -> Any:
-        return getattr(importlib.import_module(self._name), attribute)
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attribute)
+
+    def __repr__(self) -> str:
+        return f"<LazyModule {self._name!r}>"
 
 
 def is_object(value: Any) -> TypeGuard[dict[str, Any]]:
