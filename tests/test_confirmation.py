@@ -105,6 +105,8 @@ async def test_declining_cancelling_or_unticking_writes_nothing(
         assert "DECLINED" in text
     assert auto_world.skynet_orders == []
     assert await auto_world.ledger.get("skynet", "PO-E2") is None
+    [declined] = [e for e in await auto_world.ledger.audit_log() if e.event == "human_declined"]
+    assert (declined.vendor, declined.po_number, declined.detail["action"]) == ("skynet", "PO-E2", action)
 
 
 @pytest.mark.parametrize("mode", MODES)

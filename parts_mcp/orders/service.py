@@ -122,6 +122,13 @@ class OrdersService:
     ) -> Prepared:
         return await self._prepare(self.vendor(vendor), po_number, items, notes, options, principal)
 
+    async def declined(self, order: Prepared, actor: str, action: str) -> None:
+        """The person declined (or closed) the form for this order: audited; nothing was claimed or sent."""
+        request = order.request
+        await self.ledger.audit(
+            "human_declined", actor=actor, vendor=request.vendor, po_number=request.po_number, action=action
+        )
+
     async def confirmation_required(self, order: NewOrder, actor: str) -> ConfirmationRequired:
         return await self._confirmations.required(order, actor)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import AcceptedElicitation, Elicit, ElicitationResult, Resolve
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
@@ -175,16 +175,14 @@ async def place_order(
     state = app(ctx)
     service = state.service
     who = actor(ctx)
-    human = await _unless_declined(answer, service, who, vendor, prepared)
-    if confirmed_total is not None and confirmation_token is None and human is None:
-        _token_required(ctx, prepared)
+    human = await _unless_declined(answer, prepared, who, service)
 
     outcome: ConfirmationRequired | Outcome
     if isinstance(prepared, Repeat):
         outcome = await service.resume(prepared, who)
     elif isinstance(human, ConfirmOrder):
         outcome = await service.place(prepared, actor=who, confirmed_by="elicitation")
-    elif route(ctx, prepared) == "approval":
+    elif (how := route(ctx, prepared)) == "approval":
         if confirmation_token is not None:
             raise GuardError(
                 "this server takes no confirmation tokens: a person approves each order on an approval page. Call "
@@ -194,6 +192,13 @@ async def place_order(
             )
         outcome = await _request_approval(prepared, who, ctx)
     elif confirmation_token is None:
+        if confirmed_total is not None and how == "token":
+            raise GuardError(
+                "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
+                "to get a preview and a token, show the preview to the user, then confirm with both.",
+                field="confirmed_total",
+                code="TOKEN_REQUIRED",
+            )
         outcome = await service.confirmation_required(prepared, who)
     else:
         outcome = await service.place(
@@ -207,40 +212,25 @@ async def place_order(
 
 
 async def _unless_declined(
-    answer: ElicitationResult[ConfirmOrder], service: OrdersService, who: str, vendor: str, prepared: Prepared
+    answer: ElicitationResult[ConfirmOrder], prepared: Prepared, who: str, service: OrdersService
 ) -> ConfirmOrder | None:
-    """The human's answer to the form (None when no form was shown).
+    """The person's answer to the form (None when no form was asked).
 
     Raises:
-        GuardError: DECLINED, the user said no or closed the form; audited, nothing ordered.
+        GuardError: DECLINED, the person said no or closed the form; audited, nothing ordered.
     """
-    human = answer.data if isinstance(answer, AcceptedElicitation) else None
-    if isinstance(answer, AcceptedElicitation) and not (isinstance(human, ConfirmOrder) and not human.place_order):
-        return human
-    await service.ledger.audit(
-        "human_declined",
-        actor=who,
-        vendor=vendor,
-        po_number=prepared.request.po_number,
-        action=getattr(answer, "action", "decline"),
-    )
+    if isinstance(answer, AcceptedElicitation):
+        # The SDK hands `ask_human`'s None (no form asked) back as accepted, with None for the data.
+        human = cast("ConfirmOrder | None", answer.data)
+        if human is None or human.place_order:
+            return human
+    await service.declined(prepared, who, getattr(answer, "action", "decline"))
     raise GuardError(
         "the user did not approve this order, so nothing was ordered. Do not retry unless the user asks for a "
         "changed order.",
         field="confirmation",
         code="DECLINED",
     )
-
-
-def _token_required(ctx: AppCtx, prepared: Prepared) -> None:
-    """A confirmed_total without its token, where a token is how this order is confirmed, is refused."""
-    if isinstance(prepared, NewOrder) and route(ctx, prepared) == "token":
-        raise GuardError(
-            "needs the confirmation_token from this order's preview. Call place_order without confirmed_total "
-            "to get a preview and a token, show the preview to the user, then confirm with both.",
-            field="confirmed_total",
-            code="TOKEN_REQUIRED",
-        )
 
 
 def _result(
